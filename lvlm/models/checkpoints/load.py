@@ -1,0 +1,90 @@
+"""``VideoLLaVA.from_pretrained``: detect a directory's layout from its files and load it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lvlm.models.checkpoints.hf_layout import load_hf
+from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
+from lvlm.models.checkpoints.languagebind import LANGUAGEBIND_TYPES, load_languagebind_tower
+from lvlm.models.checkpoints.lvlm_layout import CONFIG_NAME, load_lvlm
+from lvlm.models.checkpoints.original_layout import is_original_config, load_original
+from lvlm.models.language_model import LanguageModel, _dtype
+
+
+def detect_layout(directory: Path) -> str:
+    """``lvlm``, ``hf``, ``original``, ``languagebind`` (a tower) or ``causal_lm`` (a plain LLM)."""
+    if (directory / CONFIG_NAME).is_file():
+        return "lvlm"
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{directory}: no {CONFIG_NAME} or config.json; not a checkpoint directory")
+    config = json.loads(config_path.read_text())
+    if config.get("model_type") == "video_llava":
+        return "hf"
+    if is_original_config(config):
+        return "original"
+    if config.get("model_type") in LANGUAGEBIND_TYPES:
+        return "languagebind"
+    return "causal_lm"
+
+
+def load_model(
+    path_or_hub_id: str | Path,
+    torch_dtype: str | torch.dtype | None = None,
+    image_tower: Any = None,
+    video_tower: Any = None,
+    projector: str = "mlp2x_gelu",
+    tokenizer: Any = None,
+    attn_implementation: str = "sdpa",
+):
+    """Load a model from any supported layout.
+
+    Args:
+        path_or_hub_id: a local directory, or a hub id found in the local cache (or downloaded when online).
+        torch_dtype: cast the loaded model to this dtype.
+        image_tower, video_tower: for the original layout, local tower directories overriding the hub names in
+            its config; for a plain LLM directory, the towers to assemble (directories or tower modules).
+        projector: for a plain LLM directory, the new projector's kind.
+        tokenizer: for a plain LLM directory, a tokenizer to grow with the placeholder tokens.
+        attn_implementation: for a plain LLM directory, the LLM's attention.
+    """
+    from lvlm.models.video_llava import VideoLLaVA
+
+    directory = resolve_checkpoint_dir(path_or_hub_id)
+    dtype = _dtype(torch_dtype)
+    layout = detect_layout(directory)
+    config = json.loads((directory / "config.json").read_text()) if layout != "lvlm" else {}
+    if layout == "lvlm":
+        return load_lvlm(directory, dtype)
+    if layout == "hf":
+        return load_hf(directory, config, dtype)
+    if layout == "original":
+        return load_original(directory, config, dtype, image_tower=image_tower, video_tower=video_tower)
+    if layout == "languagebind":
+        raise ValueError(
+            f"{directory} is a standalone LanguageBind tower ({config['model_type']}), not a whole model. Load it with "
+            f"lvlm.models.checkpoints.languagebind.load_languagebind_tower(dir), or pass it as image_tower=/video_tower= "
+            f"together with an LLM directory."
+        )
+    towers = {
+        name: _tower(name, spec) for name, spec in (("image", image_tower), ("video", video_tower)) if spec is not None
+    }
+    if not towers:
+        raise ValueError(
+            f"{directory} is a plain causal LM ({config.get('model_type')}). To build a VideoLLaVA around it, pass the "
+            f"towers: VideoLLaVA.from_pretrained(dir, image_tower=..., video_tower=...)."
+        )
+    llm = LanguageModel(pretrained=str(directory), torch_dtype=dtype, attn_implementation=attn_implementation)
+    model = VideoLLaVA.build(llm, towers, projector=projector, tokenizer=tokenizer)
+    return model if dtype is None else model.to(dtype)
+
+
+def _tower(kind: str, spec: Any):
+    if isinstance(spec, torch.nn.Module):
+        return spec
+    return load_languagebind_tower(spec, kind=kind)

@@ -1,0 +1,268 @@
+"""``VideoLLaVA``: towers + one shared projector + an LLM, fused by placeholder tokens.
+
+Legend: ``b`` batch, ``l`` sequence length, ``n`` items of a modality, ``t`` frames, ``k`` tokens per
+item, ``d`` width, ``v`` vocabulary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import PreTrainedTokenizerBase
+
+from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
+from lvlm.models.language_model import LanguageModel
+from lvlm.models.modality import Modality, default_input_name
+from lvlm.models.projector import Projector
+from lvlm.models.vision.base import VisionTower
+
+DEFAULT_TOKENS = {"image": "<image>", "video": "<video>"}
+
+
+class VideoLLaVA(nn.Module):
+    """One LLM that understands images and videos (Video-LLaVA, arXiv 2311.10122).
+
+    Args:
+        towers: one tower per modality name (``{"image": ..., "video": ...}``).
+        projector: the projector shared by all towers (their widths must agree).
+        llm: the language model.
+        modalities: placeholder token and input name per tower, in the same order as ``towers``.
+        chat_template: name of the chat template the model was trained with (recorded in checkpoints).
+
+    Build a new model with :meth:`build` (it adds the placeholder tokens); load one with
+    :meth:`from_pretrained`.
+    """
+
+    def __init__(
+        self,
+        towers: Mapping[str, VisionTower],
+        projector: Projector,
+        llm: LanguageModel,
+        modalities: Sequence[Modality],
+        chat_template: str = "vicuna_v1",
+    ) -> None:
+        super().__init__()
+        self.towers = nn.ModuleDict(dict(towers))
+        self.projector = projector
+        self.llm = llm
+        self.modalities: dict[str, Modality] = {}
+        self.chat_template = chat_template
+        for modality in modalities:
+            self._register(modality)
+
+    # --- construction ------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        llm: LanguageModel,
+        towers: Mapping[str, VisionTower],
+        projector: str | Projector = "mlp2x_gelu",
+        tokenizer: PreTrainedTokenizerBase | None = None,
+        tokens: Mapping[str, str] | None = None,
+        chat_template: str = "vicuna_v1",
+    ) -> VideoLLaVA:
+        """A new model: adds one placeholder token per tower (to ``tokenizer`` too, if given).
+
+        Args:
+            llm: the language model.
+            towers: towers by modality name; tokens default to ``<name>`` (``<image>``, ``<video>``).
+            projector: a projector kind (built to map the towers' width to the LLM's) or a module.
+            tokenizer: grown in place with the placeholder tokens.
+            tokens: placeholder token per modality, when not ``<name>``.
+            chat_template: recorded with the model.
+        """
+        tokens = {name: (tokens or {}).get(name, DEFAULT_TOKENS.get(name, f"<{name}>")) for name in towers}
+        widths = {name: tower.hidden_size for name, tower in towers.items()}
+        if len(set(widths.values())) > 1:
+            raise ValueError(f"one shared projector needs towers of one width, got {widths}")
+        if isinstance(projector, str):
+            projector = Projector(projector, next(iter(widths.values())), llm.hidden_size)
+        ids = llm.add_tokens(list(tokens.values()), tokenizer)
+        modalities = [
+            Modality(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
+        ]
+        return cls(towers, projector, llm, modalities, chat_template)
+
+    def add_modality(
+        self,
+        name: str,
+        tower: VisionTower,
+        token: str | None = None,
+        input_name: str | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
+    ) -> Modality:
+        """Add a new modality (depth, thermal, ...): its tower, its placeholder token, its input name.
+
+        The tower's width must match the shared projector's input. Returns the new :class:`Modality`.
+        """
+        if name in self.towers:
+            raise ValueError(f"modality {name!r} exists already")
+        if tower.hidden_size != self.projector.in_features:
+            raise ValueError(
+                f"tower for {name!r} has width {tower.hidden_size}, the shared projector takes {self.projector.in_features}"
+            )
+        token = token or f"<{name}>"
+        (token_id,) = self.llm.add_tokens([token], tokenizer)
+        self.towers[name] = tower
+        modality = Modality(name, token, token_id, input_name or default_input_name(name))
+        self._register(modality)
+        return modality
+
+    def _register(self, modality: Modality) -> None:
+        if modality.name not in self.towers:
+            raise ValueError(f"modality {modality.name!r} has no tower; towers: {sorted(self.towers)}")
+        clash = [m.name for m in self.modalities.values() if m.input_name == modality.input_name]
+        if clash or modality.input_name in {"input_ids", "attention_mask", "labels"}:
+            raise ValueError(f"input name {modality.input_name!r} of {modality.name!r} is taken")
+        self.modalities[modality.name] = modality
+
+    # --- computation -------------------------------------------------------------------------------
+    @property
+    def placeholder_ids(self) -> list[int]:
+        return [m.token_id for m in self.modalities.values()]
+
+    def encode(self, name: str, pixels: torch.Tensor) -> torch.Tensor:
+        """Tower then projector: ``[n, c, h, w]`` or ``[n, t, c, h, w]`` → ``[n, k, d_llm]``."""
+        features = self.towers[name](pixels)
+        return self.projector(features.to(self._projector_dtype()))
+
+    def embed_inputs(self, input_ids: torch.Tensor, media: Mapping[str, torch.Tensor | None]) -> torch.Tensor:
+        """``[b, l]`` ids + pixels by input name → ``[b, l, d]`` embeddings with visual features fused in."""
+        embeds = self.llm.embed_tokens(input_ids)
+        encoded_any = False
+        for modality in self.modalities.values():
+            pixels = media.get(modality.input_name)
+            if pixels is None or pixels.shape[0] == 0:
+                continue
+            features = self.encode(modality.name, pixels.to(embeds.device))
+            embeds = merge_visual_embeddings(embeds, input_ids, features, modality.token_id, modality.name)
+            encoded_any = True
+        unknown = set(media) - {m.input_name for m in self.modalities.values()}
+        if unknown:
+            raise TypeError(f"no modality takes {sorted(unknown)}; this model takes {self.input_names}")
+        if not encoded_any and self.training and any(p.requires_grad for p in self.projector.parameters()):
+            # Keep a trainable projector in the graph for text-only batches so data-parallel gradient
+            # reductions see every parameter (the original spliced a zero-length feature slice).
+            probe = torch.zeros(1, self.projector.in_features, device=embeds.device, dtype=self._projector_dtype())
+            embeds = embeds + 0.0 * self.projector(probe).sum().to(embeds.dtype)
+        return embeds
+
+    @property
+    def input_names(self) -> list[str]:
+        return [m.input_name for m in self.modalities.values()]
+
+    def _split_media(self, images, videos, kwargs: dict[str, Any]) -> dict[str, torch.Tensor | None]:
+        media = {"images": images, "videos": videos}
+        for name in self.input_names:
+            if name in kwargs:
+                media[name] = kwargs.pop(name)
+        return {k: v for k, v in media.items() if v is not None}
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        videos: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Logits (and loss when ``labels`` are given).
+
+        Args:
+            input_ids: ``[b, l]`` with one placeholder id per visual token (transformers' VideoLlava layout).
+            attention_mask: ``[b, l]``, 1 for real tokens.
+            images: ``[n_i, 3, h, w]``, in the order their placeholders appear (batch, then position).
+            videos: ``[n_v, t, 3, h, w]``, likewise.
+            labels: ``[b, l]`` targets; visual positions are set to -100 here.
+            **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
+                (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
+
+        Returns:
+            The causal LM output: ``.logits`` ``[b, l, v]``, ``.loss`` (shifted cross-entropy) or None.
+        """
+        media = self._split_media(images, videos, kwargs)
+        embeds = self.embed_inputs(input_ids, media)
+        if labels is not None:
+            labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
+        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        images: torch.Tensor | None = None,
+        videos: torch.Tensor | None = None,
+        max_new_tokens: int = 128,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        **kwargs: Any,
+    ) -> torch.Tensor:
+        """New tokens ``[b, new]`` after each (left-padded) prompt; the KV cache is on.
+
+        Visual features are computed once, for the prompt; decoding steps then reuse the cache. Placeholder
+        tokens are never generated. Greedy unless ``do_sample``.
+
+        Args:
+            input_ids: ``[b, l]`` prompts, LEFT-padded in a batch.
+            attention_mask: ``[b, l]``; required with padding.
+            images, videos, **kwargs: as in :meth:`forward`; other kwargs go to transformers' ``generate``
+                (``eos_token_id``, ``pad_token_id``, ``streamer``, ``top_k``, ``repetition_penalty``, ...).
+        """
+        media = self._split_media(images, videos, kwargs)
+        if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
+            raise ValueError("generate() needs LEFT padding: a prompt row ends in padding")
+        embeds = self.embed_inputs(input_ids, media)
+        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        output = self.llm.causal_lm.generate(
+            input_ids=input_ids,
+            inputs_embeds=embeds,
+            attention_mask=attention_mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=do_sample,
+            suppress_tokens=self.placeholder_ids,
+            **sampling,
+            **kwargs,
+        )
+        return output[:, input_ids.shape[1] :]
+
+    def _projector_dtype(self) -> torch.dtype:
+        param = next(self.projector.parameters(), None)
+        return param.dtype if param is not None else self.llm.causal_lm.dtype
+
+    # --- checkpoints -------------------------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, path_or_hub_id: str | Path, torch_dtype: str | torch.dtype | None = None, **kwargs: Any):
+        """Load any supported layout, detected from the files (see :mod:`lvlm.models.checkpoints`)."""
+        from lvlm.models.checkpoints.load import load_model
+
+        return load_model(path_or_hub_id, torch_dtype=torch_dtype, **kwargs)
+
+    def save_pretrained(
+        self, directory: str | Path, layout: str = "lvlm", tokenizer: PreTrainedTokenizerBase | None = None
+    ) -> Path:
+        """Write the model (safetensors) in lvlm's layout, or ``layout="hf"`` for transformers' VideoLlava."""
+        from lvlm.models.checkpoints.save import save_model
+
+        return save_model(self, directory, layout=layout, tokenizer=tokenizer)
+
+    def to_config(self) -> dict[str, Any]:
+        """Everything but the weights, as plain JSON (the lvlm layout's ``lvlm_config.json``)."""
+        return {
+            "format": "lvlm",
+            "format_version": 1,
+            "towers": {
+                name: {"type": tower.registry_name, "init_args": tower.to_config()}
+                for name, tower in self.towers.items()
+            },
+            "projector": self.projector.to_config(),
+            "llm": self.llm.to_config(),
+            "modalities": [m.to_dict() for m in self.modalities.values()],
+            "chat_template": self.chat_template,
+        }

@@ -1,0 +1,134 @@
+"""The vision tower interface every encoder implements.
+
+A tower turns pixels into a sequence of feature vectors per item. It declares what the data side needs
+to prepare its input (``preprocessing``) and to lay out placeholders in the text (``tokens_per_image``,
+``tokens_per_frame``), and which block classes a sharding strategy should wrap.
+
+Legend: ``n`` items, ``t`` frames, ``c`` channels, ``h``/``w`` pixels, ``k`` tokens, ``d`` width.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """What a tower expects of its pixels: square ``size``, per-channel ``mean``/``std`` on [0, 1] values."""
+
+    size: int
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class VisionTower(nn.Module, ABC):
+    """Base of all towers: frozen and in eval mode by default, one registry name per subclass.
+
+    Subclasses implement :meth:`encode_frames` and :meth:`to_config`; :meth:`forward` handles the image
+    and video layouts. A subclass defined anywhere (inside lvlm or in user code) registers itself under
+    ``registry_name`` so checkpoints can name it without importing modules by path.
+    """
+
+    registry: ClassVar[dict[str, type[VisionTower]]] = {}
+    registry_name: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("registry_name") or f"{cls.__module__}.{cls.__qualname__}"
+        cls.registry_name = name
+        VisionTower.registry[name] = cls
+
+    def __init__(self, frozen: bool = True) -> None:
+        super().__init__()
+        self.frozen = frozen
+
+    # --- declarations -------------------------------------------------------------------------------
+    @property
+    @abstractmethod
+    def preprocessing(self) -> Preprocessing:
+        """Input size and normalisation this tower was trained with."""
+
+    @property
+    @abstractmethod
+    def hidden_size(self) -> int:
+        """Width ``d`` of the returned features."""
+
+    @property
+    @abstractmethod
+    def tokens_per_image(self) -> int:
+        """Feature vectors returned for one image."""
+
+    @property
+    def tokens_per_frame(self) -> int:
+        """Feature vectors returned for one video frame (a video yields ``t * tokens_per_frame``)."""
+        return self.tokens_per_image
+
+    @property
+    @abstractmethod
+    def block_classes(self) -> tuple[type[nn.Module], ...]:
+        """Transformer block classes: the units a sharding or checkpointing policy wraps."""
+
+    @abstractmethod
+    def to_config(self) -> dict[str, Any]:
+        """Plain-JSON keyword arguments that rebuild this tower (without weights) via ``cls(**config)``."""
+
+    # --- computation --------------------------------------------------------------------------------
+    @abstractmethod
+    def encode_frames(self, pixels: torch.Tensor, num_frames: int) -> torch.Tensor:
+        """Encode ``[(n t), c, h, w]`` pixels whose consecutive ``num_frames`` rows form one item.
+
+        Returns:
+            ``[(n t), k, d]`` features, ``k`` = ``tokens_per_frame`` (``tokens_per_image`` when t is 1).
+        """
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Images ``[n, c, h, w]`` or videos ``[n, t, c, h, w]`` → features ``[n, k, d]``.
+
+        A video's ``k`` is ``t * tokens_per_frame``: every frame's tokens, frames in time order.
+        """
+        if pixels.dim() == 4:
+            return self._encode(pixels, num_frames=1)
+        if pixels.dim() != 5:
+            raise ValueError(f"{type(self).__name__} takes [n, c, h, w] or [n, t, c, h, w], got {list(pixels.shape)}")
+        n, t = pixels.shape[:2]
+        features = self._encode(pixels.flatten(0, 1), num_frames=t)
+        return features.reshape(n, t * features.shape[1], features.shape[2])
+
+    def _encode(self, pixels: torch.Tensor, num_frames: int) -> torch.Tensor:
+        pixels = pixels.to(self.dtype)
+        if self.frozen and not any(p.requires_grad for p in self.parameters()):
+            with torch.no_grad():
+                return self.encode_frames(pixels, num_frames)
+        return self.encode_frames(pixels, num_frames)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.parameters()).dtype
+
+    # --- frozen by default --------------------------------------------------------------------------
+    def freeze(self) -> VisionTower:
+        """Stop gradients and keep eval mode (no dropout, no patch dropout) through ``train()`` calls."""
+        self.frozen = True
+        self.requires_grad_(False)
+        return self.eval()
+
+    def unfreeze(self) -> VisionTower:
+        self.frozen = False
+        self.requires_grad_(True)
+        return self
+
+    def train(self, mode: bool = True) -> VisionTower:
+        # A frozen tower stays in eval mode even when the LightningModule switches to training: the
+        # original only set requires_grad_(False), so its towers ran in train mode under HF Trainer.
+        return super().train(mode and not self.frozen)
