@@ -103,7 +103,8 @@ class VideoLLaVA(nn.Module):
             raise ValueError(f"modality {name!r} exists already")
         if tower.hidden_size != self.projector.in_features:
             raise ValueError(
-                f"tower for {name!r} has width {tower.hidden_size}, the shared projector takes {self.projector.in_features}"
+                f"tower for {name!r} has width {tower.hidden_size}, "
+                f"the shared projector takes {self.projector.in_features}"
             )
         token = token or f"<{name}>"
         (token_id,) = self.llm.add_tokens([token], tokenizer)

@@ -70,7 +70,9 @@ def test_padded_batch_of_three(model, hf_model):
     labels = ids.masked_fill(mask == 0, -100)
     with torch.no_grad():
         ours = model(ids, attention_mask=mask, labels=labels, **media)
-        theirs = hf_model(input_ids=ids, attention_mask=mask, labels=model_labels(model, ids, labels), **hf_inputs(media))
+        theirs = hf_model(
+            input_ids=ids, attention_mask=mask, labels=model_labels(model, ids, labels), **hf_inputs(media)
+        )
     real = mask.bool()
     assert (ours.logits[real] - theirs.logits[real]).abs().max().item() <= 1e-5
     assert abs(ours.loss.item() - theirs.loss.item()) <= 1e-5
@@ -99,7 +101,9 @@ def test_lvlm_layout_round_trip(model, tmp_path):
     reloaded = VideoLLaVA.from_pretrained(tmp_path).eval()
     ids, mask, media = padded_batch()
     with torch.no_grad():
-        assert torch.equal(model(ids, attention_mask=mask, **media).logits, reloaded(ids, attention_mask=mask, **media).logits)
+        assert torch.equal(
+            model(ids, attention_mask=mask, **media).logits, reloaded(ids, attention_mask=mask, **media).logits
+        )
 
 
 def test_greedy_generation_matches_transformers(model, hf_model):
@@ -110,7 +114,12 @@ def test_greedy_generation_matches_transformers(model, hf_model):
         left_ids[i, -n:], left_mask[i, -n:] = ids[i, :n], 1
     ours = model.generate(left_ids, attention_mask=left_mask, max_new_tokens=6, pad_token_id=PAD_ID, **media)
     theirs = hf_model.generate(
-        input_ids=left_ids, attention_mask=left_mask, max_new_tokens=6, do_sample=False, pad_token_id=PAD_ID,
-        suppress_tokens=model.placeholder_ids, **hf_inputs(media),
+        input_ids=left_ids,
+        attention_mask=left_mask,
+        max_new_tokens=6,
+        do_sample=False,
+        pad_token_id=PAD_ID,
+        suppress_tokens=model.placeholder_ids,
+        **hf_inputs(media),
     )[:, ids.shape[1] :]
     assert torch.equal(ours, theirs)

@@ -11,18 +11,37 @@ FRAMES = 3
 
 
 def vision_dict(**overrides) -> dict:
-    return dict(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4, image_size=SIZE,
-        patch_size=PATCH, projection_dim=16,
-    ) | overrides
+    return (
+        dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            image_size=SIZE,
+            patch_size=PATCH,
+            projection_dim=16,
+        )
+        | overrides
+    )
 
 
 def text_dict(**overrides) -> dict:
-    return dict(
-        model_type="llama", vocab_size=96, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, pad_token_id=PAD_ID,
-        bos_token_id=1, eos_token_id=2,
-    ) | overrides
+    return (
+        dict(
+            model_type="llama",
+            vocab_size=96,
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            pad_token_id=PAD_ID,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+        | overrides
+    )
 
 
 def tiny_hf_model(seed: int = 0) -> VideoLlavaForConditionalGeneration:

@@ -144,7 +144,8 @@ def _check_hf_compatible(model):
     if getattr(video, "temporal_attention", False):
         warnings.warn(
             "hf layout cannot hold LanguageBind's temporal attention: temporal_attn, temporal_layer_norm1 and "
-            "temporal_embedding are dropped, so transformers will encode video frames independently (like the -hf port)",
+            "temporal_embedding are dropped, so transformers will encode video frames independently "
+            "(like the -hf port)",
             stacklevel=3,
         )
     return image, video

@@ -67,9 +67,9 @@ def load_model(
         return load_original(directory, config, dtype, image_tower=image_tower, video_tower=video_tower)
     if layout == "languagebind":
         raise ValueError(
-            f"{directory} is a standalone LanguageBind tower ({config['model_type']}), not a whole model. Load it with "
-            f"lvlm.models.checkpoints.languagebind.load_languagebind_tower(dir), or pass it as image_tower=/video_tower= "
-            f"together with an LLM directory."
+            f"{directory} is a standalone LanguageBind tower ({config['model_type']}), not a whole model. Load it "
+            f"with lvlm.models.checkpoints.languagebind.load_languagebind_tower(dir), or pass it as "
+            f"image_tower=/video_tower= together with an LLM directory."
         )
     towers = {
         name: _tower(name, spec) for name, spec in (("image", image_tower), ("video", video_tower)) if spec is not None

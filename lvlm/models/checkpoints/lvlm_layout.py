@@ -32,8 +32,8 @@ def build_from_config(config: dict[str, Any], source: str):
         cls = VisionTower.registry.get(spec["type"])
         if cls is None:
             raise KeyError(
-                f"{source}: tower {name!r} is of type {spec['type']!r}, which is not registered. Import the module that "
-                f"defines it before loading (known: {sorted(VisionTower.registry)})."
+                f"{source}: tower {name!r} is of type {spec['type']!r}, which is not registered. Import the module "
+                f"that defines it before loading (known: {sorted(VisionTower.registry)})."
             )
         towers[name] = cls(**spec["init_args"])
     projector = Projector(**config["projector"])

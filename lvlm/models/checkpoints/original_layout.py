@@ -107,8 +107,9 @@ def _tower_vision_config(
         vision = _infer_vision_config(kind, state)
         if vision is None:
             raise CheckpointNotFoundError(
-                f"{directory}: the {kind} tower {name!r} is not available ({error}), and the checkpoint holds no {kind} "
-                f"tower weights to infer its shape from. Pass {kind}_tower=DIR (a local LanguageBind_{kind.title()} copy)."
+                f"{directory}: the {kind} tower {name!r} is not available ({error}), and the checkpoint holds no "
+                f"{kind} tower weights to infer its shape from. Pass {kind}_tower=DIR (a local "
+                f"LanguageBind_{kind.title()} copy)."
             ) from error
         warnings.warn(
             f"{directory}: {kind} tower config {name!r} not found; inferred its shape from the weights and assumed "
