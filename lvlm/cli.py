@@ -1,11 +1,61 @@
-"""The ``lvlm`` command."""
+"""The ``lvlm`` command: LightningCLI's ``fit``/``validate``/``test``/``predict`` plus lvlm's own tools.
+
+Each tool lives in its own module with a ``main(argv) -> int`` function; this file only dispatches, so
+``lvlm --help`` stays fast (nothing heavy is imported until a command runs).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
+
+# name -> (module with ``main(argv) -> int``, one-line help)
+TOOLS: dict[str, tuple[str, str]] = {
+    "run": ("lvlm.training.cli", "run RECIPE.yaml [overrides]: the same as `lvlm fit -c RECIPE.yaml`"),
+    "shards": ("lvlm.data.shards_cli", "convert Video-LLaVA/LLaVA JSON + media folders into WebDataset shards"),
+    "chat": ("lvlm.inference.chat_cli", "multi-turn terminal chat with a checkpoint, images and videos"),
+    "eval": ("lvlm.eval.cli", "score predictions with the paper's protocols (video QA, POPE, VQA)"),
+    "merge-lora": ("lvlm.training.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
+    "convert": ("lvlm.models.checkpoints.convert_cli", "convert checkpoints between lvlm and hf layouts"),
+    "quickstart": ("lvlm.training.quickstart", "synthetic data -> stage 1 -> stage 2 -> evaluation, on CPU"),
+}
+LIGHTNING_COMMANDS = {
+    "fit": "train a model from a recipe: lvlm fit -c recipes/finetune.yaml",
+    "validate": "run the validation loop of a recipe",
+    "test": "run the test loop of a recipe",
+    "predict": "batched generation to JSONL (lvlm predict --help), or Lightning's loop with -c RECIPE",
+}
+
+
+def usage() -> str:
+    lines = ["usage: lvlm COMMAND [args]", "", "commands:"]
+    for name, text in LIGHTNING_COMMANDS.items():
+        lines.append(f"  {name:<12}{text}")
+    for name, (_, text) in TOOLS.items():
+        lines.append(f"  {name:<12}{text}")
+    lines += ["", "`lvlm COMMAND --help` describes one command."]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``lvlm`` console script."""
+    """Entry point of the ``lvlm`` console script and of ``python -m lvlm``."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    print("usage: lvlm {fit,validate,test,predict,run,shards,chat,eval,merge-lora,convert,quickstart} ...")
+    if not argv or argv[0] in {"-h", "--help", "help"}:
+        print(usage())
+        sys.exit(0)
+    if argv[0] in {"-V", "--version"}:
+        from lvlm import __version__
+
+        print(f"lvlm {__version__}")
+        sys.exit(0)
+    command, rest = argv[0], argv[1:]
+    if command.endswith((".yaml", ".yml")):
+        sys.exit(f"lvlm: a recipe is not a command. Did you mean `lvlm fit -c {command}` (or `lvlm run {command}`)?")
+    if command in TOOLS:
+        module = importlib.import_module(TOOLS[command][0])
+        sys.exit(module.main(rest))
+    if command in LIGHTNING_COMMANDS:
+        from lvlm.training.cli import lightning_main
+
+        sys.exit(lightning_main(command, rest))
+    sys.exit(f"lvlm: unknown command {command!r}\n\n{usage()}")
