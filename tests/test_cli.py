@@ -1,0 +1,46 @@
+"""The `lvlm` command: help, version, the recipe hint, and `python -m lvlm`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from lvlm.cli import LIGHTNING_COMMANDS, TOOLS, main
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=120)
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    for name in [*LIGHTNING_COMMANDS, *TOOLS]:
+        assert f"  {name} " in out
+
+
+def test_a_recipe_alone_prints_the_right_form():
+    with pytest.raises(SystemExit) as exit_:
+        main(["recipes/finetune.yaml"])
+    assert "lvlm fit -c recipes/finetune.yaml" in str(exit_.value.code)
+
+
+def test_unknown_command_fails_with_usage():
+    with pytest.raises(SystemExit) as exit_:
+        main(["frobnicate"])
+    assert "unknown command 'frobnicate'" in str(exit_.value.code)
+
+
+def test_console_script_and_module_agree():
+    script = shutil.which("lvlm")
+    assert script is not None, "the lvlm console script is not installed (pip install -e .)"
+    assert not shutil.which("lightning") or "lvlm" not in open(shutil.which("lightning")).read()
+    from_script = run(script, "--version")
+    from_module = run(sys.executable, "-m", "lvlm", "--version")
+    assert from_script.returncode == from_module.returncode == 0
+    assert from_script.stdout == from_module.stdout and from_script.stdout.startswith("lvlm ")
