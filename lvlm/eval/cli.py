@@ -1,0 +1,119 @@
+"""``lvlm eval``: score a prediction file with one protocol and write JSON, Markdown and TensorBoard results.
+
+Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from lvlm.eval.evaluate import evaluate_predictions
+from lvlm.eval.judges import JudgeConfigError, make_judge
+from lvlm.eval.records import EvalInputError
+from lvlm.eval.results import write_all
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--predictions", required=True, type=Path, help="JSONL written by `lvlm predict`")
+    parser.add_argument("--out", required=True, type=Path, help="folder for <protocol>.json, .md and tensorboard/")
+    parser.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard event file")
+
+
+def _video_qa_parser(sub: Any) -> None:
+    p = sub.add_parser("video-qa", help="open-ended video QA scored by a judge (MSVD/MSRVTT/TGIF/ActivityNet-QA)")
+    _common(p)
+    p.add_argument("--questions", type=Path, help="test_q.json (with --answers: references come from the files)")
+    p.add_argument("--answers", type=Path, help="test_a.json, paired with test_q.json by question_id")
+    p.add_argument("--allow-missing", action="store_true", help="score even if some questions lack a prediction")
+    p.add_argument("--judge", choices=["exact", "openai"], default="exact")
+    p.add_argument("--exact-equal", action="store_true", help="exact judge: whole answer only, no containment")
+    g = p.add_argument_group("openai judge")
+    g.add_argument("--base-url", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--judge-model", help="judge model name, e.g. a pinned local model")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="NAME of the env variable holding the key")
+    g.add_argument("--temperature", type=float, default=0.0)
+    g.add_argument("--seed", type=int, help="sent to the server when given")
+    g.add_argument("--cache", type=Path, help="judgment cache folder (default: OUT/judge-cache)")
+    g.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
+    g.add_argument("--max-retries", type=int, default=6, help="retries after 429/5xx/connection errors")
+    g.add_argument("--base-delay", type=float, default=1.0, help="first backoff delay in seconds")
+    g.add_argument("--max-malformed", type=int, default=3, help="re-asks after a malformed reply")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lvlm eval", description="Score a prediction file with one protocol; write JSON, Markdown, TensorBoard."
+    )
+    sub = parser.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
+    _video_qa_parser(sub)
+    p = sub.add_parser("pope", help="POPE adversarial/popular/random with LLaVA's yes/no parser")
+    _common(p)
+    p.add_argument("--questions-dir", required=True, type=Path, help="folder with coco_pope_{category}.json")
+    p.add_argument("--allow-missing", action="store_true")
+    p = sub.add_parser("vqa", help="VQAv2 soft accuracy against several human answers per question")
+    _common(p)
+    p.add_argument("--annotations", required=True, type=Path, help="JSON list (or VQAv2 'annotations') of answers")
+    p.add_argument("--allow-missing", action="store_true")
+    p = sub.add_parser("synthetic", help="the quickstart world: accuracy per question type x modality vs chance")
+    _common(p)
+    return parser
+
+
+def _judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+    if args.judge == "exact":
+        return make_judge("exact", contains=not args.exact_equal)
+    if not args.base_url or not args.judge_model:
+        parser.error("--judge openai needs --base-url and --judge-model")
+    return make_judge(
+        "openai",
+        cache_dir=args.cache or args.out / "judge-cache",
+        base_url=args.base_url,
+        model=args.judge_model,
+        api_key_env=args.api_key_env,
+        temperature=args.temperature,
+        seed=args.seed,
+        workers=args.workers,
+        max_retries=args.max_retries,
+        base_delay=args.base_delay,
+        max_malformed=args.max_malformed,
+    )
+
+
+def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    if args.protocol == "video-qa":
+        judge = _judge(args, parser)
+        return {
+            "judge": judge,
+            "questions": args.questions,
+            "answers": args.answers,
+            "allow_missing": args.allow_missing,
+        }
+    if args.protocol == "pope":
+        return {"questions_dir": args.questions_dir, "allow_missing": args.allow_missing}
+    if args.protocol == "vqa":
+        return {"annotations": args.annotations, "allow_missing": args.allow_missing}
+    return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lvlm eval PROTOCOL ...``; returns the exit status (2 for bad input or an unusable judge)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = evaluate_predictions(args.protocol, args.predictions, **_options(args, parser))
+    except (EvalInputError, JudgeConfigError) as err:
+        print(f"lvlm eval {args.protocol}: error: {err}", file=sys.stderr)
+        return 2
+    written = write_all(result, args.out, tensorboard=not args.no_tensorboard)
+    print(result.table("plain"))
+    if result.counts:
+        print("counts: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
