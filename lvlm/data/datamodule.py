@@ -1,0 +1,269 @@
+"""`LVLMDataModule`: WebDataset shards → model-ready batches for training, validation, test and prediction.
+
+Batch format (see `lvlm.data.collate.Collator`): `input_ids`, `attention_mask`, `labels` (not for predict)
+`[b, l]`; `images` `[n_i, 3, s, s]` / `videos` `[n_v, t, 3, s, s]` (one key per slot with media in the batch);
+`keys`, `modalities`, `meta` lists.
+
+- train: resampled, weighted mix of sources, exactly `batches_per_epoch` batches per rank (`TrainLoader`).
+- val / test: a fixed finite set, every sample once over all ranks, same batch count on every rank, right
+  padding (validation loss).
+- predict: the val (or test) set as generation prompts ending with `"ASSISTANT:"`, left padding,
+  `meta[i]["reference"]` holding the expected answer.
+Bad samples are skipped, counted and written to `run_dir/bad_samples.*.jsonl` (`bad_sample_counts()`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import lightning.pytorch as pl
+import torch.distributed as dist
+import torch.utils.data
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from lvlm.data.collate import Collator
+from lvlm.data.eval_stream import EvalStream, build_index
+from lvlm.data.media import media_slots_from_config
+from lvlm.data.report import BadSampleReport, count_bad_samples
+from lvlm.data.sample_pipeline import SampleProcessor
+from lvlm.data.shard_io import expand_pattern
+from lvlm.data.templates import get_template
+from lvlm.data.train_stream import TrainLoader, TrainStream
+
+log = logging.getLogger(__name__)
+
+
+class LVLMDataModule(pl.LightningDataModule):
+    """Streams Video-LLaVA style WebDataset shards.
+
+    Args:
+        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, fsspec or `pipe:`
+            URLs.
+        val_sources: Sources of the fixed validation set (weights ignored).
+        test_sources: Sources of the fixed test set.
+        tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
+            tokenizer object.
+        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
+        slots: Media slot dicts (`MediaSlot.to_dict()` form); None gives image + video.
+        num_frames: Frames per video.
+        max_length: Maximum tokens per sample, visual tokens included.
+        batch_size: Samples per batch per rank.
+        num_workers: DataLoader workers per rank.
+        prefetch_factor: Batches prefetched per worker (with workers only).
+        pin_memory: Pin batches in page-locked memory.
+        multiprocessing_context: Start method of the DataLoader workers (`fork`, `forkserver`, `spawn`); None
+            keeps Python's default. Rank and world size reach workers through the dataset, whatever the method.
+        samples_per_epoch: Training samples per epoch over all ranks (used if `batches_per_epoch` is None).
+        batches_per_epoch: Training batches per epoch on every rank.
+        seed: Base seed of shard sampling, mixing, shuffling and augmentation (mixed with epoch, rank, worker).
+        shuffle_buffer: Training sample shuffle buffer, in samples. It holds encoded media (a few MB per video),
+            per worker: mind the memory with long videos.
+        group_by_modality_length: Batches of similar length, multimodal and text-only apart (spec §5.3).
+        augment: Random crops in training.
+        run_dir: Where the bad-sample report goes; default the trainer's log dir.
+        predict_split: Which fixed set `predict_dataloader` serves.
+        rank: Global rank; default from the trainer or `torch.distributed` (never from the environment).
+        world_size: Number of ranks; same default.
+    """
+
+    def __init__(
+        self,
+        train_sources: Sequence[Mapping[str, Any]] = (),
+        val_sources: Sequence[Mapping[str, Any]] = (),
+        test_sources: Sequence[Mapping[str, Any]] = (),
+        tokenizer: str | PreTrainedTokenizerBase = "",
+        template: str = "vicuna_v1",
+        slots: list[dict[str, Any]] | None = None,
+        num_frames: int = 8,
+        max_length: int = 2048,
+        batch_size: int = 4,
+        num_workers: int = 0,
+        prefetch_factor: int | None = 2,
+        pin_memory: bool = False,
+        multiprocessing_context: str | None = None,
+        samples_per_epoch: int | None = None,
+        batches_per_epoch: int | None = None,
+        seed: int = 0,
+        shuffle_buffer: int = 256,
+        group_by_modality_length: bool = False,
+        augment: bool = False,
+        run_dir: str | None = None,
+        predict_split: Literal["val", "test"] = "val",
+        rank: int | None = None,
+        world_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=None if isinstance(tokenizer, str) else ["tokenizer"])
+        if batches_per_epoch is None and samples_per_epoch is None and train_sources:
+            raise ValueError("LVLMDataModule: set batches_per_epoch or samples_per_epoch (the stream is endless)")
+        self.train_sources, self.val_sources, self.test_sources = (
+            list(train_sources),
+            list(val_sources),
+            list(test_sources),
+        )
+        self.tokenizer = _load_tokenizer(tokenizer)
+        self.template = get_template(template)
+        self.slots = media_slots_from_config(slots)
+        self.num_frames, self.max_length, self.batch_size = num_frames, max_length, batch_size
+        self.num_workers, self.prefetch_factor, self.pin_memory = num_workers, prefetch_factor, pin_memory
+        self.multiprocessing_context = multiprocessing_context
+        self.samples_per_epoch, self._batches_per_epoch = samples_per_epoch, batches_per_epoch
+        self.seed, self.shuffle_buffer = seed, shuffle_buffer
+        self.group_by_modality_length, self.augment = group_by_modality_length, augment
+        self.run_dir, self.predict_split = run_dir, predict_split
+        self._rank, self._world_size = rank, world_size
+        self._train_loader: TrainLoader | None = None
+        self._pending_state: dict[str, Any] | None = None
+
+    @property
+    def rank(self) -> int:
+        """Global rank: the explicit value, else the trainer's, else `torch.distributed`'s, else 0."""
+        if self._rank is not None:
+            return self._rank
+        if self.trainer is not None:
+            return self.trainer.global_rank
+        return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+    @property
+    def world_size(self) -> int:
+        """Number of ranks, resolved like `rank`."""
+        if self._world_size is not None:
+            return self._world_size
+        if self.trainer is not None:
+            return self.trainer.world_size
+        return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches per epoch on every rank."""
+        if self._batches_per_epoch is not None:
+            return self._batches_per_epoch
+        return max(1, (self.samples_per_epoch or 0) // (self.batch_size * self.world_size))
+
+    def report_dir(self) -> str:
+        """The run directory of the bad-sample report (chosen once)."""
+        if self.run_dir is None:
+            log_dir = self.trainer.log_dir if self.trainer is not None else None
+            self.run_dir = log_dir or tempfile.mkdtemp(prefix="lvlm-data-")
+            log.info("bad-sample reports go to %s", self.run_dir)
+        return self.run_dir
+
+    def bad_sample_counts(self, split: str | None = None) -> Counter[str]:
+        """Skipped samples by reason so far, over all ranks and workers writing to this run directory."""
+        return count_bad_samples(self.report_dir(), split)
+
+    def _processor(self, mode: Literal["train", "prompt"], augment: bool, keep_meta: bool) -> SampleProcessor:
+        return SampleProcessor(
+            self.tokenizer,
+            self.template,
+            self.slots,
+            self.num_frames,
+            self.max_length,
+            mode,
+            augment,
+            self.seed,
+            keep_meta,
+        )
+
+    def _loader_kwargs(self) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"num_workers": self.num_workers, "pin_memory": self.pin_memory}
+        if self.num_workers > 0:
+            kwargs["prefetch_factor"] = self.prefetch_factor
+            kwargs["multiprocessing_context"] = self.multiprocessing_context
+        return kwargs
+
+    def train_dataloader(self) -> TrainLoader:
+        """The training loader: exactly `batches_per_epoch` batches per epoch on every rank."""
+        if not self.train_sources:
+            raise ValueError("LVLMDataModule: no train_sources given")
+        sources = [
+            (expand_pattern(s["pattern"]), float(s.get("weight", 1.0)), s["pattern"]) for s in self.train_sources
+        ]
+        stream = TrainStream(
+            sources,
+            self._processor("train", self.augment, keep_meta=False),
+            Collator(self.tokenizer.pad_token_id, "right"),
+            self.batch_size,
+            self.seed,
+            BadSampleReport(self.report_dir(), "train", self.rank),
+            self.shuffle_buffer,
+            self.group_by_modality_length,
+        )
+        stream.rank, stream.world_size = self.rank, self.world_size
+        # A rebuilt loader (e.g. `reload_dataloaders_every_n_epochs`) continues the previous one's epoch count.
+        previous = self._train_loader.state_dict() if self._train_loader is not None else None
+        self._train_loader = TrainLoader(stream, self.batches_per_epoch, self._loader_kwargs())
+        self._train_loader.count_trained = self.trainer is not None
+        state, self._pending_state = self._pending_state or previous, None
+        if state is not None:
+            self._train_loader.load_state_dict(state)
+        return self._train_loader
+
+    def _eval_loader(
+        self, split: str, sources: Sequence[Mapping[str, Any]], prompt: bool
+    ) -> torch.utils.data.DataLoader:
+        if not sources:
+            raise ValueError(f"LVLMDataModule: no {split}_sources given")
+        report = BadSampleReport(self.report_dir(), "predict" if prompt else split, self.rank)
+        urls = [url for s in sources for url in expand_pattern(s["pattern"])]
+        processor = self._processor("prompt" if prompt else "train", augment=False, keep_meta=True)
+        collator = Collator(self.tokenizer.pad_token_id, "left" if prompt else "right")
+        dataset = EvalStream(
+            build_index(urls, report), processor, collator, self.batch_size, self.rank, self.world_size, report
+        )
+        return torch.utils.data.DataLoader(dataset, batch_size=None, **self._loader_kwargs())
+
+    def val_dataloader(self) -> torch.utils.data.DataLoader:
+        """Validation batches (right padding, with labels), each sample once over all ranks."""
+        return self._eval_loader("val", self.val_sources, prompt=False)
+
+    def test_dataloader(self) -> torch.utils.data.DataLoader:
+        """Test batches, like validation."""
+        return self._eval_loader("test", self.test_sources, prompt=False)
+
+    def predict_dataloader(self) -> torch.utils.data.DataLoader:
+        """Generation prompts of the `predict_split` set (left padding; `meta[i]["reference"]`)."""
+        sources = self.val_sources if self.predict_split == "val" else self.test_sources
+        return self._eval_loader(self.predict_split, sources, prompt=True)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Counts training batches handed to `training_step` (the resume point excludes prefetched batches)."""
+        if self.trainer is not None and self.trainer.training and self._train_loader is not None:
+            self._train_loader.trained += 1
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        """The training stream's resume point (see `TrainLoader.state_dict`)."""
+        if self._train_loader is None:
+            return {} if self._pending_state is None else {"train": dict(self._pending_state)}
+        return {"train": self._train_loader.state_dict()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores the resume point; applied when the training loader is (re)built."""
+        state = state_dict.get("train")
+        if state is None:
+            return
+        if self._train_loader is not None:
+            self._train_loader.load_state_dict(state)
+        else:
+            self._pending_state = state
+
+
+def _load_tokenizer(tokenizer: str | PreTrainedTokenizerBase) -> PreTrainedTokenizerBase:
+    if not isinstance(tokenizer, str):
+        loaded = tokenizer
+    elif not tokenizer:
+        raise ValueError("LVLMDataModule: give `tokenizer` (a directory, a hub id, or a tokenizer object)")
+    else:
+        loaded = AutoTokenizer.from_pretrained(os.path.expanduser(tokenizer), trust_remote_code=False)
+    if loaded.pad_token_id is None and loaded.unk_token is not None:
+        log.info("the tokenizer has no pad token: padding with %r, as the original does for Vicuna", loaded.unk_token)
+        loaded.pad_token = loaded.unk_token
+    if loaded.pad_token_id is None:
+        raise ValueError(f"tokenizer {tokenizer!r:.80} has no pad token and no unk token; set tokenizer.pad_token")
+    return loaded

@@ -1,0 +1,103 @@
+"""Reading shards: expand a source pattern into URLs, open any URL, stream samples, list keys without reading.
+
+URLs may be local paths, `pipe:` commands, http(s), or any fsspec URL (`s3://`, `gs://`, ...; fsspec is used for
+schemes WebDataset's `gopen` does not know). Brace patterns (`shard-{000..009}.tar`) are expanded by WebDataset;
+glob patterns (`train-*.tar`) by the filesystem (local glob, or fsspec glob for remote URLs).
+"""
+
+from __future__ import annotations
+
+import glob
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from urllib.parse import urlparse
+
+import webdataset as wds
+from webdataset.gopen import gopen_schemes
+from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_expander
+
+Handler = Callable[[Exception], bool]
+
+
+def expand_pattern(pattern: str) -> list[str]:
+    """Expands a source pattern (braces, globs, `::`-joined lists) into a sorted list of shard URLs.
+
+    Raises:
+        FileNotFoundError: If the pattern matches no shard.
+    """
+    urls: list[str] = []
+    for url in wds.shardlists.expand_urls(pattern):
+        if url.startswith("pipe:") or not any(c in url for c in "*?["):
+            urls.append(url)
+        elif "://" in url:
+            import fsspec
+
+            fs, path = fsspec.core.url_to_fs(url)
+            urls += sorted(fs.unstrip_protocol(p) for p in fs.glob(path))
+        else:
+            urls += sorted(glob.glob(url))
+    if not urls:
+        raise FileNotFoundError(f"data source pattern {pattern!r} matches no shard; check the path or glob")
+    return urls
+
+
+def open_shard(url: str) -> Any:
+    """Opens a shard URL for binary reading (WebDataset's `gopen`, or fsspec for other schemes)."""
+    scheme = urlparse(url).scheme
+    if url.startswith("pipe:") or scheme in ("", "file") or scheme in gopen_schemes or len(scheme) == 1:
+        return wds.gopen(url, "rb")
+    import fsspec
+
+    return fsspec.open(url, "rb").open()
+
+
+def read_shards(urls: Iterable[str], handler: Handler) -> Iterator[dict[str, Any]]:
+    """Streams raw samples (`__key__`, `__url__`, member bytes) from shards, in order.
+
+    Args:
+        urls: Shard URLs (may be infinite).
+        handler: Called with an exception from an unreadable shard or member; True continues, False stops.
+    """
+    for url in urls:
+        try:
+            stream = open_shard(url)
+        except Exception as err:  # noqa: BLE001 - any opener error is reported and the shard skipped
+            if handler(RuntimeError(f"cannot open shard {url}: {err}")):
+                continue
+            return
+        try:
+            files = tar_file_expander([{"url": url, "stream": stream}], handler=handler)
+            yield from group_by_keys(files, handler=handler)
+        finally:
+            _close(stream, url, handler)
+
+
+def _close(stream: Any, url: str, handler: Handler) -> None:
+    # Closing a `pipe:` stream waits for its command: a failed command (missing file, ...) surfaces here.
+    try:
+        stream.close()
+    except Exception as err:  # noqa: BLE001
+        handler(RuntimeError(f"shard {url}: {err}"))
+
+
+def list_keys(url: str, handler: Handler) -> list[str]:
+    """The sample keys of one shard, in order, without reading any member's data."""
+    keys: list[str] = []
+
+    def record(name: str) -> bool:
+        prefix, _ = base_plus_ext(name)
+        if prefix is not None and (not keys or keys[-1] != prefix):
+            keys.append(prefix)
+        return False
+
+    try:
+        stream = open_shard(url)
+    except Exception as err:  # noqa: BLE001
+        handler(RuntimeError(f"cannot open shard {url}: {err}"))
+        return keys
+    try:
+        for _ in tar_file_expander([{"url": url, "stream": stream}], handler=handler, select_files=record):
+            pass
+    finally:
+        _close(stream, url, handler)
+    return keys

@@ -1,0 +1,264 @@
+"""Conversation → `input_ids` + `labels`, by tokenizing template segments one by one.
+
+Each segment of the rendered conversation (`ChatTemplate.segments`) is tokenized on its own and the pieces are
+concatenated, so the supervised span is known by construction (no offset arithmetic). Within a segment every
+visual marker (`<image>`) becomes `slot.num_tokens(num_frames)` copies of the slot's placeholder id, as
+transformers' VideoLlava expects; their labels are -100. The end-of-turn separator becomes the tokenizer's
+EOS id and is supervised. BOS starts every sequence.
+
+Legend: `n` tokens of one sample.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from lvlm.data.media import MediaSlot
+from lvlm.data.sample_errors import (
+    MissingMediaError,
+    PlaceholderMismatchError,
+    SampleFormatError,
+    SampleTooLongError,
+)
+from lvlm.data.templates import GPT, HUMAN, ChatTemplate, Segment, Turn
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class TokenizedSample:
+    """One tokenized conversation.
+
+    Attributes:
+        input_ids: `[n]` long token ids with expanded visual placeholders.
+        labels: `[n]` long targets (-100 where not supervised), or None for a generation prompt.
+        markers: The visual markers kept, in order of appearance (after truncation).
+        visual_spans: `(start, end)` of each kept marker's placeholder block in `input_ids`.
+        reference: For a generation prompt, the text of the answer it asks for (None if there is none).
+    """
+
+    input_ids: torch.Tensor
+    labels: torch.Tensor | None
+    markers: tuple[str, ...]
+    visual_spans: tuple[tuple[int, int], ...]
+    reference: str | None = None
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+
+def parse_conversations(conversations: Any, key: str = "?") -> list[Turn]:
+    """Validates LLaVA `conversations` and returns `(role, text)` turns.
+
+    A leading `gpt` turn (an answer with no question) is dropped, as the original does; after that the turns must
+    alternate human/gpt.
+
+    Args:
+        conversations: The sample's `conversations` value: a list of `{"from": "human"|"gpt", "value": str}`.
+        key: The sample key, for error messages.
+
+    Returns:
+        The turns, starting with a human turn.
+
+    Raises:
+        SampleFormatError: If the shape is wrong; the message says which turn and what was expected.
+    """
+    if not isinstance(conversations, list) or not conversations:
+        raise SampleFormatError(key, f"'conversations' must be a non-empty list of turns, got {conversations!r:.80}")
+    turns: list[Turn] = []
+    for i, turn in enumerate(conversations):
+        if not isinstance(turn, dict) or turn.get("from") not in (HUMAN, GPT) or not isinstance(turn.get("value"), str):
+            raise SampleFormatError(
+                key, f'turn {i} must be {{"from": "human"|"gpt", "value": str}}, got {turn!r:.80}; fix the JSON'
+            )
+        turns.append((turn["from"], turn["value"]))
+    while turns and turns[0][0] == GPT:
+        turns.pop(0)
+    for i, (role, _) in enumerate(turns):
+        if role != (HUMAN if i % 2 == 0 else GPT):
+            raise SampleFormatError(
+                key, f"turns must alternate human/gpt; turn {i} (after leading gpt turns) is {role!r}"
+            )
+    if not turns:
+        raise SampleFormatError(key, "'conversations' has no human turn")
+    return turns
+
+
+class _SegmentTokenizer:
+    """Tokenizes segments: text pieces with the tokenizer, markers as placeholder blocks, EOS as the EOS id."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, slots: Sequence[MediaSlot], num_frames: int) -> None:
+        self.tokenizer = tokenizer
+        self.block = {s.marker: (_token_id(tokenizer, s.token), s.num_tokens(num_frames)) for s in slots}
+        self.pattern = re.compile("(" + "|".join(re.escape(s.marker) for s in slots) + ")") if slots else None
+
+    def __call__(self, segments: Sequence[Segment]) -> tuple[list[int], list[int], list[str], list[tuple[int, int]]]:
+        ids: list[int] = [] if self.tokenizer.bos_token_id is None else [self.tokenizer.bos_token_id]
+        labels: list[int] = [IGNORE_INDEX] * len(ids)
+        markers: list[str] = []
+        spans: list[tuple[int, int]] = []
+        for seg in segments:
+            if seg.is_eos:
+                if self.tokenizer.eos_token_id is None:
+                    raise ValueError("the tokenizer has no eos_token; set one (the end-of-turn target)")
+                pieces = [self.tokenizer.eos_token_id]
+                ids += pieces
+                labels += pieces if seg.is_target else [IGNORE_INDEX]
+                continue
+            for piece in self.pattern.split(seg.text) if self.pattern else [seg.text]:
+                if piece in self.block:
+                    token_id, count = self.block[piece]
+                    markers.append(piece)
+                    spans.append((len(ids), len(ids) + count))
+                    ids += [token_id] * count
+                    labels += [IGNORE_INDEX] * count
+                elif piece:
+                    piece_ids = self.tokenizer(piece, add_special_tokens=False)["input_ids"]
+                    ids += piece_ids
+                    labels += piece_ids if seg.is_target else [IGNORE_INDEX] * len(piece_ids)
+        return ids, labels, markers, spans
+
+
+def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
+    token_id = tokenizer.convert_tokens_to_ids(token)
+    if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        raise ValueError(
+            f"the tokenizer has no token {token!r} for a media slot; add it as a special token "
+            f"(tokenizer.add_special_tokens({{'additional_special_tokens': [{token!r}]}}) and resize the embeddings)"
+        )
+    return int(token_id)
+
+
+def _check_media_counts(turns: Sequence[Turn], slots: Sequence[MediaSlot], media_counts: Mapping[str, int], key: str):
+    for i, (role, text) in enumerate(turns):
+        if role == GPT and any(s.marker in text for s in slots):
+            raise SampleFormatError(key, f"turn {i} (gpt) contains a visual marker; markers belong in human turns")
+    for kind in sorted({s.kind for s in slots} | set(media_counts)):
+        names = [s.marker for s in slots if s.kind == kind]
+        found = sum(text.count(marker) for _, text in turns for marker in names)
+        given = media_counts.get(kind, 0)
+        where = f"{found} {kind} marker(s) ({', '.join(names) or 'no slot'}) in the conversation"
+        if found > given:
+            raise MissingMediaError(key, f"{where} but only {given} {kind} member(s) in the shard; add the media")
+        if found < given:
+            raise PlaceholderMismatchError(
+                key, f"{where} but {given} {kind} member(s) in the shard; fix the markers or drop the extra media"
+            )
+
+
+def tokenize_conversation(
+    conversations: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    template: ChatTemplate,
+    slots: Sequence[MediaSlot],
+    num_frames: int,
+    max_length: int,
+    *,
+    key: str = "?",
+    media_counts: Mapping[str, int] | None = None,
+) -> TokenizedSample:
+    """Tokenizes a training conversation; only assistant answers and their end-of-turn EOS are supervised.
+
+    A trailing human turn (a question with no answer) is dropped. Sequences longer than `max_length` are cut at
+    `max_length`, or just before a visual block the cut would split (its marker is then dropped from `markers`,
+    and the caller drops that media item).
+
+    Args:
+        conversations: LLaVA `conversations` list.
+        tokenizer: Tokenizer holding one special token per slot.
+        template: Chat template.
+        slots: Media slots (markers to expand).
+        num_frames: Frames per video (a video marker expands to `num_frames * tokens_per_item` ids).
+        max_length: Maximum sequence length in tokens, visual tokens included.
+        key: Sample key for error messages.
+        media_counts: Media members per slot kind (`{"image": 1, "video": 0}`); when given, the markers of each
+            kind must match in number: the i-th marker of a kind takes the i-th member of that kind.
+
+    Returns:
+        The tokenized sample.
+
+    Raises:
+        SampleFormatError: Wrong JSON shape, or no gpt turn to learn from.
+        MissingMediaError: More markers of a kind than media members.
+        PlaceholderMismatchError: Fewer markers of a kind than media members.
+        SampleTooLongError: Visual tokens alone exceed `max_length`, or no target is left after truncation.
+    """
+    turns = parse_conversations(conversations, key)
+    if turns[-1][0] == HUMAN:
+        turns = turns[:-1]
+    if not turns:
+        raise SampleFormatError(key, "no gpt answer to learn from (a training sample needs a human turn and an answer)")
+    if media_counts is not None:
+        _check_media_counts(turns, slots, media_counts, key)
+    markers_all = [s.marker for s in slots]
+    try:
+        segments = template.segments(turns, markers_all)
+    except ValueError as err:
+        raise SampleFormatError(key, str(err)) from err
+    ids, labels, markers, spans = _SegmentTokenizer(tokenizer, slots, num_frames)(segments)
+    if len(ids) > max_length:
+        ids, labels, markers, spans = _truncate(ids, labels, markers, spans, max_length, key)
+    return TokenizedSample(torch.tensor(ids), torch.tensor(labels), tuple(markers), tuple(spans))
+
+
+def _truncate(ids, labels, markers, spans, max_length: int, key: str):
+    visual = sum(end - start for start, end in spans)
+    if visual > max_length:
+        raise SampleTooLongError(key, f"{visual} visual tokens alone exceed max_length={max_length}")
+    cut = max_length
+    for start, end in spans:
+        if start < cut < end:
+            cut = start
+    kept = [i for i, (_, end) in enumerate(spans) if end <= cut]
+    if all(label == IGNORE_INDEX for label in labels[:cut]):
+        raise SampleTooLongError(
+            key, f"{len(ids)} tokens; nothing supervised is left within max_length={max_length} (raise max_length)"
+        )
+    return ids[:cut], labels[:cut], [markers[i] for i in kept], [spans[i] for i in kept]
+
+
+def tokenize_prompt(
+    conversations: Any,
+    tokenizer: PreTrainedTokenizerBase,
+    template: ChatTemplate,
+    slots: Sequence[MediaSlot],
+    num_frames: int,
+    max_length: int,
+    *,
+    key: str = "?",
+    media_counts: Mapping[str, int] | None = None,
+) -> TokenizedSample:
+    """Tokenizes the generation prompt: the conversation up to its last assistant turn, ending `"ASSISTANT:"`.
+
+    The last gpt turn (if the conversation ends with one) becomes `reference`; markers in the dropped answer
+    are not allowed. Prompts are never truncated.
+
+    Args:
+        conversations, tokenizer, template, slots, num_frames, key, media_counts: As `tokenize_conversation`.
+        max_length: Maximum prompt length; longer prompts are rejected.
+
+    Returns:
+        A sample with `labels=None` and `reference` set.
+
+    Raises:
+        SampleFormatError, MissingMediaError, PlaceholderMismatchError: As `tokenize_conversation`.
+        SampleTooLongError: If the prompt is longer than `max_length`.
+    """
+    turns = parse_conversations(conversations, key)
+    reference = None
+    if turns[-1][0] == GPT:
+        reference = turns[-1][1]
+        turns = turns[:-1]
+    if media_counts is not None:
+        _check_media_counts(turns, slots, media_counts, key)
+    segments = template.prompt_segments(turns, [s.marker for s in slots])
+    ids, _, markers, spans = _SegmentTokenizer(tokenizer, slots, num_frames)(segments)
+    if len(ids) > max_length:
+        raise SampleTooLongError(key, f"the prompt has {len(ids)} tokens, more than max_length={max_length}")
+    return TokenizedSample(torch.tensor(ids), None, tuple(markers), tuple(spans), reference)

@@ -1,0 +1,129 @@
+"""The synthetic world: determinism, real shards, labels that match the pixels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import webdataset as wds
+
+from lvlm.data.decoding import decode_image, decode_video
+from lvlm.data.sample_format import count_placeholders, media_members
+from lvlm.data.synthetic import (
+    BACKGROUND,
+    CHOICES,
+    COLORS,
+    WorldSizes,
+    build_sample,
+    corpus_texts,
+    write_synthetic_world,
+)
+
+TINY = {"stage1_train": 12, "stage2_train": 16, "stage2_val": 6, "stage2_test": 6, "samples_per_shard": 10}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return write_synthetic_world(tmp_path_factory.mktemp("world"), seed=3, sizes=TINY)
+
+
+def _samples(world, split):
+    return list(wds.WebDataset([str(p) for p in world.shards[split]], shardshuffle=False))
+
+
+def test_layout_counts_and_patterns(world):
+    assert world.counts == {"stage1/train": 12, "stage2/train": 16, "stage2/val": 6, "stage2/test": 6}
+    assert [p.name for p in world.shards["stage2/train"]] == ["train-000000.tar", "train-000001.tar"]
+    assert world.pattern("stage2/train") == str(world.root / "stage2" / "train-{000000..000001}.tar")
+    assert world.pattern("stage2/val") == str(world.root / "stage2" / "val-000000.tar")
+    assert sorted(p.name for p in world.root.iterdir()) == ["corpus.txt", "stage1", "stage2", "world.json"]
+    assert not list(world.root.rglob("*.tmp"))
+    for split, count in world.counts.items():
+        assert len(_samples(world, split)) == count
+
+
+def test_same_seed_same_bytes_different_seed_differs(world, tmp_path):
+    again = write_synthetic_world(tmp_path / "again", seed=3, sizes=TINY)
+    other = write_synthetic_world(tmp_path / "other", seed=4, sizes=TINY)
+    for split, paths in world.shards.items():
+        assert [p.read_bytes() for p in paths] == [p.read_bytes() for p in again.shards[split]]
+        assert [p.read_bytes() for p in paths] != [p.read_bytes() for p in other.shards[split]]
+    assert world.corpus_path.read_text() == again.corpus_path.read_text()
+
+
+def test_samples_follow_the_data_format(world):
+    for split in world.shards:
+        for sample in _samples(world, split):
+            meta = json.loads(sample["json"])
+            members = media_members(sample)
+            n_images, n_videos = count_placeholders(meta["conversations"])
+            assert (n_images, n_videos) == (len(members["images"]), len(members["videos"]))
+            assert "." not in sample["__key__"]
+            if split.startswith("stage2") and meta["meta"]["modality"] != "text":
+                m = meta["meta"]
+                gpt = [t["value"] for t in meta["conversations"] if t["from"] == "gpt"]
+                assert gpt == m["answers"] and len(m["question_types"]) == len(gpt) in (2, 3)
+                for qtype, answer in zip(m["question_types"], m["answers"]):
+                    assert answer in m["choices"][qtype] == CHOICES[qtype]
+
+
+def test_stage1_is_captioning(world):
+    sample = _samples(world, "stage1/train")[0]
+    turns = json.loads(sample["json"])["conversations"]
+    assert [t["from"] for t in turns] == ["human", "gpt"]
+    assert turns[0]["value"].startswith(("<image>\n", "<video>\n"))
+    assert turns[1]["value"].startswith("a ")
+
+
+def _centroid(frame: np.ndarray) -> np.ndarray:
+    mask = np.abs(frame.astype(int) - BACKGROUND).sum(-1) > 120
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_motion_and_colour_labels_match_the_decoded_video(seed):
+    sizes = WorldSizes(video_fraction=1.0, text_fraction=0.0)
+    seen = set()
+    for index in range(24):
+        sample = build_sample(seed, "stage2/test", index, sizes)
+        scene = sample["json"]["meta"]["scene"]
+        video = decode_video(sample["mp4"], 8, key=sample["__key__"]).numpy()
+        first, last = _centroid(video[0]), _centroid(video[-1])
+        dx, dy = last - first
+        if scene["event"] == "move":
+            expected = {"right": dx > 25, "left": dx < -25, "down": dy > 25, "up": dy < -25}
+            assert expected[scene["direction"]], (scene, dx, dy)
+            seen.add(scene["direction"])
+        else:
+            assert abs(dx) < 2 and abs(dy) < 2
+            for frame, colour in [(video[0], scene["color"]), (video[-1], scene["end_color"])]:
+                x, y = _centroid(frame).round().astype(int)
+                assert np.abs(frame[y, x].astype(int) - COLORS[colour]).max() < 40
+            seen.add("change")
+    assert seen == {"left", "right", "up", "down", "change"}
+
+
+def test_image_labels_match_the_pixels():
+    sizes = WorldSizes(video_fraction=0.0, text_fraction=0.0)
+    for index in range(12):
+        sample = build_sample(0, "stage2/val", index, sizes)
+        media = media_members(sample)["images"]
+        image = np.asarray(decode_image(media[0][1]))
+        for colour, _, cell in sample["json"]["meta"]["scene"]["objects"]:
+            cx, cy = int((cell % 3 + 0.5) * 64 / 3), int((cell // 3 + 0.5) * 64 / 3)
+            assert np.abs(image[cy, cx].astype(int) - COLORS[colour]).max() < 40
+
+
+def test_corpus_covers_all_texts_without_rendering(world):
+    texts = corpus_texts(seed=3, sizes=TINY)
+    assert world.corpus_path.read_text().splitlines() == [t.replace("\n", " ") for t in texts]
+    words = set(" ".join(texts).split())
+    assert {"purple", "diamond", "three", "left", "change", "yes"} <= words
+    assert not any("<image>" in t or "<video>" in t for t in texts)
+
+
+def test_unknown_size_field_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="stage3_train"):
+        write_synthetic_world(tmp_path, sizes={"stage3_train": 1})
