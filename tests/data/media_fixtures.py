@@ -7,6 +7,7 @@ pytest fixtures by importing them into a test module (``from media_fixtures impo
 from __future__ import annotations
 
 import io
+import tempfile
 from pathlib import Path
 
 import av
@@ -41,12 +42,36 @@ def moving_square_frames(num_frames: int, size: tuple[int, int], *, seed: int = 
 
 
 def encode_video(
-    frames: np.ndarray, container_format: str = "mp4", codec: str = "libx264", fps: int = 25, gop: int = 12
+    frames: np.ndarray,
+    container_format: str = "mp4",
+    codec: str = "libx264",
+    fps: int = 25,
+    gop: int = 12,
+    options: dict[str, str] | None = None,
 ) -> bytes:
     """Encode uint8 ``[t, h, w, 3]`` frames (even sizes) in any container/codec PyAV writes (mp4, matroska,
-    webm with libvpx-vp9, avi with mpeg4, ...). x264 gets 2 B-frames, the way a camera file looks."""
+    webm with libvpx-vp9, avi with mpeg4, ...). x264 gets 2 B-frames, the way a camera file looks.
+    ``options`` go to the muxer (e.g. ``{"movflags": "faststart"}``, which needs a real file: handled here)."""
+    if options:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"video.{container_format}"
+            _encode_into(str(path), frames, container_format, codec, fps, gop, options)
+            return path.read_bytes()
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format=container_format) as container:
+    _encode_into(buffer, frames, container_format, codec, fps, gop, None)
+    return buffer.getvalue()
+
+
+def _encode_into(
+    target: str | io.BytesIO,
+    frames: np.ndarray,
+    container_format: str,
+    codec: str,
+    fps: int,
+    gop: int,
+    options: dict[str, str] | None,
+) -> None:
+    with av.open(target, mode="w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.gop_size = gop
@@ -57,7 +82,6 @@ def encode_video(
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode(None))
-    return buffer.getvalue()
 
 
 def encode_h264(frames: np.ndarray, fps: int = 25, gop: int = 12, container_format: str = "mp4") -> bytes:

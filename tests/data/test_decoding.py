@@ -129,16 +129,24 @@ def _truncated_mp4() -> bytes:
     return data[: len(data) // 2]
 
 
+def _truncated_faststart_mp4() -> bytes:
+    # moov first: the index survives the cut, the frames at the end do not
+    data = encode_video(moving_square_frames(60, (128, 96)), "mp4", options={"movflags": "faststart"})
+    assert data.find(b"moov") < data.find(b"mdat")
+    return data[: int(len(data) * 0.9)]
+
+
 @pytest.mark.parametrize("backend", available_backends())
 @pytest.mark.parametrize(
     ("make", "reason"),
     [
         (_truncated_mp4, None),
+        (_truncated_faststart_mp4, None),
         (lambda: b"", "zero bytes"),
         (lambda: b"this is not a video\n" * 50, None),
         (lambda: image_bytes(fmt="jpeg"), None),
     ],
-    ids=["truncated", "empty", "text", "jpeg"],
+    ids=["truncated", "truncated-faststart", "empty", "text", "jpeg"],
 )
 def test_bad_video_bytes_raise_with_the_key(backend, make, reason):
     with pytest.raises(VideoDecodeError, match=reason) as info:

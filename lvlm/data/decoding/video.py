@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import os
@@ -23,7 +24,12 @@ _IMPORT_NAMES = {"decord": "decord", "pyav": "av"}
 
 def available_backends() -> list[str]:
     """Names of the installed video backends, preferred first (``["decord", "pyav"]`` on x86_64)."""
-    return [name for name in _BACKENDS if importlib.util.find_spec(_IMPORT_NAMES[name]) is not None]
+    return list(_installed())
+
+
+@functools.cache
+def _installed() -> tuple[str, ...]:
+    return tuple(name for name in _BACKENDS if importlib.util.find_spec(_IMPORT_NAMES[name]) is not None)
 
 
 def default_backend() -> str:
@@ -64,7 +70,7 @@ def decode_video(
     name = backend or default_backend()
     if name not in _BACKENDS:
         raise ValueError(f"unknown video backend {name!r}; choose one of {sorted(_BACKENDS)}")
-    if name not in available_backends():
+    if name not in _installed():
         raise ValueError(f"video backend {name!r} is not installed; installed: {available_backends()}")
     if isinstance(source, (bytes, bytearray, memoryview)) and len(source) == 0:
         raise VideoDecodeError(key, source, "the data is empty (zero bytes)")

@@ -1,0 +1,302 @@
+"""Decode + transform throughput: lvlm's shard pipeline versus the original Video-LLaVA procedure.
+
+Both read the same media (a 50/50 mix of 640x480 JPEGs and 10 s 720p H.264 clips, 8 frames per clip), in the
+same run, with the same DataLoader worker count, one sample at a time:
+
+- baseline (spec §6.2-6.3, step by step): JSON list + files; ``Image.open().convert("RGB")`` ->
+  ``ToTensor`` -> ``Resize(224, bicubic)`` -> ``CenterCrop`` -> ``Normalize``; videos with
+  ``decord.VideoReader(path)`` (default threads) -> ``get_batch(linspace)`` at full resolution -> ``x / 255``
+  -> ``NormalizeVideo`` at full resolution -> ``ShortSideScale(224)`` -> ``CenterCropVideo`` -> random flip.
+- lvlm decode+transform: WebDataset shards written by ``lvlm shards`` -> ``media_members`` -> ``decode_image`` /
+  ``decode_video(short_side=224)`` -> ``ImageTransform`` / ``VideoTransform`` (uint8 resize, normalise last),
+  once per video backend.
+- lvlm DataModule: the same shards through ``LVLMDataModule.test_dataloader()`` (batch size 1, tokenization
+  and collation included).
+- With ``--reencode 224``, the lvlm rows again over shards whose videos ``lvlm shards --reencode 224``
+  re-encoded (short side 224, GOP 8).
+
+Also prints the raw decode throughput of the same media (one process, no transform) and the decode
+efficiency: pipeline samples/s divided by (workers x raw decode samples/s). Prints figures; asserts nothing.
+
+    python benchmarks/data_throughput.py --clips 6 --images 6 --workers 2 --reencode 224
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import itertools
+import json
+import math
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms as T
+import webdataset as wds
+from PIL import Image
+
+from lvlm.data.decoding import decode_image, decode_video, default_backend
+from lvlm.data.sample_format import media_members
+from lvlm.data.shards_cli import main as shards_main
+from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, VideoTransform
+
+SIZE, NUM_FRAMES = 224, 8
+
+
+# ----------------------------------------------------------------------------------------------- the media
+def make_clip(path: Path, seed: int, seconds: int = 10, fps: int = 30, width: int = 1280, height: int = 720) -> None:
+    """A 10 s 720p H.264 clip (x264 defaults: GOP 250, B-frames; about 5 MB): a scrolling gradient, noise, a box."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    base = np.stack([xx * 255 // width, yy * 255 // height, (xx // 3 + yy // 2 + seed * 40) % 256], -1).astype(np.uint8)
+    noise = np.random.default_rng(seed).integers(0, 4, (8, height, width, 3), dtype=np.uint8)
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.options = {"preset": "superfast", "crf": "23"}
+        for i in range(seconds * fps):
+            image = np.roll(base, i * 4, axis=1) + noise[i % 8]
+            x = (i * 9 + seed * 100) % (width - 128)
+            image[200:328, x : x + 128] = 255
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode(None))
+
+
+def make_image(path: Path, seed: int) -> None:
+    """A 640x480 JPEG (quality 90) with gradients, noise and rectangles, about photo-sized."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:480, 0:640]
+    image = np.stack([xx * 255 // 640, yy * 255 // 480, (xx + yy + seed * 30) % 256], -1).astype(np.int16)
+    image += rng.integers(-20, 21, image.shape, dtype=np.int16)
+    for _ in range(6):
+        x, y = rng.integers(0, 560), rng.integers(0, 400)
+        image[y : y + 80, x : x + 80] = rng.integers(0, 256, 3)
+    Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, format="JPEG", quality=90)
+
+
+def make_dataset(root: Path, clips: int, images: int, distinct: int, workers: int) -> list[list[dict]]:
+    """Write the media; return one record list per DataLoader worker, each an alternating clip/image mix.
+
+    Clips beyond ``distinct`` are copies (decoding cost does not depend on the bytes being new).
+    """
+    (root / "videos").mkdir(parents=True)
+    (root / "images").mkdir()
+    for i in range(clips):
+        if i < distinct:
+            make_clip(root / "videos" / f"clip_{i:04d}.mp4", seed=i)
+        else:
+            shutil.copy(root / "videos" / f"clip_{i % distinct:04d}.mp4", root / "videos" / f"clip_{i:04d}.mp4")
+    for i in range(images):
+        make_image(root / "images" / f"img_{i:04d}.jpg", seed=i)
+    human = "{}\nDescribe it."
+    per_worker: list[list[dict]] = [[] for _ in range(workers)]
+    for i in range(max(clips, images)):
+        if i < clips:
+            conv = [{"from": "human", "value": human.format("<video>")}, {"from": "gpt", "value": "Something."}]
+            per_worker[i % workers].append({"id": f"v{i}", "video": f"clip_{i:04d}.mp4", "conversations": conv})
+        if i < images:
+            conv = [{"from": "human", "value": human.format("<image>")}, {"from": "gpt", "value": "Something."}]
+            per_worker[i % workers].append({"id": f"i{i}", "image": f"img_{i:04d}.jpg", "conversations": conv})
+    return per_worker
+
+
+# ------------------------------------------------------------------------------------ the original procedure
+class OriginalDataset(torch.utils.data.Dataset):
+    """Video-LLaVA's per-sample loading and preprocessing, step by step (spec §6.2-6.3)."""
+
+    def __init__(self, root: Path, records: list[dict]) -> None:
+        self.root, self.records = root, records
+        # torchvision < 0.17 (the original's) did not antialias tensor resizes
+        self.image_transform = T.Compose(
+            [T.ToTensor(), T.Resize(SIZE, T.InterpolationMode.BICUBIC, antialias=False), T.CenterCrop(SIZE),
+             T.Normalize(CLIP_MEAN, CLIP_STD)]
+        )  # fmt: skip
+        self.mean = torch.tensor(CLIP_MEAN)[:, None, None, None]
+        self.std = torch.tensor(CLIP_STD)[:, None, None, None]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        record = self.records[index]
+        if "image" in record:
+            return self.image_transform(Image.open(self.root / "images" / record["image"]).convert("RGB"))
+        import decord
+
+        reader = decord.VideoReader(str(self.root / "videos" / record["video"]), ctx=decord.cpu(0))
+        indices = np.linspace(0, len(reader) - 1, NUM_FRAMES, dtype=int)
+        video = torch.from_numpy(reader.get_batch(indices).asnumpy()).permute(3, 0, 1, 2)  # c t h w
+        video = video / 255.0
+        video = (video - self.mean) / self.std  # NormalizeVideo, at full resolution
+        c, t, h, w = video.shape  # ShortSideScale(224): bilinear, no antialias
+        new_h, new_w = (int(math.floor(h / w * SIZE)), SIZE) if w < h else (SIZE, int(math.floor(w / h * SIZE)))
+        video = F.interpolate(video, size=(new_h, new_w), mode="bilinear", align_corners=False)
+        top, left = int(round((new_h - SIZE) / 2.0)), int(round((new_w - SIZE) / 2.0))
+        video = video[..., top : top + SIZE, left : left + SIZE]  # CenterCropVideo
+        return video.flip(-1) if random.random() < 0.5 else video  # RandomHorizontalFlipVideo (also at test)
+
+
+# --------------------------------------------------------------------------------------------------- lvlm
+class LvlmProcess:
+    """lvlm's per-sample decode + transform of one raw shard sample."""
+
+    def __init__(self, backend: str | None = None) -> None:
+        self.backend = backend
+        self.image = ImageTransform(SIZE, CLIP_MEAN, CLIP_STD)
+        self.video = VideoTransform(SIZE, CLIP_MEAN, CLIP_STD)
+
+    def __call__(self, sample: dict) -> torch.Tensor:
+        members = media_members(sample)
+        if members["images"]:
+            return self.image(decode_image(members["images"][0][1], key=sample["__key__"]))
+        frames = decode_video(
+            members["videos"][0][1], NUM_FRAMES, key=sample["__key__"], short_side=SIZE, backend=self.backend
+        )
+        return self.video(frames)
+
+
+def lvlm_dataset(shard_dir: Path, backend: str | None = None) -> wds.WebDataset:
+    urls = sorted(str(p) for p in shard_dir.glob("*.tar"))
+    dataset = wds.WebDataset(urls, shardshuffle=False, nodesplitter=wds.split_by_node, empty_check=False)
+    return dataset.map(LvlmProcess(backend))
+
+
+def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> float:
+    """Samples per second through ``LVLMDataModule.test_dataloader()`` (tokenization and collation included)."""
+    from lvlm.data.datamodule import LVLMDataModule
+    from lvlm.data.tokenizer_training import train_tokenizer
+
+    tokenizer = train_tokenizer(["Describe it. Something."] * 20, vocab_size=300)
+    dm = LVLMDataModule(
+        test_sources=[{"pattern": str(shard_dir / "*.tar")}],
+        tokenizer=tokenizer,
+        num_frames=NUM_FRAMES,
+        max_length=4096,
+        batch_size=1,
+        num_workers=workers,
+        run_dir=str(run_dir),
+    )
+    start, count = time.perf_counter(), 0
+    for batch in dm.test_dataloader():
+        count += len(batch["keys"])
+    return count / (time.perf_counter() - start)
+
+
+def throughput(dataset: torch.utils.data.Dataset, workers: int) -> tuple[float, int]:
+    """Samples per second through a DataLoader (worker start-up included, as in training); and the count."""
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
+    start, count = time.perf_counter(), 0
+    for _ in loader:
+        count += 1
+    return count / (time.perf_counter() - start), count
+
+
+def raw_decode(shard_dir: Path, backend: str) -> tuple[float, float]:
+    """Decoding alone, one process, of the media in ``shard_dir``: (samples/s on the mix, clips/s).
+
+    Images decode to RGB, clips to 8 frames at their stored size; no transform, no DataLoader.
+    """
+    seconds = {"image": 0.0, "video": 0.0}
+    counts = {"image": 0, "video": 0}
+    for sample in wds.WebDataset(sorted(str(p) for p in shard_dir.glob("*.tar")), shardshuffle=False):
+        members = media_members(sample)
+        kind = "image" if members["images"] else "video"
+        start = time.perf_counter()
+        if kind == "image":
+            decode_image(members["images"][0][1])
+        else:
+            decode_video(members["videos"][0][1], NUM_FRAMES, backend=backend)
+        seconds[kind] += time.perf_counter() - start
+        counts[kind] += 1
+    return sum(counts.values()) / sum(seconds.values()), counts["video"] / max(seconds["video"], 1e-9)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", type=int, default=6, help="10 s 720p clips (default 6)")
+    parser.add_argument("--images", type=int, default=6, help="640x480 JPEGs (default 6)")
+    parser.add_argument("--distinct", type=int, default=2, help="distinct clips to encode; the rest are copies")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for every pipeline")
+    parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each pipeline (median shown)")
+    parser.add_argument("--reencode", type=int, default=None, help="also measure shards re-encoded to this short side")
+    return parser.parse_args()
+
+
+def prepare(root: Path, args: argparse.Namespace) -> list[dict]:
+    """Media, the original-format JSON, and shards (raw, and re-encoded if asked). Returns the baseline's records."""
+    workers = max(1, args.workers)
+    per_worker = make_dataset(root, args.clips, args.images, min(args.distinct, args.clips) or 1, workers)
+    (root / "data.json").write_text(json.dumps([r for group in per_worker for r in group]))
+    folders = ["--image-folder", str(root / "images"), "--video-folder", str(root / "videos")]
+    # one shard per worker (WebDataset hands shard w to worker w), the same split the baseline gets
+    shard_args = [str(root / "data.json"), *folders, "--max-count", str(max(map(len, per_worker)))]
+    with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+        shards_main([*shard_args, "--out", str(root / "shards")])
+        if args.reencode:
+            shards_main([*shard_args, "--out", str(root / "shards_re"), "--reencode", str(args.reencode)])
+    # the baseline's DataLoader hands index j to worker j % workers
+    return [r for group in itertools.zip_longest(*per_worker) for r in group if r is not None]
+
+
+def main() -> None:
+    args = parse_args()
+    backends = list(dict.fromkeys([default_backend(), "pyav"]))
+    print(f"cpus={os.cpu_count()} torch={torch.__version__} default backend={default_backend()} workers={args.workers}")
+    with tempfile.TemporaryDirectory(prefix="lvlm-bench-") as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        records = prepare(root, args)
+        clip_mb = sum(p.stat().st_size for p in (root / "videos").iterdir()) / 1e6 / max(1, args.clips)
+        elapsed = time.perf_counter() - start
+        print(f"media: {args.clips} clips ({clip_mb:.1f} MB each) + {args.images} images, ready in {elapsed:.0f} s")
+        stores = {"raw": root / "shards"} | (
+            {f"--reencode {args.reencode}": root / "shards_re"} if args.reencode else {}
+        )
+        raw = {(store, b): raw_decode(path, b) for store, path in stores.items() for b in backends}
+        # name -> (run, raw-decode reference for the efficiency)
+        runs = {
+            "baseline (original procedure)": (
+                lambda: throughput(OriginalDataset(root, records), args.workers)[0],
+                ("raw", default_backend()),
+            )
+        }
+        for store, path in stores.items():
+            for backend in backends:
+                run = functools.partial(lambda p, b: throughput(lvlm_dataset(p, b), args.workers)[0], path, backend)
+                runs[f"lvlm decode+transform, {store}, {backend}"] = (run, (store, backend))
+            run = functools.partial(datamodule_throughput, path, args.workers, root)
+            runs[f"lvlm DataModule, {store}, {default_backend()}"] = (run, (store, default_backend()))
+        rows: dict[str, list[float]] = {name: [] for name in runs}
+        for _ in range(args.repeats):  # alternate, so that load changes hit every row alike
+            for name, (run, _) in runs.items():
+                try:
+                    rows[name].append(run())
+                except Exception as err:  # noqa: BLE001 - a row that cannot run is reported, not fatal
+                    print(f"{name}: could not run ({type(err).__name__}: {err})")
+    for (store, backend), (mix, clips) in raw.items():
+        print(
+            f"raw decode, {store} media, {backend:>6}, 1 process: {mix:6.2f} samples/s on the mix, {clips:6.2f} clips/s"
+        )
+    print("decode efficiency = samples/s / (workers x raw decode samples/s of the same media and backend)")
+    base = statistics.median(rows["baseline (original procedure)"])
+    for name, values in rows.items():
+        if values:
+            value, reference = statistics.median(values), args.workers * raw[runs[name][1]][0]
+            efficiency = 100 * value / reference
+            print(
+                f"{name:<44} {value:6.2f} samples/s  x{value / base:5.2f} vs baseline  "
+                f"decode efficiency {efficiency:5.1f} %  runs={[round(v, 2) for v in values]}"
+            )
+
+
+if __name__ == "__main__":
+    main()
