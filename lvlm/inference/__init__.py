@@ -1,0 +1,37 @@
+"""Inference: load a checkpoint, build prompts, batched generation, ``lvlm predict`` and ``lvlm chat``.
+
+Names are imported on first use, so ``lvlm chat`` can check its arguments before torch loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "InferenceSession": "lvlm.inference.session",
+    "TemplateNotRecordedError": "lvlm.inference.session",
+    "load_session": "lvlm.inference.session",
+    "GenerationSettings": "lvlm.inference.batch_generate",
+    "generate_batch": "lvlm.inference.batch_generate",
+    "generate_ids": "lvlm.inference.batch_generate",
+    "Conversation": "lvlm.inference.prompts",
+    "prepare_prompt": "lvlm.inference.prompts",
+    "load_media": "lvlm.inference.media_loading",
+    "Question": "lvlm.inference.questions",
+    "questions_from_json": "lvlm.inference.questions",
+    "questions_from_records": "lvlm.inference.questions",
+    "questions_from_shards": "lvlm.inference.questions",
+    "PredictionResult": "lvlm.inference.predict",
+    "answer": "lvlm.inference.predict",
+    "predict": "lvlm.inference.predict",
+    "predict_records": "lvlm.inference.predict",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lvlm.inference' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -1,0 +1,140 @@
+"""``lvlm chat``: a multi-turn terminal chat with a checkpoint about images and videos; answers stream.
+
+    lvlm chat --model CKPT --video clip.mp4
+    lvlm chat --model CKPT --image a.jpg --image b.png --temperature 0 --max-new-tokens 256
+
+Media attach to the first user turn (videos first, then images), as in the original CLI. The chat template is
+the one recorded with the checkpoint; ``--template`` overrides it explicitly. ``/exit`` or end of input
+(Ctrl-D) ends the chat; ``/reset`` forgets the history (the media stay).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from lvlm.inference.media_files import MissingMediaFileError, UnsupportedMediaError, check_media_file
+
+# torch, transformers and the model are imported only once the arguments and files are known to be good, so
+# a mistyped path is reported at once.
+
+EXIT_COMMANDS = {"/exit", "/quit"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lvlm chat", description=__doc__.splitlines()[0])
+    p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
+    p.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
+    p.add_argument("--video", action="append", default=[], help="a video file or a folder of frames (repeatable)")
+    p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
+    p.add_argument("--temperature", type=float, default=0.2, help="0 = greedy; default 0.2 (the original's)")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--seed", type=int, help="seed of the sampler")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
+    p.add_argument("--image-mode", choices=["pad", "crop"], default="pad")
+    p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def _fail(message: str) -> int:
+    print(f"lvlm chat: error: {message}", file=sys.stderr)
+    return 2
+
+
+def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[str, Any]]:
+    """Decode every attached file, videos first (the order their markers take in the first turn)."""
+    from lvlm.inference.media_loading import load_media
+    from lvlm.inference.prompts import MEDIA_ORDER
+
+    files = sorted(files, key=lambda item: MEDIA_ORDER.index(item[0]))
+    return [(kind, load_media(session, kind, path, key=path)) for kind, path in files]
+
+
+def chat_turn(session: Any, conversation: Any, media: list, question: str, settings: Any) -> str | None:
+    """Ask one question; the answer streams to stdout. None (and a message) when the prompt does not fit."""
+    from lvlm.data.sample_errors import SampleTooLongError
+    from lvlm.inference.batch_generate import decode_answer, generate_ids
+    from lvlm.inference.prompts import prepare_prompt
+    from lvlm.inference.streaming import TerminalStreamer
+
+    try:
+        sample = prepare_prompt(session, conversation.ask(question), media)
+    except SampleTooLongError as err:
+        print(
+            f"error: {err.detail}: this model has {session.max_length} positions (max_position_embeddings). "
+            f"Ask a shorter question or /reset the history.",
+            file=sys.stderr,
+        )
+        return None
+    print("ASSISTANT: ", end="", flush=True)
+    ids = generate_ids(session, [sample], settings, streamer=TerminalStreamer(session.tokenizer))[0]
+    return decode_answer(session, ids)
+
+
+def chat_loop(session: Any, media: list, settings: Any) -> int:
+    """Read questions until ``/exit`` or end of input; returns the exit status."""
+    from lvlm.inference.prompts import Conversation
+
+    conversation = Conversation(kinds=[kind for kind, _ in media])
+    while True:
+        try:
+            question = input("USER: ").strip()
+        except EOFError:
+            print()
+            return 0
+        if question in EXIT_COMMANDS:
+            return 0
+        if question == "/reset":
+            conversation = Conversation(kinds=conversation.kinds)
+            print("(history cleared)")
+            continue
+        if not question:
+            continue
+        answer = chat_turn(session, conversation, media, question, settings)
+        if answer is not None:
+            conversation.record(question, answer)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lvlm chat``; returns the exit status (2 for a missing or unusable file or checkpoint)."""
+    args = build_parser().parse_args(argv)
+    files = [("image", path) for path in args.image] + [("video", path) for path in args.video]
+    try:
+        for kind, path in files:
+            found = check_media_file(path)
+            if found != kind:
+                raise ValueError(f"{path} is a {found} file; attach it with --{found}")
+    except (MissingMediaFileError, UnsupportedMediaError, ValueError) as err:
+        return _fail(str(err))
+    from lvlm.data.decoding.errors import MediaDecodeError
+    from lvlm.data.sample_errors import BadSampleError
+    from lvlm.inference.batch_generate import GenerationSettings
+    from lvlm.inference.session import TemplateNotRecordedError, load_session
+
+    try:
+        settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p, args.seed)
+        session = load_session(
+            args.model,
+            args.template,
+            num_frames=args.num_frames,
+            image_mode=args.image_mode,
+            torch_dtype=args.dtype,
+            device=args.device,
+        )
+        media = load_chat_media(session, files)
+    except (MediaDecodeError, TemplateNotRecordedError, BadSampleError, FileNotFoundError, ValueError) as err:
+        return _fail(str(err))  # an undecodable file, a bad checkpoint directory or option
+    attached = ", ".join(f"{kind} {path}" for kind, path in files) or "no media"
+    print(f"lvlm chat: {args.model} ({session.template.name} template, {attached}). /exit or Ctrl-D ends.")
+    try:
+        return chat_loop(session, media, settings)
+    except KeyboardInterrupt:
+        print()
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

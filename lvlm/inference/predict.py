@@ -1,0 +1,171 @@
+"""Batched prediction: questions → prediction records ``{"key", "question", "answer", "prediction", ...meta}``.
+
+Every record is built from its own :class:`~lvlm.inference.questions.Question`, so a prediction can never be
+paired with another question's reference (the original's multi-GPU evaluation indexed the answers of each
+chunk from zero, spec §8.1). A question that cannot be asked (missing or undecodable media, markers that do
+not match the media, a prompt too long) is skipped and reported with its key and reason; nothing replaces it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lvlm.data.collate import ProcessedSample
+from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.sample_errors import BadSampleError
+from lvlm.inference.batch_generate import GenerationSettings, generate_batch
+from lvlm.inference.media_loading import MissingMediaFileError, UnsupportedMediaError, load_media
+from lvlm.inference.prompts import prepare_prompt
+from lvlm.inference.questions import Question, questions_from_records
+from lvlm.inference.session import InferenceSession, load_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SkippedQuestion:
+    """A question that was not answered: its key, a reason code and what exactly went wrong."""
+
+    index: int
+    key: str
+    reason: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PredictionResult:
+    """Prediction records (input order) and the skipped questions."""
+
+    predictions: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[SkippedQuestion] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+
+
+def _reason(err: Exception) -> str:
+    if isinstance(err, MediaDecodeError):
+        return "undecodable_media"
+    return getattr(err, "reason", type(err).__name__)
+
+
+def prepare_question(session: InferenceSession, question: Question) -> ProcessedSample:
+    """Load the question's media and tokenize its prompt (raises the errors :func:`predict` reports)."""
+    if question.error is not None:
+        raise question.error
+    media = [(kind, load_media(session, kind, source, key=question.key)) for kind, source in question.media]
+    return prepare_prompt(session, question.conversations, media, key=question.key)
+
+
+def prediction_record(question: Question, prediction: str) -> dict[str, Any]:
+    """The output line of one question: its own key, question and reference, the prediction, then metadata."""
+    return {
+        "key": question.key,
+        "question": question.question,
+        "answer": question.answer,
+        "prediction": prediction,
+        **{k: v for k, v in question.meta.items() if k not in ("prediction",)},
+    }
+
+
+def predict(
+    session: InferenceSession,
+    questions: Iterable[Question],
+    settings: GenerationSettings | None = None,
+    batch_size: int = 8,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> PredictionResult:
+    """Answer questions in batches of ``batch_size`` (left-padded, one ``generate`` call per batch).
+
+    Args:
+        session: the loaded checkpoint.
+        questions: the questions, e.g. from :func:`~lvlm.inference.questions.questions_from_json`.
+        settings: decoding settings (greedy, 128 new tokens by default).
+        batch_size: prompts per ``generate`` call.
+        on_batch: called with (answered, skipped) counts after each batch (progress display).
+
+    Returns:
+        Records in input order and the skipped questions with their reasons.
+    """
+    settings = settings or GenerationSettings()
+    result = PredictionResult()
+    pending: list[tuple[Question, ProcessedSample]] = []
+
+    def flush() -> None:
+        answers = generate_batch(session, [sample for _, sample in pending], settings)
+        for (question, _), answer in zip(pending, answers):
+            result.predictions.append(prediction_record(question, answer))
+            result.indices.append(question.index)
+        pending.clear()
+        if on_batch is not None:
+            on_batch(len(result.predictions), len(result.skipped))
+
+    for question in questions:
+        try:
+            pending.append((question, prepare_question(session, question)))
+        except (BadSampleError, MediaDecodeError, MissingMediaFileError, UnsupportedMediaError) as err:
+            skipped = SkippedQuestion(question.index, question.key, _reason(err), str(err))
+            log.info("skipped %s (%s): %s", skipped.key, skipped.reason, skipped.detail)
+            result.skipped.append(skipped)
+        if len(pending) >= batch_size:
+            flush()
+    if pending:
+        flush()
+    return result
+
+
+def predict_records(
+    model_dir: str | Path | InferenceSession,
+    records: Iterable[Mapping[str, Any]],
+    *,
+    media_root: str | Path | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    template: str | None = None,
+    skipped: list[SkippedQuestion] | None = None,
+) -> list[dict[str, Any]]:
+    """Generate a prediction for every record (the hook ``lvlm eval --model`` calls before scoring).
+
+    Args:
+        model_dir: a checkpoint directory, or an already loaded :class:`InferenceSession`.
+        records: question objects in the JSON-list format of :mod:`lvlm.inference.questions`.
+        media_root: folder that relative media paths start from.
+        batch_size, max_new_tokens, temperature, top_p: as ``lvlm predict``.
+        template: overrides the checkpoint's chat template.
+        skipped: if given, receives the questions that could not be answered.
+
+    Returns:
+        Prediction records ``{"key", "question", "answer", "prediction", ...metadata}`` in input order.
+    """
+    session = model_dir if isinstance(model_dir, InferenceSession) else load_session(model_dir, template)
+    settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
+    result = predict(session, questions_from_records(records, media_root), settings, batch_size)
+    if skipped is not None:
+        skipped.extend(result.skipped)
+    return result.predictions
+
+
+def answer(
+    session: InferenceSession,
+    question: str,
+    media: Iterable[str | Path] = (),
+    settings: GenerationSettings | None = None,
+) -> str:
+    """Answer one question about zero or more image/video files (markers placed as the original does)."""
+    from lvlm.inference.media_loading import check_media_file
+
+    sources = [(check_media_file(path), str(path)) for path in media]
+    record = {"key": "question", "question": question, "image": [], "video": []}
+    for kind, path in sources:
+        record[kind].append(path)
+    result = predict(session, questions_from_records([record]), settings, batch_size=1)
+    if result.skipped:
+        raise ValueError(result.skipped[0].detail)
+    return result.predictions[0]["prediction"]

@@ -1,0 +1,128 @@
+"""``lvlm chat`` driven through a pseudo-terminal: the real console script, a tiny checkpoint, two turns."""
+
+from __future__ import annotations
+
+import io
+import os
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from lvlm.inference.batch_generate import GenerationSettings, generate_batch
+from lvlm.inference.chat_cli import chat_loop
+from lvlm.inference.media_loading import load_media
+from lvlm.inference.prompts import Conversation, prepare_prompt
+from lvlm.inference.streaming import TerminalStreamer
+
+LVLM = str(Path(sys.executable).with_name("lvlm"))
+NEW_TOKENS = 6
+
+
+class Terminal:
+    """A child process on a pseudo-terminal; ``expect`` reads until a text appears."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.master, slave = os.openpty()
+        env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True)
+        os.close(slave)
+        self.buffer = ""
+
+    def expect(self, text: str, timeout: float = 60.0) -> str:
+        """Everything read up to and including ``text`` (and drops it from the buffer)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0 or self.proc.poll() is not None and not select.select([self.master], [], [], 0.2)[0]:
+                raise AssertionError(f"waited for {text!r}; the terminal shows:\n{self.buffer}")
+            if select.select([self.master], [], [], min(left, 0.5))[0]:
+                try:
+                    self.buffer += os.read(self.master, 4096).decode(errors="replace").replace("\r\n", "\n")
+                except OSError:  # the child closed the terminal
+                    continue
+        head, _, self.buffer = self.buffer.partition(text)
+        return head + text
+
+    def send(self, line: str) -> None:
+        os.write(self.master, (line + "\n").encode())
+
+    def close(self) -> int:
+        code = self.proc.wait(timeout=30)
+        os.close(self.master)
+        return code
+
+
+def expected_answers(session, media_dir, questions):
+    media = [("video", load_media(session, "video", media_dir / "right.mp4"))]
+    media.append(("image", load_media(session, "image", media_dir / "red.png")))
+    chat, answers = Conversation(kinds=["image", "video"]), []
+    for question in questions:
+        sample = prepare_prompt(session, chat.ask(question), media)
+        answers.append(generate_batch(session, [sample], GenerationSettings(NEW_TOKENS))[0])
+        chat.record(question, answers[-1])
+    return answers
+
+
+def test_chat_streams_two_turns_and_survives_a_too_long_prompt(checkpoint_dir, media_dir, session):
+    questions = ["what colour is the shape?", "where does it move?"]
+    first, second = expected_answers(session, media_dir, questions)
+    term = Terminal(
+        [LVLM, "chat", "--model", str(checkpoint_dir), "--image", str(media_dir / "red.png"), "--video",
+         str(media_dir / "right.mp4"), "--temperature", "0", "--max-new-tokens", str(NEW_TOKENS)]
+    )  # fmt: skip
+    try:
+        assert "vicuna_v1 template" in term.expect("USER: ", timeout=120)
+        term.send(questions[0])
+        term.expect("ASSISTANT: ")
+        assert term.expect("USER: ").removesuffix("USER: ").strip() == first
+        term.send(" ".join(["describe the picture"] * 60))  # far more than the model's 160 positions
+        assert "max_position_embeddings" in term.expect("USER: ")
+        term.send(questions[1])
+        term.expect("ASSISTANT: ")
+        assert term.expect("USER: ").removesuffix("USER: ").strip() == second
+        term.send("/exit")
+    finally:
+        code = term.close()
+    assert code == 0
+
+
+def test_reset_and_end_of_input(session, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdin", io.StringIO("answer yes or no\n/reset\n"))  # then end of input (Ctrl-D)
+    assert chat_loop(session, [], GenerationSettings(2)) == 0
+    out = capsys.readouterr().out
+    assert out.count("ASSISTANT: ") == 1 and "(history cleared)" in out
+
+
+@pytest.mark.parametrize(
+    ("flag", "name", "message"),
+    [("--image", "nope.jpg", "media file not found"), ("--video", "notes.txt", "unsupported media format")],
+)
+def test_bad_file_exits_nonzero_naming_it(checkpoint_dir, tmp_path, flag, name, message):
+    (tmp_path / "notes.txt").write_text("not media")
+    done = subprocess.run(
+        [LVLM, "chat", "--model", str(checkpoint_dir), flag, str(tmp_path / name)], capture_output=True, text=True
+    )
+    assert done.returncode == 2
+    assert message in done.stderr and name in done.stderr
+    if "unsupported" in message:
+        assert "mp4" in done.stderr and "jpg" in done.stderr  # lists what is supported
+
+
+def test_streamer_writes_word_by_word(session):
+    out = io.StringIO()
+    writes = []
+    out.write = lambda text: writes.append(text) or len(text)  # record each write
+    streamer = TerminalStreamer(session.tokenizer, stream=out)
+    ids = session.tokenizer(" red square moves left", add_special_tokens=False)["input_ids"]
+    streamer.put(torch.tensor([ids[:1]]))  # the prompt: skipped
+    for token in ids:
+        streamer.put(torch.tensor([token]))
+    streamer.end()
+    text = "".join(writes)
+    assert text == "red square moves left\n"
+    assert len([w for w in writes if w.strip()]) >= 3
