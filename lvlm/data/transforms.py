@@ -19,7 +19,6 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
@@ -145,6 +144,8 @@ class VideoTransform:
             raise ValueError(
                 f"VideoTransform wants uint8 frames [t, h, w, 3], got {frames.dtype} {tuple(frames.shape)}"
             )
+        import torchvision.transforms.v2.functional as TF  # noqa: N812 (lazy: a slow import for every command)
+
         video = frames.permute(0, 3, 1, 2)
         height, width = video.shape[-2:]
         if self.augment:

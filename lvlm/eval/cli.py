@@ -1,11 +1,14 @@
 """``lvlm eval``: score a prediction file with one protocol and write JSON, Markdown and TensorBoard results.
 
-Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`.
+Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`. With ``--model DIR``
+it first generates the predictions (``lvlm.inference.predict_records``) and writes them to
+``OUT/predictions.jsonl``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,9 +20,16 @@ from lvlm.eval.results import write_all
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--predictions", required=True, type=Path, help="JSONL written by `lvlm predict`")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--predictions", type=Path, help="JSONL written by `lvlm predict`")
+    source.add_argument("--model", type=Path, help="a checkpoint directory: generate the predictions first")
     parser.add_argument("--out", required=True, type=Path, help="folder for <protocol>.json, .md and tensorboard/")
     parser.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard event file")
+    g = parser.add_argument_group("with --model")
+    g.add_argument("--questions-json", type=Path, help="questions as `lvlm predict --questions` reads them")
+    g.add_argument("--media-root", type=Path, help="folder relative media paths start from")
+    g.add_argument("--batch-size", type=int, default=8)
+    g.add_argument("--max-new-tokens", type=int, default=128)
 
 
 def _video_qa_parser(sub: Any) -> None:
@@ -98,12 +108,37 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[
     return {}
 
 
+def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
+    """Answer every question with the model (greedy), write OUT/predictions.jsonl; skipped ones beside it."""
+    questions = args.questions_json or (args.questions if args.protocol == "video-qa" else None)
+    if questions is None:
+        parser.error("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
+    from lvlm.inference import predict_records
+
+    skipped: list = []
+    records = json.loads(Path(questions).read_text(encoding="utf-8"))
+    media_root = args.media_root or Path(questions).parent
+    predictions = predict_records(
+        args.model, records, media_root=media_root, batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens, skipped=skipped,
+    )  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "predictions.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predictions), encoding="utf-8")
+    if skipped:
+        lines = [json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in skipped]
+        (args.out / "predictions.skipped.jsonl").write_text("".join(lines), encoding="utf-8")
+    print(f"predicted {len(predictions)} answers with {args.model}, skipped {len(skipped)} -> {path}")
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm eval PROTOCOL ...``; returns the exit status (2 for bad input or an unusable judge)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        result = evaluate_predictions(args.protocol, args.predictions, **_options(args, parser))
+        predictions = args.predictions if args.model is None else _generate_predictions(args, parser)
+        result = evaluate_predictions(args.protocol, predictions, **_options(args, parser))
     except (EvalInputError, JudgeConfigError) as err:
         print(f"lvlm eval {args.protocol}: error: {err}", file=sys.stderr)
         return 2

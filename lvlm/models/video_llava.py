@@ -31,7 +31,8 @@ class VideoLLaVA(nn.Module):
         projector: the projector shared by all towers (their widths must agree).
         llm: the language model.
         modalities: placeholder token and input name per tower, in the same order as ``towers``.
-        chat_template: name of the chat template the model was trained with (recorded in checkpoints).
+        chat_template: name of the chat template the model was trained with (recorded in checkpoints);
+            None when unknown, so that nothing falls back silently to a wrong one.
 
     Build a new model with :meth:`build` (it adds the placeholder tokens); load one with
     :meth:`from_pretrained`.
@@ -43,7 +44,7 @@ class VideoLLaVA(nn.Module):
         projector: Projector,
         llm: LanguageModel,
         modalities: Sequence[Modality],
-        chat_template: str = "vicuna_v1",
+        chat_template: str | None = "vicuna_v1",
     ) -> None:
         super().__init__()
         self.towers = nn.ModuleDict(dict(towers))

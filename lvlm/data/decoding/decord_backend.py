@@ -12,7 +12,6 @@ import io
 import os
 
 import torch
-import torchvision.transforms.v2.functional as TF
 
 from lvlm.data.decoding import pyav_backend
 from lvlm.data.decoding.errors import VideoDecodeError
@@ -51,5 +50,7 @@ def resize_frames(frames: torch.Tensor, short_side: int | None) -> torch.Tensor:
     if (new_width, new_height) == (width, height):
         return frames
     # torchvision's uint8 antialiased bilinear kernel: no float copy of full-size frames
+    import torchvision.transforms.v2.functional as TF  # noqa: N812 (lazy: a slow import for every command)
+
     out = TF.resize(frames.permute(0, 3, 1, 2), [new_height, new_width], antialias=True)
     return out.permute(0, 2, 3, 1).contiguous()

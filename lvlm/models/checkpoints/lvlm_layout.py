@@ -39,7 +39,7 @@ def build_from_config(config: dict[str, Any], source: str):
     projector = Projector(**config["projector"])
     llm = LanguageModel(config=config["llm"]["config"])
     modalities = [Modality(**m) for m in config["modalities"]]
-    return VideoLLaVA(towers, projector, llm, modalities, config.get("chat_template", "vicuna_v1"))
+    return VideoLLaVA(towers, projector, llm, modalities, config.get("chat_template"))
 
 
 def load_lvlm(directory: Path, torch_dtype: torch.dtype | None = None):

@@ -45,6 +45,10 @@ class VisionTower(nn.Module, ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "registry_name" not in cls.__dict__ and any(b.__module__.startswith("torch.") for b in cls.__bases__):
+            # A wrapper class torch makes at run time (FSDP2's fully_shard builds ``FSDP<Tower>``): it is the
+            # same tower, so it keeps the wrapped class's name and is not registered itself.
+            return
         name = cls.__dict__.get("registry_name") or f"{cls.__module__}.{cls.__qualname__}"
         cls.registry_name = name
         VisionTower.registry[name] = cls

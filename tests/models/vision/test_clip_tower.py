@@ -68,3 +68,14 @@ def test_bad_select_layer_and_input_shape_are_clear():
         CLIPVisionTower(vision_dict(), select_layer=-9)
     with pytest.raises(ValueError, match=r"\[n, c, h, w\]"):
         CLIPVisionTower(vision_dict())(torch.zeros(3, 28, 28))
+
+
+def test_fsdp2_wrapper_class_keeps_the_tower_registry_name():
+    from torch.distributed.fsdp import FSDPModule
+
+    from lvlm.models.vision.base import VisionTower
+
+    # fully_shard swaps a module's class for type("FSDP" + name, (FSDPModule, cls), {}): do the same.
+    wrapper = type("FSDPCLIPVisionTower", (FSDPModule, CLIPVisionTower), {})
+    assert wrapper.registry_name == "clip"
+    assert "FSDPCLIPVisionTower" not in str(sorted(VisionTower.registry))
