@@ -1,0 +1,80 @@
+"""``lvlm fit|validate|test|predict`` (LightningCLI, omegaconf mode) and ``lvlm run RECIPE.yaml``.
+
+``lvlm run RECIPE.yaml [overrides]`` is ``lvlm fit -c RECIPE.yaml [overrides]``: Lightning ≥ 2.5.1 ships
+no ``lightning`` command (and ``lightning run`` never ran a YAML), so this is the honest equivalent.
+
+The model and the data agree through two links applied when the classes are instantiated: the data
+module receives the module's tokenizer object (placeholder tokens already added) as ``data.tokenizer``
+and the towers' token counts and preprocessing as ``data.slots`` (:meth:`LVLMModule.media_slots`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import LightningCLI
+
+from lvlm.lit_module import LVLMModule
+
+CONFIG_FLAGS = ("-c", "--config")
+
+
+def _tokenizer_of(module: LVLMModule) -> Any:
+    return module.tokenizer
+
+
+def _slots_of(module: LVLMModule) -> list[dict[str, Any]]:
+    return module.media_slots()
+
+
+class LVLMCLI(LightningCLI):
+    """LightningCLI for :class:`LVLMModule` and any data module taking ``tokenizer`` and ``slots``."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
+        parser.link_arguments("model", "data.init_args.slots", compute_fn=_slots_of, apply_on="instantiate")
+
+
+def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
+    """The CLI over ``args`` (``["fit", "-c", "recipe.yaml", ...]`` when ``run``)."""
+    return LVLMCLI(
+        LVLMModule,
+        LightningDataModule,
+        subclass_mode_data=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        parser_kwargs={"parser_mode": "omegaconf"},
+        args=args,
+        run=run,
+    )
+
+
+def _has_config(argv: list[str]) -> bool:
+    return any(arg in CONFIG_FLAGS or arg.startswith("--config=") for arg in argv)
+
+
+def lightning_main(command: str, argv: list[str]) -> int:
+    """``lvlm fit|validate|test|predict ARGS``; ``lvlm predict`` without ``-c`` is batched generation."""
+    if command == "predict" and not _has_config(argv):
+        from lvlm.inference.predict_cli import main as predict_main
+
+        return predict_main(argv)
+    with warnings.catch_warnings():
+        # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        build_cli([command, *argv])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``lvlm run RECIPE.yaml [overrides]`` = ``lvlm fit -c RECIPE.yaml [overrides]``."""
+    argv = list(argv or [])
+    if not argv or argv[0] in {"-h", "--help"} or not argv[0].endswith((".yaml", ".yml")):
+        print(
+            "usage: lvlm run RECIPE.yaml [more -c files and --key value overrides]\n"
+            "       the same as: lvlm fit -c RECIPE.yaml [...]"
+        )
+        return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    return lightning_main("fit", ["-c", argv[0], *argv[1:]])

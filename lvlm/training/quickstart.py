@@ -1,0 +1,195 @@
+"""``lvlm quickstart``: the whole Video-LLaVA recipe on a synthetic world, on CPU, in minutes, offline.
+
+1. write the synthetic world (images and mp4 videos of coloured shapes, real WebDataset shards);
+2. train a tokenizer on the world's texts;
+3. build the tiny towers and warm them up on the world (standing in for LanguageBind's alignment,
+   see :mod:`lvlm.training.quickstart_towers`), then save them as LanguageBind directories;
+4. stage 1 then stage 2 through ``lvlm fit -c recipes/quickstart/stage{1,2}.yaml`` (the same CLI and
+   LightningModule as a cluster run; only the recipe values differ);
+5. greedy answers to every question of the held-out test split, scored by exact match, printed as a
+   table per question type and modality next to chance, with one image and one video example.
+
+The final model is an lvlm checkpoint with its tokenizer in ``OUT/model``: ``lvlm chat --model OUT/model``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "quickstart"
+ENV_DIR = "LVLM_QUICKSTART"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Sizes and steps of one quickstart run (``full`` or ``fast``), before ``--steps-scale``."""
+
+    stage1_train: int
+    stage2_train: int
+    stage2_test: int
+    warmup_steps: int
+    stage1_steps: int
+    stage2_steps: int
+
+    def scaled(self, scale: float) -> Plan:
+        def s(n: int) -> int:
+            return max(1, round(n * scale))
+
+        return Plan(self.stage1_train, self.stage2_train, self.stage2_test, s(self.warmup_steps),
+                    s(self.stage1_steps), s(self.stage2_steps))
+
+
+PLANS = {
+    "full": Plan(stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60,
+                 stage2_steps=500),
+    "fast": Plan(stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=300, stage1_steps=20,
+                 stage2_steps=250),
+}
+IMAGE_SIZE, FRAMES = 48, 4
+TOWER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "image_size": IMAGE_SIZE, "patch_size": 16, "hidden_act": "gelu"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lvlm quickstart",
+        description="Synthetic world -> tokenizer -> tower warm-up -> stage 1 -> stage 2 -> evaluation, on CPU.",
+    )
+    parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
+    parser.add_argument("--fast", action="store_true", default=os.environ.get("LVLM_QUICKSTART_FAST") == "1",
+                        help="fewer samples and steps (CI; also env LVLM_QUICKSTART_FAST=1); still far above chance")
+    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every training step count")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
+    parser.add_argument("--recipes", default=str(RECIPES), help="folder with stage1.yaml and stage2.yaml")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.steps_scale <= 0:
+        raise SystemExit("lvlm quickstart: --steps-scale must be > 0")
+    plan = PLANS["fast" if args.fast else "full"].scaled(args.steps_scale)
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ[ENV_DIR] = str(out)  # the recipes read their paths from it
+    start = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def step(name: str, fn, *fn_args):
+        t0 = time.perf_counter()
+        result = fn(*fn_args)
+        timings[name] = time.perf_counter() - t0
+        return result
+
+    sizes = world_sizes(plan)
+    step("world", write_world, out, sizes, args.seed)
+    step("tokenizer", write_tokenizer, out)
+    step("towers", write_towers, out, sizes, plan, args.seed)
+    recipes = Path(args.recipes)
+    step("stage 1", run_stage, recipes / "stage1.yaml", plan.stage1_steps, args.seed)
+    step("stage 2", run_stage, recipes / "stage2.yaml", plan.stage2_steps, args.seed)
+    records = step("evaluation", evaluate, out / "model", out / "world")
+    report(records, out, timings, time.perf_counter() - start)
+    return 0
+
+
+def world_sizes(plan: Plan):
+    from lvlm.data.synthetic import WorldSizes
+
+    return WorldSizes(stage1_train=plan.stage1_train, stage2_train=plan.stage2_train, stage2_val=50,
+                      stage2_test=plan.stage2_test, image_size=IMAGE_SIZE, video_frames=FRAMES)
+
+
+def write_world(out: Path, sizes, seed: int) -> None:
+    from lvlm.data.synthetic import write_synthetic_world
+
+    total = sizes.stage1_train + sizes.stage2_train + sizes.stage2_val + sizes.stage2_test
+    print(f"[quickstart] writing the synthetic world ({total} samples, jpg/png + mp4) to {out / 'world'}", flush=True)
+    world = write_synthetic_world(out / "world", seed=seed, sizes=sizes)
+    print(f"[quickstart] shards: {json.dumps({k: len(v) for k, v in world.shards.items()})}", flush=True)
+
+
+def write_tokenizer(out: Path) -> None:
+    from lvlm.data.tokenizer_training import train_tokenizer
+
+    lines = (out / "world" / "corpus.txt").read_text(encoding="utf-8").splitlines()
+    template_text = "A chat between a curious user and an artificial intelligence assistant. USER: ASSISTANT:"
+    tokenizer = train_tokenizer([*lines, template_text] * 2, vocab_size=512)
+    tokenizer.save_pretrained(out / "tokenizer")
+    print(f"[quickstart] tokenizer: {len(tokenizer)} tokens -> {out / 'tokenizer'}", flush=True)
+
+
+def write_towers(out: Path, sizes, plan: Plan, seed: int) -> None:
+    import torch
+    from tqdm import tqdm
+
+    from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
+    from lvlm.training.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
+
+    torch.manual_seed(seed)
+    image = LanguageBindImageTower(TOWER, select_layer=-1, select_feature="patch")
+    video = LanguageBindVideoTower(TOWER, select_layer=-1, select_feature="cls_patch", num_frames=FRAMES)
+    settings = WarmupSettings(steps=plan.warmup_steps, seed=seed)
+    with tqdm(total=settings.steps, desc="tower warm-up", unit="step") as progress:
+        stats = warm_up_towers(image, video, sizes, settings, progress)
+    save_languagebind_tower(image, out / "towers" / "image")
+    save_languagebind_tower(video, out / "towers" / "video")
+    print(f"[quickstart] towers warmed up ({json.dumps({k: round(v, 3) for k, v in stats.items()})}), "
+          f"frozen from here on -> {out / 'towers'}", flush=True)
+
+
+def run_stage(recipe: Path, steps: int, seed: int) -> None:
+    from lvlm.training.cli import lightning_main
+
+    args = ["-c", str(recipe), "--trainer.max_steps", str(steps), "--data.init_args.batches_per_epoch", str(steps),
+            "--seed_everything", str(seed)]
+    print(f"[quickstart] lvlm fit {' '.join(args)}", flush=True)
+    lightning_main("fit", args)
+
+
+def evaluate(model_dir: Path, world_dir: Path) -> list[dict[str, Any]]:
+    from tqdm import tqdm
+
+    from lvlm.inference.batch_generate import GenerationSettings
+    from lvlm.inference.predict import predict
+    from lvlm.inference.session import load_session
+    from lvlm.training.quickstart_eval import test_questions
+
+    session = load_session(model_dir)
+    questions = list(test_questions(sorted((world_dir / "stage2").glob("test-*.tar"))))
+    with tqdm(total=len(questions), desc="evaluation (greedy)", unit="q") as progress:
+        done = [0]
+
+        def on_batch(answered: int, skipped: int) -> None:
+            progress.update(answered + skipped - done[0])
+            done[0] = answered + skipped
+
+        result = predict(session, questions, GenerationSettings(max_new_tokens=8), batch_size=32, on_batch=on_batch)
+    if result.skipped:
+        print(f"[quickstart] {len(result.skipped)} questions skipped: {result.skipped[:3]}", flush=True)
+    return result.predictions
+
+
+def report(records: list[dict[str, Any]], out: Path, timings: dict[str, float], total: float) -> None:
+    from lvlm.eval.synthetic_qa import render_synthetic_table, synthetic_rows
+
+    (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    rows = synthetic_rows(records)
+    print("\nAccuracy on the held-out test split (exact match after normalisation):")
+    print(render_synthetic_table(rows))
+    for modality in ("image", "video"):
+        example = next((r for r in records if r["modality"] == modality), None)
+        if example is not None:
+            print(f"\n[{modality} {example['key']}] Q: {example['question']}\n"
+                  f"  reference: {example['answer']}\n  model:     {example['prediction']}")
+    steps = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timings.items())
+    print(f"\nwall time {total:.0f}s ({steps})")
+    print(f"model: {out / 'model'}   try: lvlm chat --model {out / 'model'} --video {out / 'world'} ...")
+    summary = {"rows": [r._asdict() for r in rows], "timings": timings, "total_seconds": total}
+    (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -1,0 +1,42 @@
+"""The quickstart's test questions: every question of every held-out test conversation, one by one.
+
+A test sample holds 2-3 questions about one image or video. Question ``i`` is asked with the earlier turns
+and their reference answers as history (as in training), and keeps its own type, modality and choices, so
+the scores can be grouped per question type and modality (:mod:`lvlm.eval.synthetic_qa`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from lvlm.data.sample_format import media_members
+from lvlm.inference.questions import Question
+
+
+def test_questions(shards: Sequence[str | Path]) -> Iterator[Question]:
+    """Questions from the synthetic world's ``stage2/test-*.tar`` shards, in order, keys ``<sample>/q<i>``."""
+    import webdataset as wds
+
+    dataset = wds.WebDataset([str(s) for s in shards], shardshuffle=False, empty_check=False)
+    index = 0
+    for sample in dataset:
+        record = json.loads(sample["json"])
+        meta, turns = record["meta"], record["conversations"]
+        members = media_members(sample)
+        media = [("video", data) for _, data in members["videos"]] + [("image", data) for _, data in members["images"]]
+        for i, (question_type, answer) in enumerate(zip(meta["question_types"], meta["answers"])):
+            if question_type not in meta["choices"]:
+                continue
+            human = turns[2 * i]["value"]
+            yield Question(
+                index=index,
+                key=f"{sample['__key__']}/q{i}",
+                conversations=turns[: 2 * i + 1],
+                media=media,
+                question=human.replace("<image>\n", "").replace("<video>\n", ""),
+                answer=answer,
+                meta={"question_type": question_type, "modality": meta["modality"], "choices": meta["choices"][question_type]},
+            )
+            index += 1

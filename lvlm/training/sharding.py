@@ -1,0 +1,77 @@
+"""FSDP2 (``fully_shard``) plan and activation checkpointing for :class:`~lvlm.models.video_llava.VideoLLaVA`.
+
+One FSDP unit per LLM decoder layer and per tower block (each tower's ``block_classes``), one per tower
+for its remaining weights (embeddings, norms), one for the projector, and the root for the LLM's
+embeddings, final norm and head. Frozen and trainable weights therefore never share a unit (FSDP2
+allows it, but separate units keep gradient memory honest). The lit module calls ``self.model(...)``, so
+the root unit's all-gather runs in ``forward`` (FSDP2 gathers on ``__call__`` only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def mixed_precision_policy(settings: Mapping[str, Any] | None):
+    """``MixedPrecisionPolicy`` from ``{param_dtype: bfloat16, reduce_dtype: float32}`` (None: full precision)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+
+    if not settings:
+        return MixedPrecisionPolicy()
+    unknown = set(settings) - {"param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs"}
+    if unknown:
+        raise ValueError(f"model.fsdp.mixed_precision: unknown keys {sorted(unknown)}")
+    kwargs = {k: getattr(torch, v) if isinstance(v, str) else v for k, v in settings.items()}
+    return MixedPrecisionPolicy(**kwargs)
+
+
+def apply_activation_checkpointing(model: nn.Module) -> int:
+    """Wrap every LLM decoder layer in a non-reentrant checkpoint wrapper; returns how many were wrapped.
+
+    Applied before sharding. The wrapper's state-dict hooks strip ``_checkpoint_wrapped_module``, so
+    checkpoint keys do not change.
+    """
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        CheckpointImpl,
+        checkpoint_wrapper,
+    )
+    from torch.distributed.algorithms._checkpoint.checkpoint_wrapper import (
+        apply_activation_checkpointing as apply,
+    )
+
+    classes = model.llm.block_classes
+    wrapper = partial(checkpoint_wrapper, checkpoint_impl=CheckpointImpl.NO_REENTRANT)
+    apply(model.llm, checkpoint_wrapper_fn=wrapper, check_fn=lambda m: isinstance(m, classes))
+    return sum(1 for m in model.llm.modules() if type(m).__name__ == "CheckpointWrapper")
+
+
+def shard_model(
+    model: nn.Module, mesh: Any, mixed_precision: Mapping[str, Any] | None = None, reshard_after_forward: bool = True
+) -> int:
+    """``fully_shard`` the model in place over ``mesh`` (a 1-D data-parallel mesh); returns the unit count."""
+    from torch.distributed.fsdp import fully_shard
+
+    shard = partial(
+        fully_shard,
+        mesh=mesh,
+        mp_policy=mixed_precision_policy(mixed_precision),
+        reshard_after_forward=reshard_after_forward,
+    )
+    units = 0
+    for tower in model.towers.values():
+        for block in [m for m in tower.modules() if isinstance(m, tower.block_classes)]:
+            shard(block)
+            units += 1
+        shard(tower)
+        units += 1
+    for layer in model.llm.decoder_layers:  # the checkpoint wrappers, when activation checkpointing is on
+        shard(layer)
+        units += 1
+    shard(model.projector)
+    shard(model)
+    return units + 2

@@ -1,0 +1,124 @@
+"""`lvlm fit` end to end on a tiny recipe: fast_dev_run, TensorBoard scalars, exports, `lvlm run`, dispatch."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from lvlm import VideoLLaVA
+from lvlm.lit_module import LVLMModule
+from lvlm.training import cli
+from tests.training.tiny import write_recipe, write_tokenizer
+
+
+@pytest.fixture(scope="module")
+def tokenizer_dir(tmp_path_factory):
+    return write_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+def test_fit_fast_dev_run_exports_projector_and_model(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "tiny.yaml",
+        tokenizer_dir,
+        trainer={"fast_dev_run": 2, "default_root_dir": str(tmp_path / "run")},
+        train_llm=True,
+        export_projector=str(tmp_path / "stage1" / "projector.safetensors"),
+        export_dir=str(tmp_path / "model"),
+    )
+    assert cli.lightning_main("fit", ["-c", str(recipe)]) == 0
+    projector = load_file(tmp_path / "stage1" / "projector.safetensors")
+    model = VideoLLaVA.from_pretrained(tmp_path / "model")
+    assert sorted(projector) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    for key, value in projector.items():
+        assert torch.equal(model.projector.state_dict()[key], value)
+    assert model.placeholder_ids == [4, 5]  # the tokenizer's own ids: the data and the model agree
+    assert (tmp_path / "model" / "tokenizer.json").is_file()
+
+
+def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "tiny.yaml",
+        tokenizer_dir,
+        trainer={
+            "max_steps": 3,
+            "log_every_n_steps": 1,
+            "enable_checkpointing": False,
+            "default_root_dir": str(tmp_path / "run"),
+            "callbacks": [{"class_path": "lvlm.training.callbacks.ThroughputLogger"}],
+        },
+        projector_lr=1e-4,
+        lora={"r": 2, "alpha": 4},
+    )
+    assert cli.main([str(recipe)]) == 0  # `lvlm run RECIPE` is `lvlm fit -c RECIPE`
+    (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
+    events = EventAccumulator(str(log_dir)).Reload()
+    tags = set(events.Tags()["scalars"])
+    expected = {"train/loss", "train/grad_norm", "train/lr_main", "train/lr_projector", "train/tokens_per_s"}
+    assert expected | {"train/samples_per_s", "train/samples_image", "train/samples_video"} <= tags
+    lrs = [e.value for e in events.Scalars("train/lr_projector")]
+    assert lrs[0] == 0.0 and lrs[1] == pytest.approx(1e-4)  # warmup of one step (ratio 0.25 of 3), then cosine
+    assert [e.value for e in events.Scalars("train/samples_video")][-1] == 3.0
+    assert (log_dir / "projector.safetensors").is_file() and (log_dir / "config.yaml").is_file()
+
+
+def test_stage2_reads_the_stage1_projector(tmp_path, tokenizer_dir):
+    stage1 = tmp_path / "stage1.safetensors"
+    recipe = write_recipe(
+        tmp_path / "s1.yaml", tokenizer_dir, trainer={"fast_dev_run": 1}, export_projector=str(stage1)
+    )
+    cli.lightning_main("fit", ["-c", str(recipe)])
+    recipe = write_recipe(
+        tmp_path / "s2.yaml",
+        tokenizer_dir,
+        trainer={"fast_dev_run": 1},
+        projector_checkpoint=str(stage1),
+        train_projector=False,
+        train_llm=True,
+        export_dir=str(tmp_path / "model"),
+    )
+    cli.lightning_main("fit", ["-c", str(recipe)])
+    model = VideoLLaVA.from_pretrained(tmp_path / "model")
+    for key, value in load_file(stage1).items():
+        assert torch.equal(model.projector.state_dict()[key], value)
+
+
+def test_missing_projector_checkpoint_names_the_path(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "s2.yaml", tokenizer_dir, trainer={"fast_dev_run": 1}, projector_checkpoint="missing/p.safetensors"
+    )
+    with pytest.raises(FileNotFoundError, match="missing/p.safetensors"):
+        cli.lightning_main("fit", ["-c", str(recipe)])
+
+
+def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "tiny.yaml",
+        tokenizer_dir,
+        trainer={"max_steps": 1, "logger": False, "default_root_dir": str(tmp_path)},
+        lora={"r": 2, "alpha": 4},
+    )
+    cli.lightning_main("fit", ["-c", str(recipe)])
+    (path,) = (tmp_path / "checkpoints").iterdir()
+    module = LVLMModule.load_from_checkpoint(path)
+    saved = torch.load(path, weights_only=False)["state_dict"]
+    assert module.state_dict().keys() == saved.keys() and any(".lora_A." in k for k in saved)
+    assert all(torch.equal(module.state_dict()[k], v) for k, v in saved.items())
+
+
+def test_predict_without_config_is_batched_generation(monkeypatch):
+    calls = []
+    fake = types.ModuleType("lvlm.inference.predict_cli")
+    fake.main = lambda argv: calls.append(argv) or 0
+    monkeypatch.setitem(sys.modules, "lvlm.inference.predict_cli", fake)
+    assert cli.lightning_main("predict", ["--checkpoint", "x"]) == 0
+    assert calls == [["--checkpoint", "x"]]
+
+
+def test_run_without_recipe_prints_usage(capsys):
+    assert cli.main([]) == 2
+    assert "lvlm fit -c RECIPE.yaml" in capsys.readouterr().out

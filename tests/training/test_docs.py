@@ -1,0 +1,66 @@
+"""Every command in docs/training.md and in the recipes' headers parses (`--print_config`), and launch
+lines match their recipes."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from tests.training.launch import REPO, print_config
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "training.md"
+
+
+def code_lines() -> list[str]:
+    blocks = re.findall(r"```bash\n(.*?)```", DOC.read_text(), flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def recipe_header_lines() -> list[str]:
+    """Commands in the recipes' header comments (`#   lvlm fit -c ...`), placeholders left out."""
+    lines = []
+    for path in sorted((DOC.parents[1] / "recipes").rglob("*.yaml")):
+        if "quickstart" in path.parts:
+            continue
+        for line in path.read_text().splitlines():
+            text = line.lstrip("#").split("  #")[0].strip()
+            if line.startswith("#") and text.split()[:1] in (["lvlm"], ["torchrun"]) and "RECIPE" not in text:
+                lines.append(text)
+    return lines
+
+
+def commands() -> list[str]:
+    documented = [line for line in code_lines() if line.split()[0] in {"lvlm", "torchrun", "srun"}]
+    return documented + recipe_header_lines()
+
+
+def lvlm_args(line: str) -> list[str]:
+    """The `lvlm fit` arguments of a documented command (`lvlm run R ...` is `lvlm fit -c R ...`)."""
+    words = shlex.split(line)
+    start = words.index("lvlm") + 1
+    command, rest = words[start], words[start + 1 :]
+    assert command in {"fit", "run"}, line
+    return ["-c", rest[0], *rest[1:]] if command == "run" else rest
+
+
+def test_the_doc_shows_commands():
+    assert len(commands()) >= 20
+
+
+@pytest.mark.parametrize("line", commands())
+def test_documented_command_parses(line):
+    args = [str(REPO / a) if a.startswith("recipes/") else a for a in lvlm_args(line) if a != "--print_config"]
+    config = print_config(*args)
+    trainer = config["trainer"]
+    if line.startswith("torchrun"):
+        assert f"--nproc_per_node={trainer['devices']}" in line
+    if line.startswith("srun"):
+        sbatch = dict(re.findall(r"#SBATCH --([\w-]+)=(\S+)", DOC.read_text()))
+        assert int(sbatch["nodes"]) == trainer["num_nodes"]
+        assert int(sbatch["ntasks-per-node"]) == trainer["devices"] == int(sbatch["gres"].rsplit(":", 1)[1])
+        world = trainer["num_nodes"] * trainer["devices"]
+        assert trainer["strategy"]["init_args"]["data_parallel_size"] == world
+        assert world * config["data"]["init_args"]["batch_size"] * trainer["accumulate_grad_batches"] == 128

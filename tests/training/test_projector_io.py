@@ -1,0 +1,43 @@
+"""Stage-1 projector export and stage-2 import, including the original's mm_projector.bin."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lvlm.models.projector import Projector
+from lvlm.training.projector_io import full_state_dict, load_projector, read_projector, save_projector
+
+
+def projector(seed: int) -> Projector:
+    torch.manual_seed(seed)
+    return Projector("mlp2x_gelu", 32, 48)
+
+
+def test_safetensors_round_trip_is_exact(tmp_path):
+    source, target = projector(0), projector(1)
+    path = save_projector(full_state_dict(source), tmp_path / "projector.safetensors")
+    assert sorted(read_projector(path)) == ["0.bias", "0.weight", "2.bias", "2.weight"]
+    load_projector(target, path)
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value)
+
+
+def test_original_mm_projector_bin_is_read(tmp_path):
+    source, target = projector(0), projector(1)
+    original = {f"model.mm_projector.{k}": v.to(torch.bfloat16) for k, v in source.state_dict().items()}
+    torch.save(original, tmp_path / "mm_projector.bin")
+    load_projector(target, tmp_path / "mm_projector.bin")
+    for key, value in source.state_dict().items():
+        assert torch.equal(target.state_dict()[key], value.to(torch.bfloat16).float())
+
+
+def test_missing_file_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.safetensors"):
+        load_projector(projector(0), tmp_path / "nowhere.safetensors")
+
+
+def test_shape_mismatch_names_the_path(tmp_path):
+    path = save_projector(full_state_dict(Projector("linear", 32, 48)), tmp_path / "linear.safetensors")
+    with pytest.raises(ValueError, match="linear.safetensors"):
+        load_projector(projector(0), path)

@@ -1,0 +1,82 @@
+"""`lvlm quickstart`: the pieces (world questions, tower save/load, recipes) and one fast end-to-end run."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import yaml
+
+from lvlm.data.synthetic import render_image, write_synthetic_world
+from lvlm.models.checkpoints.languagebind import load_languagebind_tower
+from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
+from lvlm.training.cli import lightning_main
+from lvlm.training.quickstart import FRAMES, PLANS, RECIPES, TOWER, main, world_sizes
+from lvlm.training.quickstart_eval import test_questions as questions_of
+from lvlm.training.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
+
+
+def test_steps_scale_scales_only_steps():
+    plan = PLANS["full"].scaled(0.5)
+    assert plan.stage2_steps == PLANS["full"].stage2_steps // 2 and plan.stage2_train == PLANS["full"].stage2_train
+    assert PLANS["fast"].scaled(1e-6).stage1_steps == 1
+
+
+def test_every_test_question_is_asked_with_its_history(tmp_path):
+    sizes = {"stage1_train": 2, "stage2_train": 2, "stage2_val": 2, "stage2_test": 6, "image_size": 48, "video_frames": 4}
+    world = write_synthetic_world(tmp_path, seed=3, sizes=sizes)
+    asked = list(questions_of(world.shards["stage2/test"]))
+    assert len({q.key for q in asked}) == len(asked) and len(asked) >= 12  # 2-3 questions per sample
+    for q in asked:
+        i = int(q.key.rsplit("/q", 1)[1])
+        assert len(q.conversations) == 2 * i + 1 and q.conversations[-1]["from"] == "human"
+        assert q.meta["modality"] in ("image", "video") and q.answer in q.meta["choices"]
+        assert [kind for kind, _ in q.media] == [q.meta["modality"]]
+        assert "<" not in q.question
+
+
+def test_warmed_up_towers_load_back_with_the_languagebind_loader(tmp_path):
+    torch.manual_seed(0)
+    image = LanguageBindImageTower(TOWER, select_layer=-1, select_feature="patch")
+    video = LanguageBindVideoTower(TOWER, select_layer=-1, select_feature="cls_patch", num_frames=FRAMES)
+    stats = warm_up_towers(image, video, world_sizes(PLANS["fast"]), WarmupSettings(steps=2, batch_size=4))
+    assert set(stats) >= {"loss", "direction_accuracy", "cell_color_accuracy"}
+    assert image.frozen and not any(p.requires_grad for p in video.parameters())
+    pixels = torch.randn(2, FRAMES, 3, 48, 48)
+    for tower, kind, x in ((image, "image", pixels[:, 0]), (video, "video", pixels)):
+        loaded = load_languagebind_tower(save_languagebind_tower(tower, tmp_path / kind), kind=kind, select_layer=-1,
+                                         select_feature=tower.select_feature)
+        assert type(loaded) is type(tower) and loaded.frozen
+        torch.testing.assert_close(loaded(x), tower(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("stage", ["stage1.yaml", "stage2.yaml"])
+def test_quickstart_recipes_parse(stage, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("LVLM_QUICKSTART", str(tmp_path))
+    with pytest.raises(SystemExit) as exit_info:
+        lightning_main("fit", ["-c", str(RECIPES / stage), "--print_config"])
+    assert exit_info.value.code in (0, None)
+    config = yaml.safe_load(capsys.readouterr().out)
+    model = config["model"]
+    assert model["tokenizer"] == f"{tmp_path}/tokenizer" and model["train_vision"] is False
+    assert (model["train_llm"], model["train_projector"]) == ((False, True) if stage == "stage1.yaml" else (True, True))
+    assert model["towers"]["video"]["init_args"]["path_or_hub_id"] == f"{tmp_path}/towers/video"
+
+
+@pytest.mark.slow
+def test_fast_quickstart_learns_colour_and_motion(tmp_path, capsys):
+    """The only long test (a few minutes on 2 cores): the whole quickstart in --fast mode."""
+    assert main(["--out", str(tmp_path), "--fast"]) == 0
+    printed = capsys.readouterr().out
+    assert "question_type" in printed and "reference:" in printed
+    rows = {(r["question_type"], r["modality"]): r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
+    for key in (("direction", "video"), ("color", "image"), ("color", "video")):
+        assert rows[key]["accuracy"] >= 2 * rows[key]["chance"], (key, rows[key])
+
+    from lvlm.inference.predict import answer
+    from lvlm.inference.session import load_session
+
+    render_image({"objects": [["red", "circle", 4]]}, 48).save(tmp_path / "red_circle.png")
+    reply = answer(load_session(tmp_path / "model"), "What color is the circle?", [tmp_path / "red_circle.png"])
+    assert isinstance(reply, str) and reply.strip()

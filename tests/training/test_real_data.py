@@ -1,0 +1,61 @@
+"""`lvlm fit`, `validate`, `test` and `predict -c` with the real LVLMDataModule on a tiny synthetic world.
+
+Checks the model → data links with the real data module: it receives the module's tokenizer object and
+the towers' slots (tokens per item, size, normalisation), and its batches fit the model.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from lvlm.data.synthetic import write_synthetic_world
+from lvlm.data.tokenizer_training import train_tokenizer
+from lvlm.training import cli
+from tests.training.tiny import tiny_model_args
+
+SIZES = {"stage1_train": 8, "stage2_train": 8, "stage2_val": 4, "stage2_test": 4, "samples_per_shard": 4}
+
+
+@pytest.fixture(scope="module")
+def world_recipe(tmp_path_factory):
+    root = tmp_path_factory.mktemp("world")
+    world = write_synthetic_world(root / "world", seed=0, sizes=SIZES)
+    tokenizer = train_tokenizer(world.corpus_path.read_text().splitlines(), vocab_size=400)
+    tokenizer.save_pretrained(root / "tokenizer")
+    llm = tiny_model_args(root / "tokenizer")["llm"]
+    llm["init_args"]["config"] |= {"vocab_size": len(tokenizer), "max_position_embeddings": 1024}
+    recipe = {
+        "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "default_root_dir": str(root)},
+        "model": tiny_model_args(root / "tokenizer", llm=llm, train_llm=True, image_mode="pad", max_new_tokens=3),
+        "data": {
+            "class_path": "lvlm.data.datamodule.LVLMDataModule",
+            "init_args": {
+                "train_sources": [{"pattern": str(root / "world/stage2/train-*.tar"), "weight": 1.0}],
+                "val_sources": [{"pattern": str(root / "world/stage2/val-*.tar")}],
+                "test_sources": [{"pattern": str(root / "world/stage2/test-*.tar")}],
+                "num_frames": 3,
+                "max_length": 512,
+                "batch_size": 2,
+                "batches_per_epoch": 2,
+            },
+        },
+    }
+    path = root / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_fit_validate_predict_with_the_real_data_module(world_recipe, tmp_path):
+    assert cli.lightning_main("fit", ["-c", str(world_recipe), "--trainer.fast_dev_run=1"]) == 0
+    assert cli.lightning_main("validate", ["-c", str(world_recipe), "--trainer.limit_val_batches=1"]) == 0
+    assert cli.lightning_main("test", ["-c", str(world_recipe), "--trainer.limit_test_batches=1"]) == 0
+    assert cli.lightning_main("predict", ["-c", str(world_recipe), "--trainer.limit_predict_batches=1"]) == 0
+    built = cli.build_cli(["-c", str(world_recipe), "--trainer.limit_predict_batches=1"], run=False)
+    data, model = built.datamodule, built.model
+    assert data.tokenizer is model.tokenizer  # linked at instantiation, placeholders included
+    slots = {s.batch_key: s for s in data.slots}
+    assert (slots["images"].tokens_per_item, slots["videos"].tokens_per_item) == (4, 5)
+    assert (slots["images"].size, slots["images"].image_mode) == (28, "pad")
+    predictions = built.trainer.predict(model, datamodule=data)
+    assert len(predictions) == 1 and len(predictions[0]) == 2 and {"key", "text"} <= set(predictions[0][0])

@@ -1,0 +1,163 @@
+"""A tiny in-test data module and tiny recipes for the training tests (CPU, seconds, no download).
+
+``TinyDataModule`` takes ``tokenizer`` and ``slots`` exactly as the real data module does (the CLI links
+them from the lit module), and builds deterministic batches from their batch index, so a resumed run sees
+the same batches an uninterrupted run does (its ``state_dict`` is the data position).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import yaml
+from torch.utils.data import DataLoader, IterableDataset
+
+from lvlm.data.tokenizer_training import train_tokenizer
+from tests.models.tiny import text_dict, vision_dict
+
+TEXT_IDS = (10, 140)  # ordinary tokens of the tiny tokenizer
+
+
+class _Batches(IterableDataset):
+    def __init__(self, make, start: int, stop: int, rank: int, world: int) -> None:
+        self.make, self.start, self.stop, self.rank, self.world = make, start, stop, rank, world
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __iter__(self):
+        for step in range(self.start, self.stop):
+            yield self.make(step * self.world + self.rank)
+
+
+class TinyDataModule(pl.LightningDataModule):
+    """Batches of two samples: one with an image, one with a video, text ids drawn from the batch index."""
+
+    def __init__(
+        self,
+        tokenizer: Any = None,
+        slots: list[dict[str, Any]] | None = None,
+        batch_size: int = 2,
+        num_frames: int = 3,
+        text_length: int = 6,
+        batches_per_epoch: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.tokenizer, self.slots = tokenizer, {s["batch_key"]: s for s in slots or []}
+        self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
+        self.batches_per_epoch, self.seed, self.start = batches_per_epoch, seed, 0
+
+    def make_batch(self, index: int) -> dict[str, Any]:
+        g = torch.Generator().manual_seed(self.seed * 100_003 + index)
+        rows, media = [], {"images": [], "videos": []}
+        for i in range(self.batch_size):
+            key = "images" if i % 2 == 0 else "videos"
+            slot = self.slots[key]
+            frames = self.num_frames if key == "videos" else 1
+            token_id = self.tokenizer.convert_tokens_to_ids(slot["token"])
+            prompt = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
+            answer = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
+            visual = torch.full((slot["tokens_per_item"] * frames,), token_id)
+            ids = torch.cat([torch.tensor([self.tokenizer.bos_token_id]), visual, prompt, answer])
+            labels = torch.cat([torch.full((ids.numel() - answer.numel(),), -100), answer])
+            rows.append((ids, labels))
+            shape = (3, slot["size"], slot["size"]) if key == "images" else (frames, 3, slot["size"], slot["size"])
+            media[key].append(torch.randn(shape, generator=g))
+        length = max(ids.numel() for ids, _ in rows)
+        pad = self.tokenizer.pad_token_id
+        batch = {
+            "input_ids": torch.stack([torch.nn.functional.pad(r, (0, length - r.numel()), value=pad) for r, _ in rows]),
+            "labels": torch.stack(
+                [torch.nn.functional.pad(lab, (0, length - lab.numel()), value=-100) for _, lab in rows]
+            ),
+            "attention_mask": torch.stack([(torch.arange(length) < r.numel()).long() for r, _ in rows]),
+            "modalities": ["image" if i % 2 == 0 else "video" for i in range(self.batch_size)],
+        }
+        return batch | {k: torch.stack(v) for k, v in media.items() if v}
+
+    def _loader(self, start: int, stop: int) -> DataLoader:
+        rank = self.trainer.global_rank if self.trainer else 0
+        world = self.trainer.world_size if self.trainer else 1
+        return DataLoader(_Batches(self.make_batch, start, stop, rank, world), batch_size=None)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self.start, self.batches_per_epoch)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(10_000, 10_002)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(20_000, 20_002)
+
+    def state_dict(self) -> dict[str, int]:
+        # Checkpoints are written after an optimizer step: the next batch is the step count.
+        steps = self.trainer.global_step * self.trainer.accumulate_grad_batches if self.trainer else self.start
+        return {"next_batch": steps % self.batches_per_epoch}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.start = state["next_batch"]
+
+
+@functools.lru_cache(maxsize=1)
+def tiny_tokenizer():
+    words = "what colour is the shape in image video red green blue circle square moves left right up down yes no"
+    return train_tokenizer([words, "USER: ASSISTANT: A chat between a curious user and an assistant."] * 20, 300)
+
+
+def write_tokenizer(directory: Path) -> Path:
+    tiny_tokenizer().save_pretrained(directory)
+    return directory
+
+
+def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
+    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama."""
+    vocab = len(tiny_tokenizer())
+    llm = text_dict(vocab_size=vocab, pad_token_id=3, bos_token_id=1, eos_token_id=2)
+    return {
+        "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
+        "towers": {
+            "image": {
+                "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
+                "init_args": {"config": vision_dict(), "select_layer": -2},
+            },
+            "video": {
+                "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
+                "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
+            },
+        },
+        "tokenizer": str(tokenizer_dir),
+        "lr": 1e-3,
+        "warmup_ratio": 0.25,
+    } | overrides
+
+
+def write_recipe(path: Path, tokenizer_dir: Path, trainer: dict | None = None, **model: Any) -> Path:
+    recipe = {
+        "seed_everything": 0,
+        "trainer": {"accelerator": "cpu", "devices": 1, "max_steps": 3, "enable_progress_bar": False} | (trainer or {}),
+        "model": tiny_model_args(tokenizer_dir, **model),
+        "data": {"class_path": "tests.training.tiny.TinyDataModule", "init_args": {"batch_size": 2, "num_frames": 3}},
+    }
+    path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    return path
+
+
+class BlockAtStep(pl.Callback):
+    """Test-only: at the start of the batch after ``step`` optimizer steps, write ``marker`` and hang, so the
+    test can SIGKILL the process at a known point (after a checkpoint, before the end). Once the marker
+    exists it never blocks again, so the same command resumes."""
+
+    def __init__(self, step: int, marker: str, seconds: float = 300.0) -> None:
+        self.step, self.marker, self.seconds = step, marker, seconds
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not Path(self.marker).exists():
+            import time
+
+            Path(self.marker).write_text(str(trainer.global_step))
+            time.sleep(self.seconds)
