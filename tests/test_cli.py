@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -39,7 +40,8 @@ def test_unknown_command_fails_with_usage():
 def test_console_script_and_module_agree():
     script = shutil.which("lvlm")
     assert script is not None, "the lvlm console script is not installed (pip install -e .)"
-    assert not shutil.which("lightning") or "lvlm" not in open(shutil.which("lightning")).read()
+    lightning = shutil.which("lightning")  # lvlm must never install a command of that name
+    assert lightning is None or "lvlm" not in Path(lightning).read_text(errors="replace")
     from_script = run(script, "--version")
     from_module = run(sys.executable, "-m", "lvlm", "--version")
     assert from_script.returncode == from_module.returncode == 0
