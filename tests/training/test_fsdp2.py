@@ -50,6 +50,13 @@ def test_fsdp2_sharded_checkpoint_and_resume(tmp_path, tokenizer_dir):
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
 
+    # The directory exported after FSDP2 names registered tower classes, not FSDP's run-time wrappers.
+    from lvlm import VideoLLaVA
+
+    reloaded = VideoLLaVA.from_pretrained(full / "model")
+    assert not any(type(t).__name__.startswith("FSDP") for t in reloaded.towers.values())
+    torch.testing.assert_close(reloaded.state_dict()["projector.0.weight"], expected["projector.0.weight"])
+
     # The sharded checkpoint converts to one file: {"state_dict": {"model.<VideoLLaVA key>": ...}, "optimizer_0": ...}.
     dcp_to_torch_save(step2, tmp_path / "step2.pt")
     at_step2 = torch.load(tmp_path / "step2.pt", weights_only=False)["state_dict"]
