@@ -1,7 +1,7 @@
 """``lvlm merge-lora``: fold the LoRA adapters of a training run into the LLM, offline, in one process.
 
     lvlm merge-lora --checkpoint runs/finetune-lora/checkpoints/last.ckpt --out merged/
-    lvlm merge-lora --checkpoint runs/finetune-lora/checkpoints/step=1000.ckpt --config runs/.../config.yaml --out merged/
+    lvlm merge-lora --checkpoint runs/lora/checkpoints/step=1000.ckpt --config runs/lora/config.yaml --out merged/
 
 ``--checkpoint`` is a Lightning ``.ckpt`` file or a sharded (FSDP2/DCP) checkpoint folder. The model is rebuilt
 from the run's hyper-parameters (or ``--config``), the weights are loaded, peft merges ``W + (alpha/r) B A``
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def merge_checkpoint(checkpoint: str | Path, out: str | Path, config: str | Path | None = None, dtype: str | None = None):
+def merge_checkpoint(
+    checkpoint: str | Path, out: str | Path, config: str | Path | None = None, dtype: str | None = None
+):
     """Merge a LoRA run's checkpoint into a full lvlm directory; returns the merged ``VideoLLaVA``."""
     from lvlm.models.language_model import _dtype
     from lvlm.training.run_checkpoint import merge_lora_into, read_run_checkpoint, rebuild_module

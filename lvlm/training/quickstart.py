@@ -41,19 +41,34 @@ class Plan:
         def s(n: int) -> int:
             return max(1, round(n * scale))
 
-        return Plan(self.stage1_train, self.stage2_train, self.stage2_test, s(self.warmup_steps),
-                    s(self.stage1_steps), s(self.stage2_steps))
+        return Plan(
+            self.stage1_train,
+            self.stage2_train,
+            self.stage2_test,
+            s(self.warmup_steps),
+            s(self.stage1_steps),
+            s(self.stage2_steps),
+        )
 
 
 PLANS = {
-    "full": Plan(stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60,
-                 stage2_steps=500),
-    "fast": Plan(stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=300, stage1_steps=20,
-                 stage2_steps=250),
+    "full": Plan(
+        stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60, stage2_steps=500
+    ),
+    "fast": Plan(
+        stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=600, stage1_steps=20, stage2_steps=250
+    ),
 }
 IMAGE_SIZE, FRAMES = 48, 4
-TOWER = {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 4,
-         "image_size": IMAGE_SIZE, "patch_size": 16, "hidden_act": "gelu"}
+TOWER = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "image_size": IMAGE_SIZE,
+    "patch_size": 16,
+    "hidden_act": "gelu",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,11 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Synthetic world -> tokenizer -> tower warm-up -> stage 1 -> stage 2 -> evaluation, on CPU.",
     )
     parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
-    parser.add_argument("--fast", action="store_true", default=os.environ.get("LVLM_QUICKSTART_FAST") == "1",
-                        help="fewer samples and steps (CI; also env LVLM_QUICKSTART_FAST=1); still far above chance")
+    parser.add_argument(
+        "--fast",
+        action="store_true",
+        default=os.environ.get("LVLM_QUICKSTART_FAST") == "1",
+        help="fewer samples and steps (CI; also env LVLM_QUICKSTART_FAST=1); still far above chance",
+    )
     parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every training step count")
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
     parser.add_argument("--recipes", default=str(RECIPES), help="folder with stage1.yaml and stage2.yaml")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads of the main process (default 1: tiny models; the data worker uses another core)",
+    )
     return parser
 
 
@@ -75,9 +100,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps_scale <= 0:
         raise SystemExit("lvlm quickstart: --steps-scale must be > 0")
     plan = PLANS["fast" if args.fast else "full"].scaled(args.steps_scale)
+    import torch
+
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    threads, previous_dir = torch.get_num_threads(), os.environ.get(ENV_DIR)
+    torch.set_num_threads(args.threads)
     os.environ[ENV_DIR] = str(out)  # the recipes read their paths from it
+    try:
+        run(args, plan, out)
+    finally:
+        torch.set_num_threads(threads)
+        if previous_dir is None:
+            os.environ.pop(ENV_DIR, None)
+        else:
+            os.environ[ENV_DIR] = previous_dir
+    return 0
+
+
+def run(args: argparse.Namespace, plan: Plan, out: Path) -> None:
     start = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -96,14 +137,21 @@ def main(argv: list[str] | None = None) -> int:
     step("stage 2", run_stage, recipes / "stage2.yaml", plan.stage2_steps, args.seed)
     records = step("evaluation", evaluate, out / "model", out / "world")
     report(records, out, timings, time.perf_counter() - start)
-    return 0
+    examples = write_examples(out / "world", out / "examples")
+    print(f"try: lvlm chat --model {out / 'model'} --temperature 0 " + " ".join(f"--{k} {v}" for k, v in examples))
 
 
 def world_sizes(plan: Plan):
     from lvlm.data.synthetic import WorldSizes
 
-    return WorldSizes(stage1_train=plan.stage1_train, stage2_train=plan.stage2_train, stage2_val=50,
-                      stage2_test=plan.stage2_test, image_size=IMAGE_SIZE, video_frames=FRAMES)
+    return WorldSizes(
+        stage1_train=plan.stage1_train,
+        stage2_train=plan.stage2_train,
+        stage2_val=50,
+        stage2_test=plan.stage2_test,
+        image_size=IMAGE_SIZE,
+        video_frames=FRAMES,
+    )
 
 
 def write_world(out: Path, sizes, seed: int) -> None:
@@ -140,15 +188,26 @@ def write_towers(out: Path, sizes, plan: Plan, seed: int) -> None:
         stats = warm_up_towers(image, video, sizes, settings, progress)
     save_languagebind_tower(image, out / "towers" / "image")
     save_languagebind_tower(video, out / "towers" / "video")
-    print(f"[quickstart] towers warmed up ({json.dumps({k: round(v, 3) for k, v in stats.items()})}), "
-          f"frozen from here on -> {out / 'towers'}", flush=True)
+    print(
+        f"[quickstart] towers warmed up ({json.dumps({k: round(v, 3) for k, v in stats.items()})}), "
+        f"frozen from here on -> {out / 'towers'}",
+        flush=True,
+    )
 
 
 def run_stage(recipe: Path, steps: int, seed: int) -> None:
     from lvlm.training.cli import lightning_main
 
-    args = ["-c", str(recipe), "--trainer.max_steps", str(steps), "--data.init_args.batches_per_epoch", str(steps),
-            "--seed_everything", str(seed)]
+    args = [
+        "-c",
+        str(recipe),
+        "--trainer.max_steps",
+        str(steps),
+        "--data.init_args.batches_per_epoch",
+        str(steps),
+        "--seed_everything",
+        str(seed),
+    ]
     print(f"[quickstart] lvlm fit {' '.join(args)}", flush=True)
     lightning_main("fit", args)
 
@@ -186,10 +245,30 @@ def report(records: list[dict[str, Any]], out: Path, timings: dict[str, float], 
     for modality in ("image", "video"):
         example = next((r for r in records if r["modality"] == modality), None)
         if example is not None:
-            print(f"\n[{modality} {example['key']}] Q: {example['question']}\n"
-                  f"  reference: {example['answer']}\n  model:     {example['prediction']}")
+            print(
+                f"\n[{modality} {example['key']}] Q: {example['question']}\n"
+                f"  reference: {example['answer']}\n  model:     {example['prediction']}"
+            )
     steps = ", ".join(f"{name} {seconds:.0f}s" for name, seconds in timings.items())
     print(f"\nwall time {total:.0f}s ({steps})")
-    print(f"model: {out / 'model'}   try: lvlm chat --model {out / 'model'} --video {out / 'world'} ...")
+    print(f"model: {out / 'model'}")
     summary = {"rows": [r._asdict() for r in rows], "timings": timings, "total_seconds": total}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+
+
+def write_examples(world_dir: Path, directory: Path) -> list[tuple[str, Path]]:
+    """The first test image and video as plain files, for ``lvlm chat --image/--video``."""
+    from lvlm.training.quickstart_eval import test_questions
+
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    for question in test_questions(sorted((world_dir / "stage2").glob("test-*.tar"))):
+        (kind, data), stem = question.media[0], question.key.split("/")[0]
+        if kind in written:
+            continue
+        ext = "mp4" if kind == "video" else ("png" if data[:4] == b"\x89PNG" else "jpg")
+        written[kind] = directory / f"{stem}.{ext}"
+        written[kind].write_bytes(data)
+        if len(written) == 2:
+            break
+    return sorted(written.items())

@@ -37,6 +37,10 @@ def test_questions(shards: Sequence[str | Path]) -> Iterator[Question]:
                 media=media,
                 question=human.replace("<image>\n", "").replace("<video>\n", ""),
                 answer=answer,
-                meta={"question_type": question_type, "modality": meta["modality"], "choices": meta["choices"][question_type]},
+                meta={
+                    "question_type": question_type,
+                    "modality": meta["modality"],
+                    "choices": meta["choices"][question_type],
+                },
             )
             index += 1

@@ -5,8 +5,9 @@ beforehand. A fresh machine cannot download LanguageBind, and frozen *random* to
 measurements a projector + tiny Llama on frozen random towers learned video colour and event but stayed at
 chance on motion direction and image colour-of-a-shape. So the quickstart gives its towers a short
 supervised warm-up on freshly drawn synthetic scenes (never the test split's), standing in for LanguageBind's
-alignment: the image tower learns each grid cell's colour and shape, the video tower the shape, its start
-and end colour, the direction of motion and where the shape is in every frame. The warmed-up towers are
+alignment: the image tower learns each grid cell's colour and shape and, on every token, the scene's facts
+(object count, each shape's colour); the video tower learns, on every token, the shape, its start and end
+colour and the direction of motion, and where the shape is in every frame. The warmed-up towers are
 written as LanguageBind directories (``config.json`` + ``model.safetensors``) and the quickstart recipes load
 them with the very loader used for the real ``LanguageBind/LanguageBind_*`` towers, frozen as in the paper.
 
@@ -56,6 +57,8 @@ class WarmupHeads(nn.Module):
         self.start_color = nn.Linear(width, len(COLORS))
         self.end_color = nn.Linear(width, len(COLORS))
         self.occupied = nn.Linear(width, 2)
+        self.count = nn.Linear(width, 3)
+        self.shape_colors = nn.Linear(width, len(SHAPES) * (len(COLORS) + 1))
 
 
 def _pixels(array: np.ndarray, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -69,16 +72,20 @@ def _patch_of(x: float, y: float, size: int, grid: int) -> int:
 
 
 def image_batch(scenes: list[dict[str, Any]], size: int, grid: int, mean, std) -> dict[str, torch.Tensor]:
-    """Pixels ``[n, 3, s, s]`` and per-patch colour/shape targets ``[n, g*g]`` (the patch under each object)."""
+    """Pixels ``[n, 3, s, s]``, per-patch colour/shape targets ``[n, g*g]`` (the patch under each object), the
+    object count ``[n]`` and the colour of each shape (``none`` if absent) ``[n, shapes]``."""
     pixels = torch.stack([_pixels(np.asarray(synthetic.render_image(s, size)), mean, std) for s in scenes])
     colors = torch.full((len(scenes), grid * grid), len(COLORS))
     shapes = torch.full((len(scenes), grid * grid), len(SHAPES))
+    shape_colors = torch.full((len(scenes), len(SHAPES)), len(COLORS))
     cell = size / 3
     for n, scene in enumerate(scenes):
         for color, shape, index in scene["objects"]:
             patch = _patch_of((index % 3 + 0.5) * cell, (index // 3 + 0.5) * cell, size, grid)
             colors[n, patch], shapes[n, patch] = COLORS.index(color), SHAPES.index(shape)
-    return {"pixels": pixels, "colors": colors, "shapes": shapes}
+            shape_colors[n, SHAPES.index(shape)] = COLORS.index(color)
+    count = torch.tensor([len(s["objects"]) - 1 for s in scenes])
+    return {"pixels": pixels, "colors": colors, "shapes": shapes, "count": count, "shape_colors": shape_colors}
 
 
 def video_batch(scenes: list[dict[str, Any]], size: int, frames: int, grid: int, mean, std) -> dict[str, torch.Tensor]:
@@ -120,6 +127,14 @@ def warmup_loss(
     cell_color, cell_shape = heads.cell_color(image_tokens), heads.cell_shape(image_tokens)
     loss = F.cross_entropy(cell_color.flatten(0, 1), images["colors"].flatten())
     loss = loss + F.cross_entropy(cell_shape.flatten(0, 1), images["shapes"].flatten())
+    # Scene-level facts on every image token too (what captions say: how many objects, which shape has which
+    # colour), as LanguageBind's language alignment puts scene content into every patch token.
+    k = image_tokens.shape[1]
+    flat = image_tokens.flatten(0, 1)
+    loss = loss + F.cross_entropy(heads.count(flat), images["count"].repeat_interleave(k))
+    shape_colors = heads.shape_colors(flat).reshape(flat.shape[0] * len(SHAPES), len(COLORS) + 1)
+    shape_color_targets = images["shape_colors"].repeat_interleave(k, dim=0).flatten()
+    loss = loss + F.cross_entropy(shape_colors, shape_color_targets)
     n, t = videos["pixels"].shape[:2]
     video_tokens = video_tower(videos["pixels"])  # [n, t * (1 + g*g), d] (CLS kept per frame)
     k = video_tokens.shape[1]
@@ -136,6 +151,7 @@ def warmup_loss(
         "direction_accuracy": accuracy,
         "cell_color_accuracy": (cell_color.argmax(-1) == images["colors"]).float().mean().item(),
         "cell_shape_accuracy": (cell_shape.argmax(-1) == images["shapes"]).float().mean().item(),
+        "shape_color_accuracy": (shape_colors.argmax(-1) == shape_color_targets).float().mean().item(),
     }
 
 
@@ -180,8 +196,11 @@ def warm_up_towers(
         stats["loss"] = loss.item()
         if progress is not None:
             progress.update()
-            progress.set_postfix(loss=f"{stats['loss']:.3f}", direction=f"{stats['direction_accuracy']:.2f}",
-                                 cell_shape=f"{stats['cell_shape_accuracy']:.2f}")
+            progress.set_postfix(
+                loss=f"{stats['loss']:.3f}",
+                direction=f"{stats['direction_accuracy']:.2f}",
+                cell_shape=f"{stats['cell_shape_accuracy']:.2f}",
+            )
     for tower in towers:
         tower.freeze()
     return stats

@@ -62,6 +62,11 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
 
     if config_path is not None:
         hparams = model_args_from_config(config_path)
+        towers = hparams.get("towers")
+        if isinstance(towers, dict) and set(towers) <= {"image", "video", "extra"}:  # LightningCLI's Towers dataclass
+            from lvlm.lit_module import Towers
+
+            hparams["towers"] = Towers(**towers)
     elif checkpoint.get("hyper_parameters"):
         hparams = dict(checkpoint["hyper_parameters"])
     else:

@@ -32,7 +32,9 @@ def test_lvlm_to_hf_to_lvlm_keeps_the_logits(tmp_path):
     }
     expected = logits(VideoLLaVA.from_pretrained(tmp_path / "lvlm"), **inputs)
     for name in ("hf", "back"):
-        torch.testing.assert_close(logits(VideoLLaVA.from_pretrained(tmp_path / name), **inputs), expected, rtol=0, atol=0)
+        torch.testing.assert_close(
+            logits(VideoLLaVA.from_pretrained(tmp_path / name), **inputs), expected, rtol=0, atol=0
+        )
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,15 @@ def tokenizer_dir(tmp_path_factory):
 
 def fit_recipe(tmp_path, tokenizer_dir, name: str, steps: int = 2):
     run_dir = tmp_path / name
-    trainer = {"max_steps": steps, "logger": False, "default_root_dir": str(run_dir),
-               "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=steps)]}
-    recipe = write_recipe(tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True,
-                          export_dir=str(run_dir / "model"))
+    trainer = {
+        "max_steps": steps,
+        "logger": False,
+        "default_root_dir": str(run_dir),
+        "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=steps)],
+    }
+    recipe = write_recipe(
+        tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
+    )
     return recipe, run_dir
 
 

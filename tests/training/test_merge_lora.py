@@ -73,3 +73,19 @@ def test_merge_lora_refuses_a_run_without_adapters(tmp_path, tokenizer_dir, caps
         ["--checkpoint", str(tmp_path / "checkpoints" / "epoch=0-step=1.ckpt"), "--out", str(tmp_path / "m")]
     )
     assert code == 1 and "trained no LoRA adapters" in capsys.readouterr().out
+
+
+def test_merge_lora_rebuilds_from_the_runs_config_yaml(lora_run, tmp_path):
+    """A checkpoint without usable hparams: --config takes the config.yaml LightningCLI saved with the run."""
+    config = lora_run.parents[1] / "config.yaml"
+    assert config.is_file()
+    checkpoint = read_run_checkpoint(lora_run)
+    checkpoint.pop("hyper_parameters")
+    torch.save(checkpoint, tmp_path / "bare.ckpt")
+    assert merge_main(["--checkpoint", str(tmp_path / "bare.ckpt"), "--out", str(tmp_path / "x")]) == 1
+    args = ["--checkpoint", str(tmp_path / "bare.ckpt"), "--config", str(config), "--out", str(tmp_path / "merged")]
+    assert merge_main(args) == 0
+    merged = VideoLLaVA.from_pretrained(tmp_path / "merged")
+    adapter = rebuild_module(read_run_checkpoint(lora_run))
+    batch = batch_for(adapter)
+    torch.testing.assert_close(logits(merged, batch), logits(adapter.model, batch), rtol=0, atol=1e-5)

@@ -24,7 +24,14 @@ def test_steps_scale_scales_only_steps():
 
 
 def test_every_test_question_is_asked_with_its_history(tmp_path):
-    sizes = {"stage1_train": 2, "stage2_train": 2, "stage2_val": 2, "stage2_test": 6, "image_size": 48, "video_frames": 4}
+    sizes = {
+        "stage1_train": 2,
+        "stage2_train": 2,
+        "stage2_val": 2,
+        "stage2_test": 6,
+        "image_size": 48,
+        "video_frames": 4,
+    }
     world = write_synthetic_world(tmp_path, seed=3, sizes=sizes)
     asked = list(questions_of(world.shards["stage2/test"]))
     assert len({q.key for q in asked}) == len(asked) and len(asked) >= 12  # 2-3 questions per sample
@@ -45,8 +52,12 @@ def test_warmed_up_towers_load_back_with_the_languagebind_loader(tmp_path):
     assert image.frozen and not any(p.requires_grad for p in video.parameters())
     pixels = torch.randn(2, FRAMES, 3, 48, 48)
     for tower, kind, x in ((image, "image", pixels[:, 0]), (video, "video", pixels)):
-        loaded = load_languagebind_tower(save_languagebind_tower(tower, tmp_path / kind), kind=kind, select_layer=-1,
-                                         select_feature=tower.select_feature)
+        loaded = load_languagebind_tower(
+            save_languagebind_tower(tower, tmp_path / kind),
+            kind=kind,
+            select_layer=-1,
+            select_feature=tower.select_feature,
+        )
         assert type(loaded) is type(tower) and loaded.frozen
         torch.testing.assert_close(loaded(x), tower(x), rtol=0, atol=0)
 

@@ -49,7 +49,11 @@ def convert_model_dir(model_dir: str | Path, out: str | Path, to: str = "lvlm", 
 
 
 def convert_run_checkpoint(
-    checkpoint: str | Path, out: str | Path, to: str = "lvlm", config: str | Path | None = None, dtype: str | None = None
+    checkpoint: str | Path,
+    out: str | Path,
+    to: str = "lvlm",
+    config: str | Path | None = None,
+    dtype: str | None = None,
 ) -> Path:
     """A training run's ``.ckpt`` or DCP folder → a checkpoint directory (LoRA merged) with the run's tokenizer."""
     from lvlm.models.language_model import _dtype
