@@ -32,14 +32,14 @@ def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
 
         with tempfile.TemporaryDirectory() as tmp:
             dcp_to_torch_save(str(path), str(Path(tmp) / "full.pt"))
-            checkpoint = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=False)
+            checkpoint = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
         meta = path / "meta.pt"
         if meta.is_file():
-            checkpoint = torch.load(meta, map_location="cpu", weights_only=False) | checkpoint
+            checkpoint = torch.load(meta, map_location="cpu", weights_only=True) | checkpoint
         return checkpoint
     if path.is_file():
-        # Our own runs' checkpoints: hyper-parameters are plain dicts, but Lightning also pickles loop state.
-        return torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: a checkpoint must never run pickled code; Lightning stores plain containers.
+        return torch.load(path, map_location="cpu", weights_only=True)
     raise FileNotFoundError(
         f"{path}: not a Lightning .ckpt file nor a DCP checkpoint folder (one with a .metadata file)"
     )
