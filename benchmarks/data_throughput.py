@@ -235,7 +235,11 @@ def prepare(root: Path, args: argparse.Namespace) -> list[dict]:
     """Media, the original-format JSON, and shards (raw, and re-encoded if asked). Returns the baseline's records."""
     workers = max(1, args.workers)
     per_worker = make_dataset(root, args.clips, args.images, min(args.distinct, args.clips) or 1, workers)
-    (root / "data.json").write_text(json.dumps([r for group in per_worker for r in group]))
+    # Interleaved, so that every pipeline's worker split (the baseline's per-worker lists, WebDataset's
+    # shard-per-worker split, the DataModule's batch i -> worker i % workers) gives each worker the same
+    # mix of clips and images; worker-by-worker blocks would hand one worker every clip.
+    interleaved = [r for group in itertools.zip_longest(*per_worker) for r in group if r is not None]
+    (root / "data.json").write_text(json.dumps(interleaved))
     folders = ["--image-folder", str(root / "images"), "--video-folder", str(root / "videos")]
     # one shard per worker (WebDataset hands shard w to worker w), the same split the baseline gets
     shard_args = [str(root / "data.json"), *folders, "--max-count", str(max(map(len, per_worker)))]
