@@ -34,13 +34,17 @@ def merge_lora(state: dict[str, torch.Tensor], alpha: float, rank: int) -> dict[
     """Fold LoRA adapters into their base weights and strip peft's wrapper names."""
     state = {re.sub(r"\.base_model\.model\.", ".", k): v for k, v in state.items()}
     state = {k.replace(".base_layer.", "."): v for k, v in state.items()}
+    adapters: dict[tuple[str, str], torch.Tensor] = {}  # (layer, "A"|"B") -> weight, found in one pass
+    for key, tensor in state.items():
+        for part in ("A", "B"):
+            if f".lora_{part}." in key and key.endswith("weight"):
+                adapters[(key.split(f".lora_{part}.")[0], part)] = tensor
     merged = {}
     for key, tensor in state.items():
         if ".lora_A." in key or ".lora_B." in key:
             continue
         base = key.rsplit(".", 1)[0]
-        lora_a = next((v for k, v in state.items() if k.startswith(f"{base}.lora_A.") and k.endswith("weight")), None)
-        lora_b = next((v for k, v in state.items() if k.startswith(f"{base}.lora_B.") and k.endswith("weight")), None)
+        lora_a, lora_b = adapters.get((base, "A")), adapters.get((base, "B"))
         if key.endswith(".weight") and lora_a is not None and lora_b is not None:
             tensor = tensor + (lora_b.float() @ lora_a.float()).to(tensor.dtype) * (alpha / rank)
         merged[key] = tensor

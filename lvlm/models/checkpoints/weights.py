@@ -74,9 +74,8 @@ def _drop_aliases(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return kept
 
 
-def aliased_keys(module: nn.Module) -> set[str]:
+def aliased_keys(state: Mapping[str, torch.Tensor]) -> set[str]:
     """Keys whose tensor shares storage with an earlier key (tied embeddings): optional in a checkpoint."""
-    state = module.state_dict()
     return set(state) - set(_drop_aliases(state))
 
 
@@ -85,7 +84,7 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
     state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
     own = module.state_dict()
     expected = set(own)
-    missing = sorted(expected - set(state) - aliased_keys(module))
+    missing = sorted(expected - set(state) - aliased_keys(own))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
         raise CheckpointKeyError(
