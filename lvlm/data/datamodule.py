@@ -27,6 +27,7 @@ import torch.utils.data
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from lvlm.data.collate import Collator
+from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
 from lvlm.data.media import media_slots_from_config
 from lvlm.data.report import BadSampleReport, count_bad_samples
@@ -65,6 +66,8 @@ class LVLMDataModule(pl.LightningDataModule):
             per worker: mind the memory with long videos.
         group_by_modality_length: Batches of similar length, multimodal and text-only apart (spec §5.3).
         augment: Random crops in training.
+        video_backend: `"pyav"` or `"decord"`; None uses `lvlm.data.decoding.default_backend()` (PyAV). Both
+            give the same frames; PyAV skips disposable H.264 pictures and is faster.
         run_dir: Where the bad-sample report goes; default the trainer's log dir.
         predict_split: Which fixed set `predict_dataloader` serves.
         rank: Global rank; default from the trainer or `torch.distributed` (never from the environment).
@@ -92,6 +95,7 @@ class LVLMDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 256,
         group_by_modality_length: bool = False,
         augment: bool = False,
+        video_backend: str | None = None,
         run_dir: str | None = None,
         predict_split: Literal["val", "test"] = "val",
         rank: int | None = None,
@@ -115,6 +119,11 @@ class LVLMDataModule(pl.LightningDataModule):
         self.samples_per_epoch, self._batches_per_epoch = samples_per_epoch, batches_per_epoch
         self.seed, self.shuffle_buffer = seed, shuffle_buffer
         self.group_by_modality_length, self.augment = group_by_modality_length, augment
+        if video_backend is not None and video_backend not in available_backends():
+            raise ValueError(
+                f"LVLMDataModule: video_backend {video_backend!r} is not installed; installed: {available_backends()}"
+            )
+        self.video_backend = video_backend
         self.run_dir, self.predict_split = run_dir, predict_split
         self._rank, self._world_size = rank, world_size
         self._train_loader: TrainLoader | None = None
@@ -168,6 +177,7 @@ class LVLMDataModule(pl.LightningDataModule):
             augment,
             self.seed,
             keep_meta,
+            self.video_backend,
         )
 
     def _loader_kwargs(self) -> dict[str, Any]:

@@ -65,6 +65,7 @@ class SampleProcessor:
         seed: Seed of the augmentation generators (set per worker with `reseed`).
         keep_meta: Put the JSON metadata, `key`, `url` and `reference` (the last answer) in `meta`; always on in
             `"prompt"` mode, off for training batches (kept light).
+        video_backend: Video decoder (`"pyav"`, `"decord"`); None for the default.
     """
 
     def __init__(
@@ -78,8 +79,10 @@ class SampleProcessor:
         augment: bool = False,
         seed: int | None = None,
         keep_meta: bool = False,
+        video_backend: str | None = None,
     ) -> None:
         self.tokenizer, self.template, self.slots = tokenizer, template, list(slots)
+        self.video_backend = video_backend
         self.keep_meta = keep_meta or mode == "prompt"
         self.num_frames, self.max_length, self.mode, self.augment = num_frames, max_length, mode, augment
         self.reseed(seed)
@@ -150,7 +153,10 @@ class SampleProcessor:
             elif isinstance(payload, list):
                 tensor = transform(decode_frames(payload, self.num_frames, key=prepared.key, short_side=slot.size))
             else:
-                tensor = transform(decode_video(payload, self.num_frames, key=prepared.key, short_side=slot.size))
+                frames = decode_video(
+                    payload, self.num_frames, key=prepared.key, short_side=slot.size, backend=self.video_backend
+                )
+                tensor = transform(frames)
             media.append((slot.batch_key, tensor))
         tokens = prepared.tokens
         return ProcessedSample(prepared.key, tokens.input_ids, tokens.labels, media, prepared.modality, prepared.meta)

@@ -220,3 +220,27 @@ def test_unreadable_shards_are_reported_and_the_other_shards_arrive(shards, tmp_
     reported = read_bad_samples(tmp_path / "run")
     assert {e["reason"] for e in reported} == {"unreadable_shard"}
     assert any("missing.tar" in e["detail"] for e in reported) and any("garbage.tar" in e["detail"] for e in reported)
+
+
+def test_video_backends_give_the_same_batches_and_unknown_ones_are_refused(shards, tmp_path: Path) -> None:
+    from lvlm.data.decoding import available_backends
+
+    batches = {
+        backend: list(
+            make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], video_backend=backend).val_dataloader()
+        )
+        for backend in available_backends()
+    }
+    reference = batches[available_backends()[0]]
+    assert any("videos" in batch for batch in reference)
+    for other in batches.values():
+        assert [b["keys"] for b in other] == [b["keys"] for b in reference]
+        for mine, theirs in zip(other, reference):
+            assert all(torch.equal(mine[k], theirs[k]) for k in ("images", "input_ids") if k in theirs)
+            if "videos" in theirs:
+                # same decoded frames; the reduced-size scaling differs (swscale vs torch bilinear, see
+                # test_decoding): about one grey level on average after normalisation
+                assert mine["videos"].shape == theirs["videos"].shape
+                assert (mine["videos"] - theirs["videos"]).abs().mean() < 0.05
+    with pytest.raises(ValueError, match="video_backend 'opencv' is not installed"):
+        make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], video_backend="opencv")

@@ -117,6 +117,34 @@ def test_reduced_size_decode_keeps_aspect_and_agrees_across_backends():
     assert decode_video(data, 2, short_side=500, backend="pyav").shape == (2, 120, 160, 3)  # never upscales
 
 
+@pytest.mark.parametrize("gop", [12, 250])
+def test_disposable_pictures_are_skipped_without_changing_a_frame(gop):
+    import av
+
+    from lvlm.data.decoding.disposable import disposable_checker, is_disposable
+    from lvlm.data.decoding.pyav_backend import decode_sequentially, open_container
+
+    data = encode_h264(moving_square_frames(300, (96, 64), seed=gop), gop=gop)
+    with open_container(data) as container:
+        stream = container.streams.video[0]
+        checker = disposable_checker(stream.codec_context)
+        flags = [checker(packet) for packet in container.demux(stream) if packet.size]
+    # x264 with 2 B-frames: the non-pyramid B-frames are non-reference, I and P frames never are
+    assert checker is not None and 0.2 < sum(flags) / len(flags) < 0.7 and not flags[0]
+    with open_container(data) as container:  # every packet decoded, frames counted: the reference
+        everything = decode_sequentially(container, container.streams.video[0], list(range(300)), (96, 64))
+    for num_frames in (8, 33, 300):
+        wanted = uniform_frame_indices(300, num_frames)
+        expected = torch.from_numpy(np.stack([everything[i] for i in wanted]))
+        assert torch.equal(decode_video(data, num_frames, backend="pyav"), expected)
+    # no checker for other codecs or Annex-B streams; malformed NAL lengths are never "disposable"
+    vp9 = encode_video(moving_square_frames(4, (64, 48)), "webm", "libvpx-vp9")
+    with av.open(io.BytesIO(vp9)) as container:
+        assert disposable_checker(container.streams.video[0].codec_context) is None
+    assert not is_disposable(b"\x00\x00\x00\x09\x01\x02")  # length runs past the end
+    assert is_disposable(b"\x00\x00\x00\x02\x01\xaa") and not is_disposable(b"\x00\x00\x00\x02\x21\xaa")
+
+
 @pytest.mark.parametrize("backend", available_backends())
 def test_decode_from_path_equals_decode_from_bytes(tmp_path, backend):
     path = write_mp4(tmp_path / "clip.mp4", 8, (64, 48))

@@ -1,5 +1,5 @@
 """Media decoding: images to RGB PIL images, videos to uint8 ``[t, h, w, 3]`` tensors of uniformly sampled
-frames, through decord where installed and PyAV otherwise. Encoding helpers (H.264 mp4 writing and
+frames, through PyAV (default; skips disposable H.264 pictures) or decord. Encoding helpers (H.264 mp4 writing and
 re-encoding) live in :mod:`lvlm.data.decoding.encoding`.
 """
 
