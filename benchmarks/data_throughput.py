@@ -45,7 +45,7 @@ import torchvision.transforms as T
 import webdataset as wds
 from PIL import Image
 
-from lvlm.data.decoding import decode_image, decode_video, default_backend
+from lvlm.data.decoding import available_backends, decode_image, decode_video, default_backend
 from lvlm.data.sample_format import media_members
 from lvlm.data.shards_cli import main as shards_main
 from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, VideoTransform
@@ -253,7 +253,7 @@ def prepare(root: Path, args: argparse.Namespace) -> list[dict]:
 
 def main() -> None:
     args = parse_args()
-    backends = list(dict.fromkeys([default_backend(), "pyav"]))
+    backends = available_backends()
     print(f"cpus={os.cpu_count()} torch={torch.__version__} default backend={default_backend()} workers={args.workers}")
     with tempfile.TemporaryDirectory(prefix="lvlm-bench-") as tmp:
         root = Path(tmp)
@@ -270,7 +270,7 @@ def main() -> None:
         runs = {
             "baseline (original procedure)": (
                 lambda: throughput(OriginalDataset(root, records), args.workers)[0],
-                ("raw", default_backend()),
+                ("raw", backends[-1]),  # decord where installed: the original's decoder
             )
         }
         for store, path in stores.items():

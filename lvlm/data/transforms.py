@@ -29,8 +29,14 @@ AUGMENT_RATIO = (3 / 4, 4 / 3)
 
 
 def _normalize(chw_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., 3, h, w]`` -> float32 ``(x / 255 - mean) / std``."""
-    return (chw_uint8.to(torch.float32).div_(255.0) - mean[:, None, None]) / std[:, None, None]
+    """uint8 ``[..., 3, h, w]`` (any strides) -> contiguous float32 ``(x / 255 - mean) / std``.
+
+    One pass converts (and makes contiguous), two in-place passes scale and shift: the float frames are never
+    copied again.
+    """
+    out = torch.empty(chw_uint8.shape, dtype=torch.float32)
+    out.copy_(chw_uint8)
+    return out.mul_((1.0 / (255.0 * std))[:, None, None]).sub_((mean / std)[:, None, None])
 
 
 def _crop_box(height: int, width: int, rng: random.Random) -> tuple[int, int, int, int]:
@@ -137,6 +143,9 @@ class VideoTransform:
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self._rng = random.Random(seed)
+        # Imported when the transform is built (in the main process, before DataLoader workers fork), not at
+        # the first video: every worker would otherwise pay the ~1-2 s import on its first sample.
+        import torchvision.transforms.v2.functional  # noqa: F401
 
     def __call__(self, frames: torch.Tensor) -> torch.Tensor:
         """Transform one video. Returns float32 ``[t, 3, s, s]``."""
@@ -159,4 +168,4 @@ class VideoTransform:
                 else [int(self.size * height / short), self.size]
             )
             video = TF.center_crop(TF.resize(video, new_size, antialias=True), [self.size, self.size])
-        return _normalize(video.contiguous(), self.mean, self.std)
+        return _normalize(video, self.mean, self.std)
