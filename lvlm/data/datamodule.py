@@ -1,8 +1,9 @@
 """`LVLMDataModule`: WebDataset shards → model-ready batches for training, validation, test and prediction.
 
 Batch format (see `lvlm.data.collate.Collator`): `input_ids`, `attention_mask`, `labels` (not for predict)
-`[b, l]`; `images` `[n_i, 3, s, s]` / `videos` `[n_v, t, 3, s, s]` (one key per slot with media in the batch);
-`keys`, `modalities`, `meta` lists.
+`[b, l]`; `images` `[n_i, 3, s, s]` / `videos` `[n_v, t, 3, s, s]` (one key per slot with media in the batch;
+uint8 0-255 by default, normalised by the towers; float32 normalised with `media_dtype="float32"`); `keys`,
+`modalities`, `meta` lists.
 
 - train: resampled, weighted mix of sources, exactly `batches_per_epoch` batches per rank (`TrainLoader`).
 - val / test: a fixed finite set, every sample once over all ranks, same batch count on every rank, right
@@ -66,6 +67,9 @@ class LVLMDataModule(pl.LightningDataModule):
             per worker: mind the memory with long videos.
         group_by_modality_length: Batches of similar length, multimodal and text-only apart (spec §5.3).
         augment: Random crops in training.
+        media_dtype: `"uint8"` (default): batches carry 0-255 pixels that the towers normalise (on the GPU in
+            training): a quarter of the bytes through worker queues and pinned memory, and no normalisation in
+            the workers. `"float32"`: pixels normalised with the slots' mean and std in the workers.
         video_backend: `"pyav"` or `"decord"`; None uses `lvlm.data.decoding.default_backend()` (PyAV). Both
             give the same frames; PyAV skips disposable H.264 pictures and is faster.
         run_dir: Where the bad-sample report goes; default the trainer's log dir.
@@ -95,6 +99,7 @@ class LVLMDataModule(pl.LightningDataModule):
         shuffle_buffer: int = 256,
         group_by_modality_length: bool = False,
         augment: bool = False,
+        media_dtype: Literal["uint8", "float32"] = "uint8",
         video_backend: str | None = None,
         run_dir: str | None = None,
         predict_split: Literal["val", "test"] = "val",
@@ -124,6 +129,9 @@ class LVLMDataModule(pl.LightningDataModule):
                 f"LVLMDataModule: video_backend {video_backend!r} is not installed; installed: {available_backends()}"
             )
         self.video_backend = video_backend
+        if media_dtype not in ("uint8", "float32"):
+            raise ValueError(f"LVLMDataModule: media_dtype must be 'uint8' or 'float32', got {media_dtype!r}")
+        self.media_dtype = media_dtype
         self.run_dir, self.predict_split = run_dir, predict_split
         self._rank, self._world_size = rank, world_size
         self._train_loader: TrainLoader | None = None
@@ -178,6 +186,7 @@ class LVLMDataModule(pl.LightningDataModule):
             self.seed,
             keep_meta,
             self.video_backend,
+            self.media_dtype,
         )
 
     def _loader_kwargs(self) -> dict[str, Any]:

@@ -28,13 +28,15 @@ AUGMENT_SCALE = (0.6, 1.0)  # area fraction kept by the random resized crop
 AUGMENT_RATIO = (3 / 4, 4 / 3)
 
 
-def _normalize(chw_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., 3, h, w]`` (any strides) -> contiguous float32 ``(x / 255 - mean) / std``.
+def normalize_pixels(chw_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[..., 3, h, w]`` (any strides, any device) -> contiguous float32 ``(x / 255 - mean) / std``.
 
     One pass converts (and makes contiguous), two in-place passes scale and shift: the float frames are never
-    copied again.
+    copied again. The data workers (``normalize=False``) and the towers (uint8 input) share this arithmetic,
+    so both places give the same values.
     """
-    out = torch.empty(chw_uint8.shape, dtype=torch.float32)
+    mean, std = mean.to(chw_uint8.device, torch.float32), std.to(chw_uint8.device, torch.float32)
+    out = torch.empty(chw_uint8.shape, dtype=torch.float32, device=chw_uint8.device)
     out.copy_(chw_uint8)
     return out.mul_((1.0 / (255.0 * std))[:, None, None]).sub_((mean / std)[:, None, None])
 
@@ -52,7 +54,7 @@ def _crop_box(height: int, width: int, rng: random.Random) -> tuple[int, int, in
 
 
 class ImageTransform:
-    """PIL image -> normalised float32 ``[3, s, s]``.
+    """PIL image -> normalised float32 ``[3, s, s]`` (or uint8 with ``normalize=False``).
 
     Args:
         size: Side ``s`` of the square output (the tower's input size, 224 for CLIP ViT-L/14).
@@ -63,6 +65,8 @@ class ImageTransform:
             ``tuple(int(m * 255) for m in mean)``, image centred, then resize (the original's stage 2 and eval).
         augment: Training only: a random resized crop (area 60-100 %) instead of the centre crop.
         seed: Seed of the augmentation's random generator.
+        normalize: False returns uint8 ``[3, s, s]`` (0-255) instead: a quarter of the bytes between processes,
+            normalised later by the tower (``VisionTower.forward`` takes uint8 pixels).
     """
 
     def __init__(
@@ -73,10 +77,11 @@ class ImageTransform:
         mode: Literal["crop", "pad"] = "crop",
         augment: bool = False,
         seed: int | None = None,
+        normalize: bool = True,
     ) -> None:
         if mode not in ("crop", "pad"):
             raise ValueError(f"ImageTransform mode must be 'crop' or 'pad', got {mode!r}")
-        self.size, self.mode, self.augment = size, mode, augment
+        self.size, self.mode, self.augment, self.normalize = size, mode, augment, normalize
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self.pad_color = tuple(int(m * 255) for m in mean)
@@ -93,7 +98,7 @@ class ImageTransform:
         else:
             img = self.resize_and_center_crop(img)
         chw = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        return _normalize(chw, self.mean, self.std)
+        return normalize_pixels(chw, self.mean, self.std) if self.normalize else chw.contiguous()
 
     def expand_to_square(self, img: Image.Image) -> Image.Image:
         """Pad to a square of the long side with the mean colour, image centred (the original's ``expand2square``)."""
@@ -118,7 +123,7 @@ class ImageTransform:
 
 
 class VideoTransform:
-    """uint8 frames ``[t, h, w, 3]`` -> normalised float32 ``[t, 3, s, s]``.
+    """uint8 frames ``[t, h, w, 3]`` -> normalised float32 ``[t, 3, s, s]`` (or uint8 with ``normalize=False``).
 
     Every frame gets the same geometry: short-side resize (bilinear, antialiased, as the original's
     ``ShortSideScale``) and centre crop, done on uint8 for all frames at once; normalisation comes last.
@@ -129,6 +134,7 @@ class VideoTransform:
         std: Per-channel standard deviation.
         augment: Training only: one random resized crop (area 60-100 %) shared by all frames. Never a flip.
         seed: Seed of the augmentation's random generator.
+        normalize: False returns uint8 ``[t, 3, s, s]`` instead (see :class:`ImageTransform`).
     """
 
     def __init__(
@@ -138,8 +144,9 @@ class VideoTransform:
         std: Sequence[float] = CLIP_STD,
         augment: bool = False,
         seed: int | None = None,
+        normalize: bool = True,
     ) -> None:
-        self.size, self.augment = size, augment
+        self.size, self.augment, self.normalize = size, augment, normalize
         self.mean = torch.tensor(mean, dtype=torch.float32)
         self.std = torch.tensor(std, dtype=torch.float32)
         self._rng = random.Random(seed)
@@ -168,4 +175,4 @@ class VideoTransform:
                 else [int(self.size * height / short), self.size]
             )
             video = TF.center_crop(TF.resize(video, new_size, antialias=True), [self.size, self.size])
-        return _normalize(video, self.mean, self.std)
+        return normalize_pixels(video, self.mean, self.std) if self.normalize else video.contiguous()

@@ -16,8 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, normalize_pixels
 
 
 @dataclass(frozen=True)
@@ -99,8 +98,13 @@ class VisionTower(nn.Module, ABC):
     def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         """Images ``[n, c, h, w]`` or videos ``[n, t, c, h, w]`` → features ``[n, k, d]``.
 
-        A video's ``k`` is ``t * tokens_per_frame``: every frame's tokens, frames in time order.
+        A video's ``k`` is ``t * tokens_per_frame``: every frame's tokens, frames in time order. Pixels are
+        normalised floats, or uint8 (0-255, what ``LVLMDataModule`` sends) that this tower normalises with its
+        own ``preprocessing`` mean and std, on the pixels' device.
         """
+        if pixels.dtype == torch.uint8:
+            pre = self.preprocessing
+            pixels = normalize_pixels(pixels, torch.tensor(pre.mean), torch.tensor(pre.std))
         if pixels.dim() == 4:
             return self._encode(pixels, num_frames=1)
         if pixels.dim() != 5:

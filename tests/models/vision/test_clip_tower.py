@@ -79,3 +79,19 @@ def test_fsdp2_wrapper_class_keeps_the_tower_registry_name():
     wrapper = type("FSDPCLIPVisionTower", (FSDPModule, CLIPVisionTower), {})
     assert wrapper.registry_name == "clip"
     assert "FSDPCLIPVisionTower" not in str(sorted(VisionTower.registry))
+
+
+def test_uint8_pixels_are_normalised_by_the_tower_with_its_own_mean_and_std():
+    from lvlm.data.transforms import normalize_pixels
+
+    image_tower = CLIPVisionTower(vision_dict(), select_layer=-2)
+    video_tower = LanguageBindVideoTower(vision_dict(), select_layer=-2, num_frames=3)
+    generator = torch.Generator().manual_seed(0)
+    size = image_tower.preprocessing.size
+    for tower, shape in ((image_tower, (2, 3, size, size)), (video_tower, (2, 3, 3, size, size))):
+        raw = torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator)
+        pre = tower.preprocessing
+        normalised = normalize_pixels(raw, torch.tensor(pre.mean), torch.tensor(pre.std))
+        assert normalised.dtype == torch.float32 and normalised.abs().max() > 1.0
+        assert torch.equal(tower(raw), tower(normalised))
+        assert not torch.equal(tower(raw), tower(raw.float()))  # floats are taken as already normalised
