@@ -155,30 +155,38 @@ def caption(scene: dict[str, Any]) -> str:
 
 
 def questions(scene: dict[str, Any], rng: random.Random) -> list[tuple[str, str, str]]:
-    """2-3 ``(question_type, question, answer)`` triples about a scene, in random order."""
+    """2-4 ``(question_type, question, answer)`` triples about a scene, in random order.
+
+    An image gets up to three questions that bind an attribute to an object (the colour of a named shape, the
+    shape of a named colour; one object may be asked about twice) and one of count / "is there a ...": the
+    binding questions are the hard ones for a small LLM, and asking several per image is what lets the
+    quickstart learn them in minutes (one per image left image colour at 0.62-0.80 after 500-1500 steps).
+    """
     if scene["modality"] == "text":
         return [("text", *TEXT_FACTS[i]) for i in scene["facts"]]
     if scene["modality"] == "image":
+        binding = [("color", f"What color is the {s}?", c) for c, s, _ in scene["objects"]]
+        binding += [("shape", f"What shape is the {c} object?", s) for c, s, _ in scene["objects"]]
         color, shape, _ = rng.choice(scene["objects"])
         present = {(c, s) for c, s, _ in scene["objects"]}
         ask = (color, shape) if rng.random() < 0.5 else (rng.choice(list(COLORS)), rng.choice(SHAPES))
-        pool = {
-            "color": (f"What color is the {shape}?", color),
-            "shape": (f"What shape is the {color} object?", shape),
-            "count": ("How many shapes are there?", COUNTS[len(scene["objects"]) - 1]),
-            "exists": (f"Is there a {ask[0]} {ask[1]}?", "yes" if ask in present else "no"),
-        }
+        scene_level = [
+            ("count", "How many shapes are there?", COUNTS[len(scene["objects"]) - 1]),
+            ("exists", f"Is there a {ask[0]} {ask[1]}?", "yes" if ask in present else "no"),
+        ]
+        chosen = [*rng.sample(binding, min(3, len(binding))), rng.choice(scene_level)]
+        rng.shuffle(chosen)
+        return chosen
+    shape = scene["shape"]
+    pool = {
+        "shape": ("What shape is in the video?", shape),
+        "event": (f"Does the {shape} move or change color?", scene["event"]),
+    }
+    if scene["event"] == "move":
+        pool["direction"] = (f"Which way does the {shape} move?", scene["direction"])
+        pool["color"] = (f"What color is the {shape}?", scene["color"])
     else:
-        shape = scene["shape"]
-        pool = {
-            "shape": ("What shape is in the video?", shape),
-            "event": (f"Does the {shape} move or change color?", scene["event"]),
-        }
-        if scene["event"] == "move":
-            pool["direction"] = (f"Which way does the {shape} move?", scene["direction"])
-            pool["color"] = (f"What color is the {shape}?", scene["color"])
-        else:
-            pool["color"] = (f"What color does the {shape} turn?", scene["end_color"])
+        pool["color"] = (f"What color does the {shape} turn?", scene["end_color"])
     chosen = rng.sample(sorted(pool), rng.randint(2, 3))
     return [(qtype, *pool[qtype]) for qtype in chosen]
 

@@ -18,7 +18,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,25 +41,30 @@ class Plan:
         def s(n: int) -> int:
             return max(1, round(n * scale))
 
-        return Plan(
-            self.stage1_train,
-            self.stage2_train,
-            self.stage2_test,
-            s(self.warmup_steps),
-            s(self.stage1_steps),
-            s(self.stage2_steps),
+        return replace(
+            self,
+            warmup_steps=s(self.warmup_steps),
+            stage1_steps=s(self.stage1_steps),
+            stage2_steps=s(self.stage2_steps),
         )
 
 
 PLANS = {
     "full": Plan(
-        stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60, stage2_steps=500
+        stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60, stage2_steps=2000
     ),
     "fast": Plan(
-        stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=600, stage1_steps=20, stage2_steps=250
+        stage1_train=200,
+        stage2_train=1000,
+        stage2_test=150,
+        warmup_steps=600,
+        stage1_steps=20,
+        stage2_steps=600,
     ),
 }
 IMAGE_SIZE, FRAMES = 48, 4
+# Videos are a third of the media: motion is learned long before binding a colour to a named shape in an image.
+VIDEO_FRACTION = 0.35
 TOWER = {
     "hidden_size": 64,
     "intermediate_size": 128,
@@ -151,6 +156,7 @@ def world_sizes(plan: Plan):
         stage2_test=plan.stage2_test,
         image_size=IMAGE_SIZE,
         video_frames=FRAMES,
+        video_fraction=VIDEO_FRACTION,
     )
 
 

@@ -1,6 +1,6 @@
 """The quickstart's test questions: every question of every held-out test conversation, one by one.
 
-A test sample holds 2-3 questions about one image or video. Question ``i`` is asked with the earlier turns
+A test sample holds 2-4 questions about one image or video. Question ``i`` is asked with the earlier turns
 and their reference answers as history (as in training), and keeps its own type, modality and choices, so
 the scores can be grouped per question type and modality (:mod:`lvlm.eval.synthetic_qa`).
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from lvlm.data.synthetic import (
     WorldSizes,
     build_sample,
     corpus_texts,
+    questions,
     write_synthetic_world,
 )
 
@@ -63,7 +65,7 @@ def test_samples_follow_the_data_format(world):
             if split.startswith("stage2") and meta["meta"]["modality"] != "text":
                 m = meta["meta"]
                 gpt = [t["value"] for t in meta["conversations"] if t["from"] == "gpt"]
-                assert gpt == m["answers"] and len(m["question_types"]) == len(gpt) in (2, 3)
+                assert gpt == m["answers"] and len(m["question_types"]) == len(gpt) in (2, 3, 4)
                 for qtype, answer in zip(m["question_types"], m["answers"]):
                     assert answer in m["choices"][qtype] == CHOICES[qtype]
 
@@ -127,3 +129,19 @@ def test_corpus_covers_all_texts_without_rendering(world):
 def test_unknown_size_field_is_rejected(tmp_path):
     with pytest.raises(ValueError, match="stage3_train"):
         write_synthetic_world(tmp_path, sizes={"stage3_train": 1})
+
+
+def test_image_questions_bind_attributes_to_named_objects():
+    """Up to three colour-of-a-shape / shape-of-a-colour questions per image, answered from the scene."""
+    rng = random.Random(0)
+    scene = {"modality": "image", "objects": [["red", "circle", 0], ["blue", "square", 4], ["green", "diamond", 8]]}
+    for _ in range(20):
+        asked = questions(scene, rng)
+        binding = [q for q in asked if q[0] in ("color", "shape")]
+        assert len(asked) == 4 and len(binding) == 3 and len({q[1] for q in binding}) == 3
+        assert {q[0] for q in asked} - {"color", "shape"} <= {"count", "exists"}
+        truth = {f"What color is the {s}?": c for c, s, _ in scene["objects"]}
+        truth |= {f"What shape is the {c} object?": s for c, s, _ in scene["objects"]}
+        assert all(truth[question] == answer for _, question, answer in binding)
+    one = {"modality": "image", "objects": [["red", "circle", 4]]}
+    assert len(questions(one, rng)) == 3
