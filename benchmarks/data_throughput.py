@@ -270,7 +270,7 @@ def main() -> None:
         runs = {
             "baseline (original procedure)": (
                 lambda: throughput(OriginalDataset(root, records), args.workers)[0],
-                ("raw", backends[-1]),  # decord where installed: the original's decoder
+                ("raw", "decord" if "decord" in backends else backends[0]),  # the original's decoder
             )
         }
         for store, path in stores.items():

@@ -103,8 +103,7 @@ class VisionTower(nn.Module, ABC):
         own ``preprocessing`` mean and std, on the pixels' device.
         """
         if pixels.dtype == torch.uint8:
-            pre = self.preprocessing
-            pixels = normalize_pixels(pixels, torch.tensor(pre.mean), torch.tensor(pre.std))
+            pixels = normalize_pixels(pixels, *self._pixel_stats(pixels.device))
         if pixels.dim() == 4:
             return self._encode(pixels, num_frames=1)
         if pixels.dim() != 5:
@@ -112,6 +111,15 @@ class VisionTower(nn.Module, ABC):
         n, t = pixels.shape[:2]
         features = self._encode(pixels.flatten(0, 1), num_frames=t)
         return features.reshape(n, t * features.shape[1], features.shape[2])
+
+    def _pixel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """``preprocessing`` mean and std as float32 ``[3]`` tensors on ``device``, made once per device: no
+        host-to-device copy (and no synchronisation) at every forward."""
+        cache = self.__dict__.setdefault("_pixel_stats_cache", {})
+        if device not in cache:
+            pre = self.preprocessing
+            cache[device] = tuple(torch.tensor(v, dtype=torch.float32, device=device) for v in (pre.mean, pre.std))
+        return cache[device]
 
     def _encode(self, pixels: torch.Tensor, num_frames: int) -> torch.Tensor:
         pixels = pixels.to(self.dtype)
