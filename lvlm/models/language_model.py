@@ -64,6 +64,9 @@ class LanguageModel(nn.Module):
             self.causal_lm = AutoModelForCausalLM.from_config(
                 text_config_from(config), dtype=dtype, attn_implementation=attn_implementation
             )
+            # transformers ties input and output embeddings in `init_weights`, which `no_init_weights` (used to
+            # build a model before loading its weights) skips: tie here, as the config says.
+            self.causal_lm.tie_weights()
 
     @property
     def config(self) -> PretrainedConfig:

@@ -43,3 +43,70 @@ def test_plain_llm_directory_with_languagebind_towers(tmp_path):
 def test_not_a_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a checkpoint directory"):
         VideoLLaVA.from_pretrained(tmp_path)
+
+
+def _tiny_lvlm(tied: bool) -> VideoLLaVA:
+    torch.manual_seed(0)
+    from lvlm.models.vision.clip_tower import CLIPVisionTower
+    from tests.models.tiny import vision_dict
+
+    towers = {"image": CLIPVisionTower(vision_dict(), -2, "patch"), "video": CLIPVisionTower(vision_dict(), -2)}
+    return VideoLLaVA.build(LanguageModel(config=text_dict(tie_word_embeddings=tied)), towers)
+
+
+def _weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_tied_embeddings_stay_tied_after_loading(tmp_path):
+    saved = _tiny_lvlm(tied=True)
+    saved.save_pretrained(tmp_path)
+    model = VideoLLaVA.from_pretrained(tmp_path)
+    causal_lm = model.llm.causal_lm
+    assert causal_lm.lm_head.weight is causal_lm.get_input_embeddings().weight
+    with torch.no_grad():
+        causal_lm.get_input_embeddings().weight[3] += 1.0  # one tensor: the output layer sees the change
+    assert torch.equal(causal_lm.lm_head.weight[3], causal_lm.get_input_embeddings().weight[3])
+    trainable = {name: p.requires_grad for name, p in model.named_parameters()}
+    assert trainable == {name: p.requires_grad for name, p in saved.named_parameters()}  # towers frozen, rest not
+
+
+def test_untied_output_layer_loads_its_own_weights(tmp_path):
+    saved = _tiny_lvlm(tied=False)
+    saved.save_pretrained(tmp_path)
+    causal_lm = VideoLLaVA.from_pretrained(tmp_path).llm.causal_lm
+    assert causal_lm.lm_head.weight is not causal_lm.get_input_embeddings().weight
+    assert torch.equal(causal_lm.lm_head.weight, saved.llm.causal_lm.lm_head.weight)
+    assert not torch.equal(causal_lm.lm_head.weight, causal_lm.get_input_embeddings().weight)
+
+
+def test_loaded_model_can_be_saved_over_its_own_directory(tmp_path):
+    # the loaded weights are memory of their own, not views of the (memory-mapped) files being overwritten
+    _tiny_lvlm(tied=False).save_pretrained(tmp_path)
+    model = VideoLLaVA.from_pretrained(tmp_path)
+    expected = _weights(model)
+    model.save_pretrained(tmp_path)
+    reloaded = _weights(VideoLLaVA.from_pretrained(tmp_path))
+    assert expected.keys() == reloaded.keys()
+    assert all(torch.equal(expected[k], reloaded[k]) for k in expected)
+
+
+def test_load_in_bfloat16_casts_every_floating_weight(tmp_path):
+    saved = _tiny_lvlm(tied=False)
+    saved.save_pretrained(tmp_path)
+    model = VideoLLaVA.from_pretrained(tmp_path, torch_dtype="bfloat16")
+    expected = saved.state_dict()
+    for key, tensor in model.state_dict().items():
+        assert tensor.dtype == torch.bfloat16, key
+        assert torch.equal(tensor, expected[key].to(torch.bfloat16)), key
+
+
+@pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
+def test_bin_weights_in_either_torch_format(tmp_path, zip_format):
+    # zip-format files are memory-mapped; files in torch's legacy format cannot be, and are read whole
+    from lvlm.models.checkpoints.weights import read_state_dict
+
+    state = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([1, 2], dtype=torch.int64)}
+    torch.save(state, tmp_path / "pytorch_model.bin", _use_new_zipfile_serialization=zip_format)
+    loaded = read_state_dict(tmp_path)
+    assert loaded.keys() == state.keys() and all(torch.equal(loaded[k], state[k]) for k in state)

@@ -71,7 +71,7 @@ def load_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = Non
         Modality("video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"),
     ]
     model = VideoLLaVA(towers, projector, llm, modalities, chat_template="llava_v1")
-    load_strict(model, to_lvlm_keys(read_state_dict(directory)), str(directory))
+    load_strict(model, to_lvlm_keys(read_state_dict(directory)), str(directory), dtype=torch_dtype)
     return model if torch_dtype is None else model.to(torch_dtype)
 
 

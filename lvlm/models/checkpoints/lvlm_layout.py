@@ -48,5 +48,5 @@ def load_lvlm(directory: Path, torch_dtype: torch.dtype | None = None):
         raise ValueError(f"{directory / CONFIG_NAME}: not an lvlm config (format={config.get('format')!r})")
     with no_init_weights():
         model = build_from_config(config, str(directory))
-    load_strict(model, read_state_dict(directory), str(directory))
+    load_strict(model, read_state_dict(directory), str(directory), dtype=torch_dtype)
     return model if torch_dtype is None else model.to(torch_dtype)

@@ -64,7 +64,7 @@ def load_original(
     ids = llm.add_tokens([tokens[k] for k in towers])
     modalities = [Modality(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
     model = VideoLLaVA(towers, projector, llm, modalities, chat_template="llava_v1")
-    load_strict(model, _to_lvlm(state, towers, config, model), str(directory))
+    load_strict(model, _to_lvlm(state, towers, config, model), str(directory), dtype=torch_dtype)
     return model if torch_dtype is None else model.to(torch_dtype)
 
 

@@ -46,7 +46,12 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
 
 
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:  # memory-mapped: pages are read when the tensor is, and stay reclaimable page cache
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except RuntimeError as err:
+        if "mmap" not in str(err):  # only files in torch's legacy (pre-zip) format cannot be mapped
+            raise
+        return torch.load(path, map_location="cpu", weights_only=True)
 
 
 def write_state_dict(state: Mapping[str, torch.Tensor], directory: Path, max_shard_bytes: int = 5 * 2**30) -> None:
@@ -79,8 +84,17 @@ def aliased_keys(state: Mapping[str, torch.Tensor]) -> set[str]:
     return set(state) - set(_drop_aliases(state))
 
 
-def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load ``state`` into ``module``; any missing or unexpected key is an error that lists them all."""
+def load_strict(
+    module: nn.Module, state: Mapping[str, torch.Tensor], source: str, dtype: torch.dtype | None = None
+) -> None:
+    """Load ``state`` into ``module``; any missing or unexpected key is an error that lists them all.
+
+    The tensors are assigned, not copied: ``module`` may be built under ``no_init_weights`` and its never
+    written allocations are dropped, so loading holds one copy of the weights (cast to ``dtype``, or to the
+    module's dtypes) plus the checkpoint's memory-mapped pages. Parameters keep their ``requires_grad``; weights
+    tied in ``module`` (e.g. ``lm_head`` and the input embeddings) stay tied. The assigned tensors never alias
+    the checkpoint files, so the model can be saved over the directory it came from.
+    """
     state = {k: v for k, v in state.items() if not k.endswith(IGNORED_SUFFIXES)}
     own = module.state_dict()
     expected = set(own)
@@ -98,7 +112,50 @@ def load_strict(module: nn.Module, state: Mapping[str, torch.Tensor], source: st
     ]
     if mismatched:
         raise CheckpointKeyError(f"{source}: shape mismatch for {len(mismatched)} tensors: {_preview(mismatched)}")
-    module.load_state_dict(state, strict=False)
+    ties = _tied_groups(own)
+    del own
+    owned = {key: _owned(state.pop(key), module_dtype, dtype) for key, module_dtype in _dtypes(module, state).items()}
+    module.load_state_dict(owned, strict=False, assign=True)
+    _retie(module, ties, set(owned))
+
+
+def _dtypes(module: nn.Module, state: Mapping[str, torch.Tensor]) -> dict[str, torch.dtype]:
+    own = dict(module.named_parameters(remove_duplicate=False)) | dict(module.named_buffers(remove_duplicate=False))
+    return {key: own[key].dtype for key in list(state)}
+
+
+def _owned(tensor: torch.Tensor, module_dtype: torch.dtype, dtype: torch.dtype | None) -> torch.Tensor:
+    """``tensor`` in the dtype it is loaded as, in memory of its own (never a view of a mapped file)."""
+    target = dtype if dtype is not None and tensor.is_floating_point() and module_dtype.is_floating_point else None
+    converted = tensor.to(target or module_dtype)
+    return converted.clone() if converted.data_ptr() == tensor.data_ptr() else converted
+
+
+def _tied_groups(own: Mapping[str, torch.Tensor]) -> list[list[str]]:
+    """Keys of ``own`` that share one tensor, in groups of two or more (tied weights, shared submodules)."""
+    groups: dict[tuple[int, int, tuple[int, ...]], list[str]] = {}
+    for key, tensor in own.items():
+        if tensor.numel():
+            place = (tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tuple(tensor.shape))
+            groups.setdefault(place, []).append(key)
+    return [keys for keys in groups.values() if len(keys) > 1]
+
+
+def _retie(module: nn.Module, groups: list[list[str]], loaded: set[str]) -> None:
+    """Point every key of each tied group at the tensor loaded for the group (assignment untied them)."""
+    for keys in groups:
+        source = next((key for key in keys if key in loaded), None)
+        if source is None:
+            continue
+        tensor = module.get_parameter(source) if _is_parameter(module, source) else module.get_buffer(source)
+        for key in keys:
+            owner, _, name = key.rpartition(".")
+            setattr(module.get_submodule(owner), name, tensor)
+
+
+def _is_parameter(module: nn.Module, key: str) -> bool:
+    owner, _, name = key.rpartition(".")
+    return name in module.get_submodule(owner)._parameters
 
 
 def _preview(keys: list[str], limit: int = 20) -> str:

@@ -1,0 +1,57 @@
+"""The benchmark scripts run end to end on small settings and print their comparisons.
+
+Only that they work and compare what they claim is asserted (same tokens, same loss, every row measured);
+never a timing or a ratio.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def run(script: str, *args: str) -> str:
+    env = os.environ | {"HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_load_memory_compares_both_dtypes():
+    out = run("load_memory.py", "--layers", "1")
+    assert "float32: lvlm/hf anon" in out and "bfloat16: lvlm/hf anon" in out
+    rows = [line.split() for line in out.splitlines() if line.startswith(("hf ", "lvlm "))]
+    assert {(r[0], r[1]) for r in rows} == {(s, d) for s in ("hf", "lvlm") for d in ("float32", "bfloat16")}
+    lvlm_bf16 = next(r for r in rows if r[:2] == ["lvlm", "bfloat16"])
+    assert int(lvlm_bf16[2]) > 0  # weights MiB measured from the loaded model
+
+
+def test_train_step_sides_start_from_the_same_loss():
+    out = run("train_step.py", "--steps", "1", "--warmup", "0", "--rounds", "1")
+    table = [line.split() for line in out.splitlines() if line.startswith(("lvlm ", "hf ")) and "per round" not in line]
+    losses = {row[0]: float(row[-1]) for row in table}
+    assert set(losses) == {"lvlm", "hf"} and losses["lvlm"] == losses["hf"]
+    assert "lvlm/hf: time" in out
+
+
+def test_generate_produces_the_same_tokens():
+    args = ["--vision-width", "64", "--vision-layers", "1", "--llm-width", "64", "--llm-layers", "1", "--frames", "2"]
+    out = run("generate.py", *args, "--new-tokens", "2", "--batch-sizes", "1", "--repeats", "1")
+    assert "same tokens: yes" in out
+
+
+@pytest.mark.parametrize("extra", [[], ["--reencode", "112"]], ids=["raw", "reencoded"])
+def test_data_throughput_measures_every_pipeline(extra):
+    out = run("data_throughput.py", "--clips", "1", "--images", "1", "--distinct", "1", "--workers", "1", *extra)
+    assert "could not run" not in out
+    assert "baseline (original procedure)" in out and "lvlm DataModule, raw" in out
+    if extra:
+        assert "lvlm DataModule, --reencode 112" in out
