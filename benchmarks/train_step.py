@@ -2,7 +2,8 @@
 
 Same weights (one random ``video_llava`` checkpoint written once, read by both), same mixed batch (one sample
 with an image, one with an 8-frame video, right-padded), same trainable set (projector + LLM; towers frozen),
-same optimizer (AdamW). A step is ``zero_grad → forward (with labels) → backward → optimizer.step``.
+same optimizer (AdamW). A step is ``zero_grad → forward (with labels) → backward → optimizer.step``; lvlm's
+forward runs as its training step does (``loss_only=True``: the LM head only where a target is predicted).
 
 Timing: median wall time of ``--steps`` steps after ``--warmup`` steps, in ``--rounds`` fresh processes per side
 run in alternating order (hf, lvlm, lvlm, hf, ...); the best round per side is reported, and every round printed.
@@ -97,7 +98,7 @@ def load_side(side: str, directory: Path):
         model = VideoLLaVA.from_pretrained(directory)
         for tower in model.towers.values():
             tower.freeze()
-        return model, lambda b: model(**b).loss
+        return model, lambda b: model(**b, loss_only=True).loss  # as LVLMModule's training_step calls it
     from transformers import VideoLlavaForConditionalGeneration
 
     model = VideoLlavaForConditionalGeneration.from_pretrained(directory, attn_implementation="sdpa")

@@ -176,11 +176,15 @@ class LVLMModule(pl.LightningModule):
 
     # --- steps -------------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Any:
-        """Causal LM output of a batch: ``input_ids [b, l]``, ``images [n, 3, h, w]``, ``videos [n, t, 3, h, w]``."""
+        """Causal LM output of a batch: ``input_ids [b, l]``, ``images [n, 3, h, w]``, ``videos [n, t, 3, h, w]``.
+
+        With ``labels``, ``.logits`` holds only the positions that predict a supervised token (``loss_only``).
+        """
         inputs = {k: batch[k] for k in TEXT_KEYS if batch.get(k) is not None}
         inputs |= {k: batch[k] for k in self.model.input_names if batch.get(k) is not None}
         # No KV cache in training: a recomputed (activation-checkpointed) layer would append to it twice.
-        return self.model(**inputs, use_cache=False)
+        # The steps read only the loss: the LM head runs only where a token is predicted (loss_only).
+        return self.model(**inputs, use_cache=False, loss_only=True)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss

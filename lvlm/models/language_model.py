@@ -5,6 +5,7 @@ Legend: ``b`` batch, ``l`` sequence length, ``d`` width, ``v`` vocabulary.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -91,6 +92,12 @@ class LanguageModel(nn.Module):
 
     def to_config(self) -> dict[str, Any]:
         return {"config": self.config.to_dict()}
+
+    @property
+    def keeps_logits_by_index(self) -> bool:
+        """Whether the causal LM takes ``logits_to_keep`` (transformers' models since 4.50 do; it also takes a
+        tensor of positions)."""
+        return "logits_to_keep" in inspect.signature(self.causal_lm.forward).parameters
 
     def embed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor:
         """``[b, l]`` ids → ``[b, l, d]`` embeddings."""

@@ -18,6 +18,7 @@ from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality import Modality, default_input_name
 from lvlm.models.projector import Projector
+from lvlm.models.supervised_loss import loss_at_positions, supervised_positions
 from lvlm.models.vision.base import VisionTower
 
 DEFAULT_TOKENS = {"image": "<image>", "video": "<video>"}
@@ -171,6 +172,7 @@ class VideoLLaVA(nn.Module):
         images: torch.Tensor | None = None,
         videos: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        loss_only: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Logits (and loss when ``labels`` are given).
@@ -181,6 +183,9 @@ class VideoLLaVA(nn.Module):
             images: ``[n_i, 3, h, w]``, in the order their placeholders appear (batch, then position).
             videos: ``[n_v, t, 3, h, w]``, likewise.
             labels: ``[b, l]`` targets; visual positions are set to -100 here.
+            loss_only: with ``labels``, run the LM head only at positions that predict a target in some row
+                (:mod:`lvlm.models.supervised_loss`): the same loss, and ``.logits`` ``[b, n, v]`` at those
+                positions only. For training, where only the loss is read; most positions are visual tokens.
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
@@ -191,6 +196,11 @@ class VideoLLaVA(nn.Module):
         embeds = self.embed_inputs(input_ids, media)
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
+        if labels is not None and loss_only and "logits_to_keep" not in kwargs and self.llm.keeps_logits_by_index:
+            positions = supervised_positions(labels)
+            output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)
+            output.loss = loss_at_positions(output.logits, labels, positions)
+            return output
         return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
 
     @torch.no_grad()
