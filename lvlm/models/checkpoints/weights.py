@@ -147,15 +147,11 @@ def _retie(module: nn.Module, groups: list[list[str]], loaded: set[str]) -> None
         source = next((key for key in keys if key in loaded), None)
         if source is None:
             continue
-        tensor = module.get_parameter(source) if _is_parameter(module, source) else module.get_buffer(source)
+        owner, _, name = source.rpartition(".")
+        tensor = getattr(module.get_submodule(owner), name)  # a parameter or a buffer
         for key in keys:
             owner, _, name = key.rpartition(".")
             setattr(module.get_submodule(owner), name, tensor)
-
-
-def _is_parameter(module: nn.Module, key: str) -> bool:
-    owner, _, name = key.rpartition(".")
-    return name in module.get_submodule(owner)._parameters
 
 
 def _preview(keys: list[str], limit: int = 20) -> str:
