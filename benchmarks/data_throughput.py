@@ -45,9 +45,9 @@ import torchvision.transforms as T
 import webdataset as wds
 from PIL import Image
 
+from lvlm.apps.shards import main as shards_main
 from lvlm.data.decoding import available_backends, decode_image, decode_video, default_backend
 from lvlm.data.sample_format import media_members
-from lvlm.data.shards_cli import main as shards_main
 from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, VideoTransform
 
 SIZE, NUM_FRAMES = 224, 8

@@ -1,6 +1,6 @@
 """``python -m lvlm`` is the ``lvlm`` command (what ``torchrun -m lvlm`` needs)."""
 
-from lvlm.cli import main
+from lvlm.apps.cli import main
 
 if __name__ == "__main__":
     main()

@@ -21,24 +21,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+from lvlm.models.vision.pixels import CLIP_MEAN, CLIP_STD, normalize_pixels
+
+__all__ = ["CLIP_MEAN", "CLIP_STD", "ImageTransform", "VideoTransform", "normalize_pixels"]
 
 AUGMENT_SCALE = (0.6, 1.0)  # area fraction kept by the random resized crop
 AUGMENT_RATIO = (3 / 4, 4 / 3)
-
-
-def normalize_pixels(chw_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., 3, h, w]`` (any strides, any device) -> contiguous float32 ``(x / 255 - mean) / std``.
-
-    One pass converts (and makes contiguous), two in-place passes scale and shift: the float frames are never
-    copied again. The data workers (``normalize=False``) and the towers (uint8 input) share this arithmetic,
-    so both places give the same values.
-    """
-    mean, std = mean.to(chw_uint8.device, torch.float32), std.to(chw_uint8.device, torch.float32)
-    out = torch.empty(chw_uint8.shape, dtype=torch.float32, device=chw_uint8.device)
-    out.copy_(chw_uint8)
-    return out.mul_((1.0 / (255.0 * std))[:, None, None]).sub_((mean / std)[:, None, None])
 
 
 def _crop_box(height: int, width: int, rng: random.Random) -> tuple[int, int, int, int]:

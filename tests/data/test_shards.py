@@ -11,10 +11,10 @@ import pytest
 import webdataset as wds
 from media_fixtures import image_bytes, make_media_dir, write_mp4
 
+from lvlm.apps.shards import main
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.shards import ShardWriter, media_members, sanitize_key
-from lvlm.data.shards_cli import main
 
 
 @pytest.fixture

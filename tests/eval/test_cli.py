@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lvlm.eval.cli import main
+from lvlm.apps.eval import main
 
 
 def run(root, *args):

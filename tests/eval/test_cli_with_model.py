@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from lvlm.eval.cli import main
+from lvlm.apps.eval import main
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint, write_image, write_mp4
 
 

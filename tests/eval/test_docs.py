@@ -5,7 +5,7 @@ import re
 import shlex
 from pathlib import Path
 
-from lvlm.eval.cli import main
+from lvlm.apps.eval import main
 from lvlm.eval.judges.prompt import prompt_hash
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "evaluation.md"

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from lvlm.apps.chat import chat_loop
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
-from lvlm.inference.chat_cli import chat_loop
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import Conversation, prepare_prompt
 from lvlm.inference.streaming import TerminalStreamer

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from lvlm.apps.predict import main as predict_main
 from lvlm.data.shards import ShardWriter
-from lvlm.inference.predict_cli import main as predict_main
 
 DOC = Path(__file__).parents[2] / "docs" / "inference.md"
 
@@ -59,7 +59,7 @@ def run_predict(argv: list[str], paths: dict[str, str], out: str, through_lvlm: 
     paths = paths | {"predictions.jsonl": out}
     args = [*swap(argv[2:], paths), "--max-new-tokens", "3"]
     if through_lvlm:  # the `lvlm` entry point itself: `predict` without `-c` is batched generation
-        from lvlm.cli import main as lvlm_main
+        from lvlm.apps.cli import main as lvlm_main
 
         with pytest.raises(SystemExit) as done:
             lvlm_main(["predict", *args])
@@ -96,7 +96,7 @@ def test_torchrun_command(paths):
 
 
 def test_chat_command_parses(paths):
-    from lvlm.inference.chat_cli import build_parser
+    from lvlm.apps.chat import build_parser
 
     (argv,) = commands("lvlm chat")
     args = build_parser().parse_args(swap(argv[2:], paths))

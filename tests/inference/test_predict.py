@@ -6,9 +6,9 @@ import json
 
 import pytest
 
+from lvlm.apps.predict import main as predict_main
 from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.predict import answer, predict_records
-from lvlm.inference.predict_cli import main as predict_main
 from tests.inference.conftest import QUESTIONS
 
 ANSWERED = ["q0", "q1", "q3", "q4", "q6", "q7"]

@@ -7,9 +7,9 @@ import torch
 from peft.tuners.lora import LoraLayer
 
 from lvlm import VideoLLaVA
-from lvlm.training.cli import lightning_main
-from lvlm.training.merge_lora import main as merge_main
-from lvlm.training.run_checkpoint import read_run_checkpoint, rebuild_module
+from lvlm.apps.fit import lightning_main
+from lvlm.apps.merge_lora import main as merge_main
+from lvlm.apps.run_checkpoint import read_run_checkpoint, rebuild_module
 from tests.training.launch import checkpoint_callback
 from tests.training.tiny import TinyDataModule, write_recipe
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 import yaml
 
+from lvlm.apps.fit import lightning_main
+from lvlm.apps.quickstart import FRAMES, PLANS, RECIPES, TOWER, main, world_sizes
+from lvlm.apps.quickstart_eval import test_questions as questions_of
+from lvlm.apps.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
 from lvlm.data.synthetic import render_image, write_synthetic_world
 from lvlm.models.checkpoints.languagebind import load_languagebind_tower
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
-from lvlm.training.cli import lightning_main
-from lvlm.training.quickstart import FRAMES, PLANS, RECIPES, TOWER, main, world_sizes
-from lvlm.training.quickstart_eval import test_questions as questions_of
-from lvlm.training.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
 
 
 def test_steps_scale_scales_only_steps():

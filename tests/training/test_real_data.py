@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from lvlm.apps import fit as cli
 from lvlm.data.synthetic import write_synthetic_world
 from lvlm.data.tokenizer_training import train_tokenizer
-from lvlm.training import cli
 from tests.training.tiny import tiny_model_args
 
 SIZES = {"stage1_train": 8, "stage2_train": 8, "stage2_val": 4, "stage2_test": 4, "samples_per_shard": 4}

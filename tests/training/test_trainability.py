@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lvlm.lit_module import LVLMModule
+from lvlm.training.module import LVLMModule
 from lvlm.training.trainability import parameter_counts, trainability_table
 from tests.training.tiny import tiny_model_args
 

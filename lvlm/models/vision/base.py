@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, normalize_pixels
+from lvlm.models.vision.pixels import CLIP_MEAN, CLIP_STD, normalize_pixels
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lvlm import VideoLLaVA
-from lvlm.lit_module import LVLMModule
-from lvlm.training import cli
+from lvlm.apps import fit as cli
+from lvlm.training.module import LVLMModule
 from tests.training.tiny import write_recipe, write_tokenizer
 
 
@@ -112,9 +112,9 @@ def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
 
 def test_predict_without_config_is_batched_generation(monkeypatch):
     calls = []
-    fake = types.ModuleType("lvlm.inference.predict_cli")
+    fake = types.ModuleType("lvlm.apps.predict")
     fake.main = lambda argv: calls.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "lvlm.inference.predict_cli", fake)
+    monkeypatch.setitem(sys.modules, "lvlm.apps.predict", fake)
     assert cli.lightning_main("predict", ["--checkpoint", "x"]) == 0
     assert calls == [["--checkpoint", "x"]]
 

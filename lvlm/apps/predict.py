@@ -2,7 +2,7 @@
 
     lvlm predict --model CKPT --questions questions.json --media-root media/ --out predictions.jsonl
     lvlm predict --model CKPT --shards 'val-{000000..000003}.tar' --out predictions.jsonl --num-processes 2
-    torchrun --nproc-per-node 4 -m lvlm.inference.predict_cli --model CKPT --questions q.json --out p.jsonl
+    torchrun --nproc-per-node 4 -m lvlm.apps.predict --model CKPT --questions q.json --out p.jsonl
 
 Each line is ``{"key", "question", "answer", "prediction", ...metadata}``, in input order. Skipped questions
 (missing or undecodable media, ...) are listed with key and reason in ``OUT.skipped.jsonl`` and on stderr.
@@ -15,9 +15,9 @@ import os
 import sys
 import time
 
+from lvlm.apps.predict_parallel import PredictJob, run_distributed, run_spawned, skipped_path, write_outputs
 from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.predict import PredictionResult
-from lvlm.inference.predict_parallel import PredictJob, run_distributed, run_spawned, skipped_path, write_outputs
 from lvlm.inference.session import TemplateNotRecordedError
 
 SHOWN_SKIPPED = 20

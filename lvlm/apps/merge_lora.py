@@ -29,8 +29,8 @@ def merge_checkpoint(
     checkpoint: str | Path, out: str | Path, config: str | Path | None = None, dtype: str | None = None
 ):
     """Merge a LoRA run's checkpoint into a full lvlm directory; returns the merged ``VideoLLaVA``."""
+    from lvlm.apps.run_checkpoint import merge_lora_into, read_run_checkpoint, rebuild_module
     from lvlm.models.language_model import _dtype
-    from lvlm.training.run_checkpoint import merge_lora_into, read_run_checkpoint, rebuild_module
 
     module = rebuild_module(read_run_checkpoint(checkpoint), config, source=str(checkpoint))
     if module.lora is None:

@@ -16,7 +16,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
-from lvlm.lit_module import LVLMModule
+from lvlm.training.module import LVLMModule
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -58,7 +58,7 @@ def _has_config(argv: list[str]) -> bool:
 def lightning_main(command: str, argv: list[str]) -> int:
     """``lvlm fit|validate|test|predict ARGS``; ``lvlm predict`` without ``-c`` is batched generation."""
     if command == "predict" and not _has_config(argv):
-        from lvlm.inference.predict_cli import main as predict_main
+        from lvlm.apps.predict import main as predict_main
 
         return predict_main(argv)
     with warnings.catch_warnings():

@@ -7,17 +7,20 @@ Each tool lives in its own module with a ``main(argv) -> int`` function; this fi
 from __future__ import annotations
 
 import importlib
+import os
 import sys
+
+from lvlm.core.errors import UserError
 
 # name -> (module with ``main(argv) -> int``, one-line help)
 TOOLS: dict[str, tuple[str, str]] = {
-    "run": ("lvlm.training.cli", "run RECIPE.yaml [overrides]: the same as `lvlm fit -c RECIPE.yaml`"),
-    "shards": ("lvlm.data.shards_cli", "convert Video-LLaVA/LLaVA JSON + media folders into WebDataset shards"),
-    "chat": ("lvlm.inference.chat_cli", "multi-turn terminal chat with a checkpoint, images and videos"),
-    "eval": ("lvlm.eval.cli", "score predictions with the paper's protocols (video QA, POPE, VQA)"),
-    "merge-lora": ("lvlm.training.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
-    "convert": ("lvlm.models.checkpoints.convert_cli", "convert checkpoints between lvlm and hf layouts"),
-    "quickstart": ("lvlm.training.quickstart", "synthetic data -> stage 1 -> stage 2 -> evaluation, on CPU"),
+    "run": ("lvlm.apps.fit", "run RECIPE.yaml [overrides]: the same as `lvlm fit -c RECIPE.yaml`"),
+    "shards": ("lvlm.apps.shards", "convert Video-LLaVA/LLaVA JSON + media folders into WebDataset shards"),
+    "chat": ("lvlm.apps.chat", "multi-turn terminal chat with a checkpoint, images and videos"),
+    "eval": ("lvlm.apps.eval", "score predictions with the paper's protocols (video QA, POPE, VQA)"),
+    "merge-lora": ("lvlm.apps.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
+    "convert": ("lvlm.apps.convert", "convert checkpoints between lvlm and hf layouts"),
+    "quickstart": ("lvlm.apps.quickstart", "synthetic data -> stage 1 -> stage 2 -> evaluation, on CPU"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train a model from a recipe: lvlm fit -c recipes/finetune.yaml",
@@ -48,14 +51,27 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"lvlm {__version__}")
         sys.exit(0)
+    debug = "--debug" in argv or os.environ.get("LVLM_DEBUG", "") not in {"", "0"}
+    argv = [arg for arg in argv if arg != "--debug"]
     command, rest = argv[0], argv[1:]
     if command.endswith((".yaml", ".yml")):
         sys.exit(f"lvlm: a recipe is not a command. Did you mean `lvlm fit -c {command}` (or `lvlm run {command}`)?")
-    if command in TOOLS:
-        module = importlib.import_module(TOOLS[command][0])
-        sys.exit(module.main(rest))
-    if command in LIGHTNING_COMMANDS:
-        from lvlm.training.cli import lightning_main
+    if command not in TOOLS and command not in LIGHTNING_COMMANDS:
+        sys.exit(f"lvlm: unknown command {command!r}\n\n{usage()}")
+    try:
+        sys.exit(run_command(command, rest))
+    except UserError as error:
+        if debug:
+            raise
+        # A mistake in the user's input: the message names the file or field; no traceback (--debug shows one).
+        print(f"lvlm {command}: {error}", file=sys.stderr)
+        sys.exit(2)
 
-        sys.exit(lightning_main(command, rest))
-    sys.exit(f"lvlm: unknown command {command!r}\n\n{usage()}")
+
+def run_command(command: str, argv: list[str]) -> int:
+    """Run one command and return its exit code (``UserError`` propagates to :func:`main`)."""
+    if command in TOOLS:
+        return importlib.import_module(TOOLS[command][0]).main(argv)
+    from lvlm.apps.fit import lightning_main
+
+    return lightning_main(command, argv)

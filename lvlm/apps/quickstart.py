@@ -3,7 +3,7 @@
 1. write the synthetic world (images and mp4 videos of coloured shapes, real WebDataset shards);
 2. train a tokenizer on the world's texts;
 3. build the tiny towers and warm them up on the world (standing in for LanguageBind's alignment,
-   see :mod:`lvlm.training.quickstart_towers`), then save them as LanguageBind directories;
+   see :mod:`lvlm.apps.quickstart_towers`), then save them as LanguageBind directories;
 4. stage 1 then stage 2 through ``lvlm fit -c recipes/quickstart/stage{1,2}.yaml`` (the same CLI and
    LightningModule as a cluster run; only the recipe values differ);
 5. greedy answers to every question of the held-out test split, scored by exact match, printed as a
@@ -183,8 +183,8 @@ def write_towers(out: Path, sizes, plan: Plan, seed: int) -> None:
     import torch
     from tqdm import tqdm
 
+    from lvlm.apps.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
     from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
-    from lvlm.training.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
 
     torch.manual_seed(seed)
     image = LanguageBindImageTower(TOWER, select_layer=-1, select_feature="patch")
@@ -202,7 +202,7 @@ def write_towers(out: Path, sizes, plan: Plan, seed: int) -> None:
 
 
 def run_stage(recipe: Path, steps: int, seed: int) -> None:
-    from lvlm.training.cli import lightning_main
+    from lvlm.apps.fit import lightning_main
 
     args = [
         "-c",
@@ -221,10 +221,10 @@ def run_stage(recipe: Path, steps: int, seed: int) -> None:
 def evaluate(model_dir: Path, world_dir: Path) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
+    from lvlm.apps.quickstart_eval import test_questions
     from lvlm.inference.batch_generate import GenerationSettings
     from lvlm.inference.predict import predict
     from lvlm.inference.session import load_session
-    from lvlm.training.quickstart_eval import test_questions
 
     session = load_session(model_dir)
     questions = list(test_questions(sorted((world_dir / "stage2").glob("test-*.tar"))))
@@ -264,7 +264,7 @@ def report(records: list[dict[str, Any]], out: Path, timings: dict[str, float], 
 
 def write_examples(world_dir: Path, directory: Path) -> list[tuple[str, Path]]:
     """The first test image and video as plain files, for ``lvlm chat --image/--video``."""
-    from lvlm.training.quickstart_eval import test_questions
+    from lvlm.apps.quickstart_eval import test_questions
 
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}

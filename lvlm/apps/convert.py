@@ -56,8 +56,8 @@ def convert_run_checkpoint(
     dtype: str | None = None,
 ) -> Path:
     """A training run's ``.ckpt`` or DCP folder → a checkpoint directory (LoRA merged) with the run's tokenizer."""
+    from lvlm.apps.run_checkpoint import merge_lora_into, read_run_checkpoint, rebuild_module
     from lvlm.models.language_model import _dtype
-    from lvlm.training.run_checkpoint import merge_lora_into, read_run_checkpoint, rebuild_module
 
     module = rebuild_module(read_run_checkpoint(checkpoint), config, source=str(checkpoint))
     model = module.model.eval()

@@ -58,13 +58,13 @@ def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
 
 def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = None, source: str = "checkpoint"):
     """The run's ``LVLMModule`` with its weights: built from the hyper-parameters (or ``config_path``)."""
-    from lvlm.lit_module import LVLMModule
+    from lvlm.training.module import LVLMModule
 
     if config_path is not None:
         hparams = model_args_from_config(config_path)
         towers = hparams.get("towers")
         if isinstance(towers, dict) and set(towers) <= {"image", "video", "extra"}:  # LightningCLI's Towers dataclass
-            from lvlm.lit_module import Towers
+            from lvlm.training.module import Towers
 
             hparams["towers"] = Towers(**towers)
     elif checkpoint.get("hyper_parameters"):

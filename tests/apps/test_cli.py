@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lvlm.cli import LIGHTNING_COMMANDS, TOOLS, main
+from lvlm.apps.cli import LIGHTNING_COMMANDS, TOOLS, main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:

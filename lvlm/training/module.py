@@ -4,7 +4,7 @@ Towers and LLM are factories (``{class_path, init_args}`` in YAML) built in :met
 which is idempotent and shards the model when the strategy is ``ModelParallelStrategy`` (FSDP2). The
 tokenizer is loaded at construction (it is small) and grown with the placeholder tokens there, so the
 data module can be given the very same tokenizer object and the towers' token counts and preprocessing
-(:meth:`LVLMModule.media_slots`) before any weight exists; ``lvlm.training.cli`` links them.
+(:meth:`LVLMModule.media_slots`) before any weight exists; ``lvlm.apps.fit`` links them.
 
 Batch legend: ``b`` samples, ``l`` tokens, ``n`` images or videos, ``t`` frames.
 """
