@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
+from lvlm.models.io.hub import resolve_checkpoint_dir
+
 
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
     if value is None or isinstance(value, torch.dtype):
@@ -55,8 +57,6 @@ class LanguageModel(nn.Module):
         self.pretrained = pretrained
         dtype = _dtype(torch_dtype)
         if pretrained is not None:
-            from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
-
             path = resolve_checkpoint_dir(pretrained)
             self.causal_lm = AutoModelForCausalLM.from_pretrained(
                 path, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False

@@ -42,7 +42,7 @@ def media_slots(
     towers: Mapping[str, Mapping[str, Any]], tokens: Mapping[str, str], image_mode: str = "crop"
 ) -> list[dict[str, Any]]:
     """One slot dict per tower, in tower order (a tower with ``num_frames`` or named ``video`` reads videos)."""
-    from lvlm.models.modality import default_input_name
+    from lvlm.models.modality_input import default_input_name
 
     slots = []
     for name, spec in towers.items():

@@ -104,7 +104,7 @@ class LVLMModule(pl.LightningModule):
     def _load_tokenizer(self, path: str | None, llm: Mapping[str, Any]):
         from transformers import AutoTokenizer
 
-        from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
+        from lvlm.models.io.hub import resolve_checkpoint_dir
 
         path = path or (llm.get("init_args") or {}).get("pretrained")
         if path is None:

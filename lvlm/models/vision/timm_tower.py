@@ -30,7 +30,6 @@ class TimmVisionTower(VisionTower):
         frozen: no gradients and eval mode.
     """
 
-    registry_name = "timm"
 
     def __init__(
         self,
