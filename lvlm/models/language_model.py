@@ -39,7 +39,7 @@ class LanguageModel(nn.Module):
 
     Args:
         pretrained: a local directory or hub id to load weights from (no code from it ever runs).
-        config: a config (or dict with ``model_type``) to build randomly initialised weights instead.
+        config: a config dict with ``model_type`` (or a ``PretrainedConfig``) to build randomly initialised weights.
         torch_dtype: dtype to load or build in (``"bfloat16"``, ``torch.float32``, ...).
         attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
     """
@@ -47,7 +47,7 @@ class LanguageModel(nn.Module):
     def __init__(
         self,
         pretrained: str | None = None,
-        config: PretrainedConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         torch_dtype: str | torch.dtype | None = None,
         attn_implementation: str = "sdpa",
     ) -> None:

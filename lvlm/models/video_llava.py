@@ -17,8 +17,8 @@ from transformers import PreTrainedTokenizerBase
 from lvlm.models.checkpoints.load import read_checkpoint
 from lvlm.models.checkpoints.lvlm_layout import model_config
 from lvlm.models.checkpoints.save import save_model
-from lvlm.models.io.weights import load_strict
 from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
+from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.projector import MLPGeluProjector, Projector
@@ -283,5 +283,6 @@ class VideoLLaVA(nn.Module):
 
     def to_config(self) -> dict[str, Any]:
         """Everything but the weights, as plain JSON (the lvlm layout's ``lvlm_config.json``)."""
-        return model_config(self.towers, self.projector, self.llm, self.modalities.values(), self.chat_template,
-                            self.modality_specs)
+        return model_config(
+            self.towers, self.projector, self.llm, self.modalities.values(), self.chat_template, self.modality_specs
+        )

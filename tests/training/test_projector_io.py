@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lvlm.models.projector import LinearProjector, MLPGeluProjector
+from lvlm.models.projector import LinearProjector, MLPGeluProjector, Projector
 from lvlm.training.projector_io import full_state_dict, load_projector, read_projector, save_projector
 
 

@@ -67,8 +67,12 @@ def read_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = Non
         llm = LanguageModel(config=config["text_config"])
         projector = MLPGeluProjector(towers["image"].hidden_size, llm.hidden_size)
     modalities = [
-        ModalityInput("image", "<image>", config.get("image_token_index", config.get("image_token_id", 32000)), "images"),
-        ModalityInput("video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"),
+        ModalityInput(
+            "image", "<image>", config.get("image_token_index", config.get("image_token_id", 32000)), "images"
+        ),
+        ModalityInput(
+            "video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"
+        ),
     ]
     state = to_lvlm_keys(read_state_dict(directory))
     return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, state, str(directory), torch_dtype)

@@ -9,11 +9,11 @@ from typing import Any
 import torch
 
 from lvlm.models.checkpoints.hf_layout import read_hf
-from lvlm.models.io.hub import resolve_checkpoint_dir
 from lvlm.models.checkpoints.languagebind import LANGUAGEBIND_TYPES, load_languagebind_tower
 from lvlm.models.checkpoints.lvlm_layout import CONFIG_NAME, read_lvlm
 from lvlm.models.checkpoints.original_layout import is_original_config, read_original
 from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.hub import resolve_checkpoint_dir
 from lvlm.models.language_model import LanguageModel, _dtype
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.projector import MLPGeluProjector

@@ -95,7 +95,9 @@ def read_lvlm(directory: Path, torch_dtype: torch.dtype | None = None) -> ModelP
     elif version != FORMAT_VERSION:
         raise UserError(f"{source}: format_version {version} is newer than this lvlm reads ({FORMAT_VERSION})")
     with no_init_weights():
-        towers = {name: _build(spec, VisionTower, f"{source}: towers.{name}") for name, spec in config["towers"].items()}
+        towers = {
+            name: _build(spec, VisionTower, f"{source}: towers.{name}") for name, spec in config["towers"].items()
+        }
         llm = _build(config["llm"], LanguageModel, f"{source}: llm")
         if version == 1:
             spec = config["projector"]

@@ -16,9 +16,9 @@ from typing import Any
 import torch
 from transformers.initialization import no_init_weights
 
-from lvlm.models.io.hub import CheckpointNotFoundError, resolve_checkpoint_dir
 from lvlm.models.checkpoints.languagebind import build_languagebind_tower
 from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.hub import CheckpointNotFoundError, resolve_checkpoint_dir
 from lvlm.models.io.weights import read_state_dict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput

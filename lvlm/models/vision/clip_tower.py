@@ -57,7 +57,7 @@ class CLIPVisionTower(VisionTower):
 
     def __init__(
         self,
-        config: CLIPVisionConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         select_layer: int = -2,
         select_feature: SelectFeature = "patch",
         mean: tuple[float, float, float] = CLIP_MEAN,
@@ -198,7 +198,7 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
 
     def __init__(
         self,
-        config: CLIPVisionConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         select_layer: int = -2,
         select_feature: SelectFeature = "cls_patch",
         num_frames: int | None = None,
@@ -216,7 +216,9 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
             directory, config = self.read_pretrained(pretrained)
         vision = config.to_dict() if isinstance(config, CLIPVisionConfig) else dict(config or {})
         num_frames = int(vision.get("num_frames", 8)) if num_frames is None else num_frames
-        temporal_attention = bool(vision.get("add_time_attn", True)) if temporal_attention is None else temporal_attention
+        temporal_attention = (
+            bool(vision.get("add_time_attn", True)) if temporal_attention is None else temporal_attention
+        )
         super().__init__(
             config, select_layer, select_feature, mean, std, frozen=False, attn_implementation=attn_implementation
         )
