@@ -147,7 +147,8 @@ def run_experiment(path: str | Path, extra: list[str], fit: Callable[[list[str]]
         if only is not None and stage.name != only:
             continue
         print(
-            f"lvlm run: {experiment.name} stage {index + 1}/{len(names)} '{stage.name}' -> {experiment.stage_dir(stage)}"
+            f"lvlm run: {experiment.name} stage {index + 1}/{len(names)} '{stage.name}' "
+            f"-> {experiment.stage_dir(stage)}"
         )
         try:
             code = fit(stage_arguments(experiment, index, extra, folder))

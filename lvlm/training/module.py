@@ -39,6 +39,7 @@ from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing,
 from lvlm.training.specs import spec_of
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
+NO_FSDP_SETTINGS = FSDPSettings()
 TEXT_KEYS = ("input_ids", "attention_mask", "labels")
 OptimizerFactory = Callable[[Iterable], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -91,7 +92,7 @@ class LVLMModule(pl.LightningModule):
         lr_scheduler: SchedulerFactory = WarmupCosineLR,
         projector_lr: float | None = None,
         activation_checkpointing: bool = False,
-        fsdp: FSDPSettings = FSDPSettings(),
+        fsdp: FSDPSettings = NO_FSDP_SETTINGS,
         export_projector: str | None = None,
         export_dir: str | None = None,
         max_new_tokens: int = 128,
@@ -106,7 +107,7 @@ class LVLMModule(pl.LightningModule):
         self.modalities = {name: modality.bind(name) for name, modality in modalities.items()}
         self.chat_template = chat_template or VicunaV1()
         self.lora = lora
-        self.fsdp = fsdp or FSDPSettings()
+        self.fsdp = fsdp
         self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
         self.trainability = Trainability(train_projector, train_llm, train_vision, lora=lora is not None)
         self.tokenizer = self._load_tokenizer(tokenizer)
