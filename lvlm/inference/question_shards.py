@@ -40,8 +40,11 @@ def shard_urls(patterns: Sequence[str]) -> list[str]:
 
 def _unreadable(index: int, err: Exception) -> Question:
     url = next((a for a in err.args[1:] if isinstance(a, str)), "")
-    detail = str(err.args[0]) if err.args else type(err).__name__
-    return Question(index, "?", [], error=InvalidQuestion("unreadable_shard", detail), source=url)
+    detail = f"{type(err).__name__}: {err.args[0] if err.args else ''}"
+    error = InvalidQuestion(
+        "unreadable_shard", f"the shard cannot be read from here on (truncated or corrupt?): {detail}"
+    )
+    return Question(index, "?", [], error=error, source=url)
 
 
 def question_from_sample(index: int, sample: dict[str, Any]) -> Question:
