@@ -23,7 +23,6 @@ from lvlm.core.errors import UserError
 from lvlm.core.outputs import check_output, staged_output
 from lvlm.eval.evaluate import evaluate_predictions
 from lvlm.eval.judges import JudgeConfigError, make_judge
-from lvlm.eval.records import read_json
 from lvlm.eval.results import EvalResult, result_paths, write_all
 
 SHOWN_SKIPPED = 20
@@ -141,10 +140,11 @@ def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentPar
     questions = args.questions_json or (args.questions if args.protocol == "video-qa" else None)
     if questions is None:
         parser.error("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
-    from lvlm.inference import predict_records
+    from lvlm.inference import predict_records  # on use: torch loads only when predictions are generated
+    from lvlm.inference.question_files import read_question_records
 
     skipped: list = []
-    records = read_json(questions)
+    records, _, _ = read_question_records(questions)  # a JSON list or JSONL (POPE's own question files)
     media_root = args.media_root or Path(questions).parent
     predictions = predict_records(
         args.model, records, media_root=media_root, batch_size=args.batch_size,
