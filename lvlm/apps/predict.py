@@ -134,10 +134,11 @@ def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
     partial = PartialRun(job.out)
     identity = job.identity()
     partial.check(identity, args.resume, args.overwrite)
+    todo = still_to_answer(partial, keys) if args.resume else list(keys)  # read-only: every rank checks
 
     def prepare() -> list[int]:
         partial.prepare(identity, args.resume)
-        return still_to_answer(partial, keys)
+        return todo
 
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return run_distributed(job, prepare)  # None on ranks other than 0

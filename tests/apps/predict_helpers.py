@@ -14,8 +14,9 @@ def read_jsonl(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
 
 
-def lvlm_predict(*argv: str) -> int:
+def lvlm_predict(*argv: str, progress: bool = False) -> int:
     """``lvlm predict ARGV`` through the ``lvlm`` entry point; returns its exit status."""
+    quiet = [] if progress else ["--no-progress"]
     with pytest.raises(SystemExit) as done:
-        lvlm_main(["predict", *map(str, argv), "--max-new-tokens", "3", "--no-progress"])
+        lvlm_main(["predict", *map(str, argv), "--max-new-tokens", "3", *quiet])
     return done.value.code

@@ -30,7 +30,10 @@ def test_existing_output_needs_overwrite_and_is_replaced_whole(checkpoint_dir, m
     assert lvlm_predict(*argv) == 2
     assert "exists and is not empty: choose a new path or pass --overwrite" in capsys.readouterr().err
     assert out.read_text() == "an earlier result\n"
-    assert lvlm_predict(*argv, "--overwrite") == 0
+    capsys.readouterr()
+    assert lvlm_predict(*argv, "--overwrite", progress=True) == 0
     assert [r["key"] for r in read_jsonl(out)] == ["a"]
+    progress = capsys.readouterr().err
+    assert "predict: 100%" in progress and "1/1" in progress  # the progress bar of the run
     assert (tmp_path / "p.skipped.jsonl").read_text() == ""  # the stale report does not survive beside the new one
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.jsonl", "p.skipped.jsonl", "q.json"]
