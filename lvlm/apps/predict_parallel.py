@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -110,18 +110,13 @@ class PredictJob:
             total=len(mine), desc="predict" if world == 1 else f"predict rank {rank}", unit="q",
             position=rank, disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
         )  # fmt: skip
-        seen, skipped = 0, 0
 
-        def on_batch(batch: PredictionResult, consumed: int) -> None:
-            nonlocal seen, skipped
-            writer.write(batch)
-            skipped += len(batch.skipped)
+        def on_batch(answered: int, skipped: int) -> None:
             bar.set_postfix(skipped=skipped, refresh=False)
-            bar.update(consumed - seen)
-            seen = consumed
+            bar.update(answered + skipped - bar.n)
 
         try:
-            predict(session, questions, self.settings, self.batch_size, on_batch=on_batch)
+            predict(session, questions, self.settings, self.batch_size, on_batch=on_batch, sink=writer.write)
         finally:
             writer.close()
             bar.close()
@@ -140,7 +135,7 @@ def run_spawned(job: PredictJob, todo: list[int], num_processes: int) -> None:
     mp.spawn(_spawned_worker, args=(num_processes, job, todo, threads), nprocs=num_processes, join=True)
 
 
-def run_distributed(job: PredictJob, prepare: Any) -> PredictionResult | None:
+def run_distributed(job: PredictJob, prepare: Callable[[], list[int]]) -> PredictionResult | None:
     """Under torchrun: rank 0 prepares the partial folder, every rank answers its share, rank 0 merges.
 
     Args:

@@ -48,8 +48,8 @@ class PredictionResult:
     indices: list[int] = field(default_factory=list)
 
 
-BatchCallback = Callable[[PredictionResult, int], None]
-"""Called after each batch with what it added (records, indices, skipped) and the questions consumed so far."""
+BatchSink = Callable[[PredictionResult], None]
+"""Receives what each batch added (records, their indices, skipped questions): the incremental writer."""
 
 
 def _reason(err: Exception) -> str:
@@ -87,7 +87,8 @@ def predict(
     questions: Iterable[Question],
     settings: GenerationSettings | None = None,
     batch_size: int = 8,
-    on_batch: BatchCallback | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    sink: BatchSink | None = None,
 ) -> PredictionResult:
     """Answer questions in batches of ``batch_size`` (left-padded, one ``generate`` call per batch).
 
@@ -99,8 +100,9 @@ def predict(
         questions: the questions, e.g. from :func:`~lvlm.inference.question_files.questions_from_file`.
         settings: decoding settings (greedy, 128 new tokens by default).
         batch_size: prompts per ``generate`` call.
-        on_batch: called after each batch with what it added and the number of questions consumed (the
-            incremental writer of ``lvlm predict`` and its progress bar).
+        on_batch: called with the (answered, skipped) counts so far after each batch (progress display).
+        sink: called after each batch with what it added, before ``on_batch`` (``lvlm predict`` appends it
+            to its partial output, so an interrupted run can resume).
 
     Returns:
         Records in input order and the skipped questions with their reasons.
@@ -108,7 +110,6 @@ def predict(
     settings = settings or GenerationSettings()
     result, new = PredictionResult(), PredictionResult()
     pending: list[tuple[Question, ProcessedSample]] = []
-    consumed = 0
 
     def flush() -> None:
         answers = generate_batch(session, [sample for _, sample in pending], settings) if pending else []
@@ -119,12 +120,13 @@ def predict(
         result.predictions += new.predictions
         result.indices += new.indices
         result.skipped += new.skipped
+        if sink is not None:
+            sink(new)
         if on_batch is not None:
-            on_batch(new, consumed)
+            on_batch(len(result.predictions), len(result.skipped))
         new.predictions, new.indices, new.skipped = [], [], []
 
     for question in questions:
-        consumed += 1
         try:
             pending.append((question, prepare_question(session, question)))
         except Exception as err:  # noqa: BLE001 - one bad question never stops the job; it is reported
