@@ -64,7 +64,7 @@ def read_question_records(path: str | Path, encoding: str = "auto") -> tuple[lis
             records.append(_BadLine(f"not valid JSON ({err.msg}, column {err.colno})"))
         sources.append(f"{path}:line {lineno}")
     if not any(isinstance(r, dict) for r in records):
-        first = records[0].detail if isinstance(records[0], _BadLine) else f"a {type(records[0]).__name__}"
+        first = records[0].detail if isinstance(records[0], _BadLine) else f"not an object: {type(records[0]).__name__}"
         raise QuestionFileError(f"{path}: neither a JSON list nor JSONL of objects ({sources[0]}: {first})")
     return records, sources, decoded.note
 

@@ -114,3 +114,21 @@ def test_bad_shard_samples_and_a_truncated_tar_are_skipped(checkpoint_dir, tmp_p
         ("m4", "undecodable_media", a), ("u5", "bad_json", a), ("w6", "wrong_type", a), ("s0", "duplicate_key", a),
         ("?", "unreadable_shard", b),
     ]  # fmt: skip
+
+
+def test_unusable_inputs_are_refused_before_any_work(checkpoint_dir, tmp_path, capsys):
+    empty, scalar = tmp_path / "empty.json", tmp_path / "scalar.jsonl"
+    empty.write_text("[]")
+    scalar.write_text("3\n")
+    cases = [
+        (["--questions", empty], f"{empty}: the question list is empty"),
+        (["--questions", scalar], f"{scalar}: neither a JSON list nor JSONL of objects ({scalar}:line 1: not an object: int)"),
+        (["--questions", tmp_path / "absent.json"], f"{tmp_path / 'absent.json'}: file not found"),
+        (["--shards", tmp_path / "none-*.tar"], "--shards: data source pattern"),
+    ]
+    for argv, message in cases:
+        assert lvlm_predict("--model", checkpoint_dir, *argv, "--out", tmp_path / "o.jsonl") == 2
+        err = capsys.readouterr().err
+        assert err.startswith("lvlm predict: ") and message in err and "Traceback" not in err
+    assert lvlm_predict("--model", tmp_path / "no-model", "--questions", empty, "--out", tmp_path / "o.jsonl") == 2
+    assert "--model" in capsys.readouterr().err and not list(tmp_path.glob("o.*"))
