@@ -168,9 +168,3 @@ def main(argv: list[str] | None = None) -> int:
     if result is not None:
         report(result, args.out, time.perf_counter() - start)
     return 0
-
-
-if __name__ == "__main__":
-    from lvlm.apps.cli import main as lvlm_main
-
-    lvlm_main(["predict", *sys.argv[1:]])
