@@ -5,7 +5,7 @@ no ``lightning`` command (and ``lightning run`` never ran a YAML), so this is th
 
 The model and the data agree through two links applied when the classes are instantiated: the data
 module receives the module's tokenizer object (placeholder tokens already added) as ``data.tokenizer``
-and the towers' token counts and preprocessing as ``data.slots`` (:meth:`LVLMModule.media_slots`).
+and its modalities (placeholders, members, decoding, transforms, token counts) as ``data.modalities``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ def _tokenizer_of(module: LVLMModule) -> Any:
     return module.tokenizer
 
 
-def _slots_of(module: LVLMModule) -> list[dict[str, Any]]:
-    return module.media_slots()
+def _modalities_of(module: LVLMModule) -> dict[str, Any]:
+    return module.modalities
 
 
 def _template_of(module: LVLMModule) -> Any:
@@ -39,15 +39,15 @@ def _template_of(module: LVLMModule) -> Any:
 
 
 class LVLMCLI(LightningCLI):
-    """LightningCLI for :class:`LVLMModule` and any data module taking ``tokenizer``, ``template`` and ``slots``.
+    """LightningCLI for :class:`LVLMModule` and any data module taking ``tokenizer``, ``template`` and ``modalities``.
 
-    The data side is given the module's tokenizer (placeholders added), its chat template and one slot per
-    modality, so neither is written twice in a recipe.
+    The data side is given the module's tokenizer (placeholders added), its chat template and its modality
+    objects, so none is written twice in a recipe.
     """
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
-        parser.link_arguments("model", "data.init_args.slots", compute_fn=_slots_of, apply_on="instantiate")
+        parser.link_arguments("model", "data.init_args.modalities", compute_fn=_modalities_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.template", compute_fn=_template_of, apply_on="instantiate")
 
     def _parse_ckpt_path(self) -> None:

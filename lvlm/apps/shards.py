@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.data.shards import ShardWriter, SkippedSample, convert_record, sanitize_key
+from lvlm.modalities.catalog import installed_modalities
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("json_files", nargs="+", type=Path, help="JSON files, each a list of records")
     parser.add_argument("--image-folder", type=Path, help="folder that 'image' paths are relative to")
     parser.add_argument("--video-folder", type=Path, help="folder that 'video' paths are relative to")
+    parser.add_argument(
+        "--folder",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="folder that the paths of modality NAME are relative to (a plugin's: --folder depth=depths/)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder for shards and the report")
     parser.add_argument("--prefix", default="shard", help="shard name prefix: PREFIX-000000.tar (default: shard)")
     parser.add_argument("--max-count", type=int, default=10_000, help="samples per shard (default: 10000)")
@@ -58,6 +66,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"lvlm shards: {err}", file=sys.stderr)
         return 1
+    try:
+        folders = media_folders(args)
+    except ValueError as err:
+        print(f"lvlm shards: {err}", file=sys.stderr)
+        return 1
+    modalities = installed_modalities()
     args.out.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     skipped: list[dict[str, Any]] = []
@@ -74,8 +88,8 @@ def main(argv: list[str] | None = None) -> int:
                     sample = convert_record(
                         record,
                         key,
-                        image_folder=args.image_folder,
-                        video_folder=args.video_folder,
+                        modalities=modalities,
+                        folders=folders,
                         reencode=args.reencode,
                         frames=args.frames,
                     )
@@ -87,6 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     report = write_report(args.out, writer.paths, written, skipped, [str(p) for p, _ in inputs])
     print(json.dumps(report, indent=2))
     return 0
+
+
+def media_folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The folder of each modality's paths: ``--image-folder``, ``--video-folder`` and every ``--folder NAME=DIR``."""
+    folders = {"image": args.image_folder, "video": args.video_folder}
+    for item in args.folder:
+        name, sep, folder = item.partition("=")
+        if not sep or not name or not folder:
+            raise ValueError(f"--folder {item!r}: expected NAME=DIR (e.g. --folder depth=depths/)")
+        folders[name] = Path(folder)
+    return {name: folder for name, folder in folders.items() if folder is not None}
 
 
 def _reason(skip: SkippedSample) -> dict[str, str]:

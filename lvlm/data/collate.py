@@ -5,13 +5,16 @@ Legend: `b` samples, `l` padded length, `n_i` images in the batch, `n_v` videos,
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import torch
 
+from lvlm.data.media import MediaModality
 from lvlm.data.tokenization import IGNORE_INDEX
+
+Stacker = Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
 
 @dataclass
@@ -23,7 +26,7 @@ class ProcessedSample:
         input_ids: `[n]` long ids with expanded placeholders.
         labels: `[n]` long targets, or None (generation prompts).
         media: `(batch_key, tensor)` per kept media item, in marker order; images `[3, s, s]`, videos `[t, 3, s, s]`.
-        modality: `"text"`, or the slot names present joined by `+` in marker order (`"video+image"`).
+        modality: `"text"`, or the modality names present joined by `+` in marker order (`"video+image"`).
         meta: Metadata passed through to the batch (reference answer, question id, source url, ...).
     """
 
@@ -45,13 +48,21 @@ class Collator:
     Args:
         pad_token_id: Id written on pad positions (the tokenizer's pad id).
         padding_side: `"right"` for training and validation loss, `"left"` for batched generation.
+        modalities: Each modality stacks the items of its batch key (`modality.collate`); a key no modality
+            claims is stacked with `torch.stack`.
     """
 
-    def __init__(self, pad_token_id: int, padding_side: Literal["right", "left"] = "right") -> None:
+    def __init__(
+        self,
+        pad_token_id: int,
+        padding_side: Literal["right", "left"] = "right",
+        modalities: Sequence[MediaModality] = (),
+    ) -> None:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         self.pad_token_id = pad_token_id
         self.padding_side = padding_side
+        self.stackers: dict[str, Stacker] = {m.input_name: m.collate for m in modalities}
 
     def __call__(self, samples: Sequence[ProcessedSample]) -> dict[str, Any]:
         if not samples:
@@ -71,15 +82,21 @@ class Collator:
         batch: dict[str, Any] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if with_labels:
             batch["labels"] = labels
-        batch.update(stack_media(samples))
+        batch.update(stack_media(samples, self.stackers))
         batch["keys"] = [s.key for s in samples]
         batch["modalities"] = [s.modality for s in samples]
         batch["meta"] = [s.meta for s in samples]
         return batch
 
 
-def stack_media(samples: Sequence[ProcessedSample]) -> dict[str, torch.Tensor]:
+def stack_media(
+    samples: Sequence[ProcessedSample], stackers: Mapping[str, Stacker] | None = None
+) -> dict[str, torch.Tensor]:
     """Stacks media per batch key, in sample order then marker order; keys with no media are absent.
+
+    Args:
+        samples: The batch's samples.
+        stackers: The stacking function of each batch key (its modality's `collate`); default `torch.stack`.
 
     Raises:
         ValueError: If items of one batch key differ in shape; the message names the samples.
@@ -96,5 +113,5 @@ def stack_media(samples: Sequence[ProcessedSample]) -> dict[str, torch.Tensor]:
             raise ValueError(
                 f"cannot stack {batch_key!r}: items differ in shape ({detail}); check the media transforms"
             )
-        out[batch_key] = torch.stack([t for _, t in items])
+        out[batch_key] = (stackers or {}).get(batch_key, torch.stack)([t for _, t in items])
     return out

@@ -1,7 +1,8 @@
 """`LVLMDataModule`: WebDataset shards → model-ready batches for training, validation, test and prediction.
 
 Batch format (see `lvlm.data.collate.Collator`): `input_ids`, `attention_mask`, `labels` (not for predict)
-`[b, l]`; `images` `[n_i, 3, s, s]` / `videos` `[n_v, t, 3, s, s]` (one key per slot with media in the batch;
+`[b, l]`; one stacked tensor per modality with media in the batch, under its input name (`images`
+`[n_i, 3, s, s]`, `videos` `[n_v, t, 3, s, s]`, a plugin's `depths`;
 uint8 0-255 by default, normalised by the towers; float32 normalised with `media_dtype="float32"`); `keys`,
 `modalities`, `meta` lists.
 
@@ -30,7 +31,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
-from lvlm.data.media import media_slots_from_config
+from lvlm.data.media import MediaModality, modality_list
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern
@@ -51,7 +52,8 @@ class LVLMDataModule(pl.LightningDataModule):
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
             tokenizer object.
         template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
-        slots: Media slot dicts (`MediaSlot.to_dict()` form); None gives image + video.
+        modalities: The model's modalities by name (`lvlm fit` links `LVLMModule.modalities` here): their
+            placeholders, shard members, decoding, transforms and batching. None: text only.
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
         batch_size: Samples per batch per rank.
@@ -69,7 +71,7 @@ class LVLMDataModule(pl.LightningDataModule):
         augment: Random crops in training.
         media_dtype: `"uint8"` (default): batches carry 0-255 pixels that the towers normalise (on the GPU in
             training): a quarter of the bytes through worker queues and pinned memory, and no normalisation in
-            the workers. `"float32"`: pixels normalised with the slots' mean and std in the workers.
+            the workers. `"float32"`: pixels normalised with the towers' mean and std in the workers.
         video_backend: `"pyav"` or `"decord"`; None uses `lvlm.data.decoding.default_backend()` (PyAV). Both
             give the same frames; PyAV skips disposable H.264 pictures and is faster.
         run_dir: Where the bad-sample report goes; default the trainer's log dir.
@@ -85,7 +87,7 @@ class LVLMDataModule(pl.LightningDataModule):
         test_sources: Sequence[Mapping[str, Any]] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
         template: str = "vicuna_v1",
-        slots: list[dict[str, Any]] | None = None,
+        modalities: Mapping[str, MediaModality] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,
         batch_size: int = 4,
@@ -107,7 +109,7 @@ class LVLMDataModule(pl.LightningDataModule):
         world_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=None if isinstance(tokenizer, str) else ["tokenizer"])
+        self.save_hyperparameters(ignore=["modalities"] + ([] if isinstance(tokenizer, str) else ["tokenizer"]))
         if batches_per_epoch is None and samples_per_epoch is None and train_sources:
             raise ValueError("LVLMDataModule: set batches_per_epoch or samples_per_epoch (the stream is endless)")
         self.train_sources, self.val_sources, self.test_sources = (
@@ -117,7 +119,7 @@ class LVLMDataModule(pl.LightningDataModule):
         )
         self.tokenizer = _load_tokenizer(tokenizer)
         self.template = get_template(template)
-        self.slots = media_slots_from_config(slots)
+        self.modalities = modality_list(modalities)
         self.num_frames, self.max_length, self.batch_size = num_frames, max_length, batch_size
         self.num_workers, self.prefetch_factor, self.pin_memory = num_workers, prefetch_factor, pin_memory
         self.multiprocessing_context = multiprocessing_context
@@ -178,7 +180,7 @@ class LVLMDataModule(pl.LightningDataModule):
         return SampleProcessor(
             self.tokenizer,
             self.template,
-            self.slots,
+            self.modalities,
             self.num_frames,
             self.max_length,
             mode,
@@ -206,7 +208,7 @@ class LVLMDataModule(pl.LightningDataModule):
         stream = TrainStream(
             sources,
             self._processor("train", self.augment, keep_meta=False),
-            Collator(self.tokenizer.pad_token_id, "right"),
+            Collator(self.tokenizer.pad_token_id, "right", self.modalities),
             self.batch_size,
             self.seed,
             BadSampleReport(self.report_dir(), "train", self.rank),
@@ -231,7 +233,7 @@ class LVLMDataModule(pl.LightningDataModule):
         report = BadSampleReport(self.report_dir(), "predict" if prompt else split, self.rank)
         urls = [url for s in sources for url in expand_pattern(s["pattern"])]
         processor = self._processor("prompt" if prompt else "train", augment=False, keep_meta=True)
-        collator = Collator(self.tokenizer.pad_token_id, "left" if prompt else "right")
+        collator = Collator(self.tokenizer.pad_token_id, "left" if prompt else "right", self.modalities)
         dataset = EvalStream(
             build_index(urls, report), processor, collator, self.batch_size, self.rank, self.world_size, report
         )

@@ -3,95 +3,78 @@
 A sample is ``__key__`` + ``json`` + media members. WebDataset splits a member name at the FIRST dot of its
 basename: ``abc.0.jpg`` becomes key ``abc`` and member ``0.jpg``. So member names are:
 
-- images: ``jpg`` (one image) or ``0.jpg``, ``1.jpg``, ... (several); also ``jpeg``, ``png``, ``webp``.
-- videos: ``mp4`` (one video) or ``0.mp4``, ``1.mp4``, ...; also ``webm``, ``mkv``, ``mov``, ``avi``, ``gif``.
-- videos stored as frames: ``frames.0.jpg``, ``frames.1.jpg``, ... (one video) or ``0.frames.3.jpg`` (frame 3 of
-  video 0) when there are several. Frame numbers are integers, ordered numerically (``frames.10`` after
-  ``frames.9``). A sample stores its videos either all as files or all as frames.
+``ext`` (the only item of a modality) or ``0.ext``, ``1.ext``, ... (several), and items stored as frames:
+``frames.0.jpg`` (one item) or ``0.frames.3.jpg`` (frame 3 of item 0). Which modality owns which extension is
+the modality's own business (:meth:`MediaModality.member_index`): the built-in image modality claims ``jpg``,
+``jpeg``, ``png``, ``webp``; the video modality ``mp4``, ``webm``, ... and frames; a plugin its own. Frame numbers
+are ordered numerically (``frames.10`` after ``frames.9``); a sample stores one modality's items either all as
+files or all as frames.
 
-The ``i``-th ``<image>`` placeholder of the conversation is the ``i``-th image; the same for ``<video>``.
+The ``i``-th placeholder of a modality in the conversation is that modality's ``i``-th item.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import SampleFormatError
 
-IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
-VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "gif")
 METADATA_MEMBERS = ("json", "txt", "cls")
-IMAGE_PLACEHOLDER = "<image>"
-VIDEO_PLACEHOLDER = "<video>"
-
-_MEDIA = re.compile(r"^(?:(?P<index>\d+)\.)?(?P<ext>[a-z0-9]+)$")
-_FRAME = re.compile(r"^(?:(?P<index>\d+)\.)?frames\.(?P<frame>\d+)\.(?P<ext>[a-z0-9]+)$")
 
 MediaMembers = dict[str, list[tuple[str, Any]]]
 
 
-def media_members(sample: Mapping[str, Any]) -> MediaMembers:
-    """Find a sample's media members, each list in placeholder order.
+def media_members(sample: Mapping[str, Any], modalities: Sequence[MediaModality]) -> MediaMembers:
+    """Find a sample's media members, each modality's list in placeholder order.
+
+    Each member is offered to the modalities in order (:meth:`MediaModality.member_index`); the first that
+    claims it owns it. A claim with a frame index makes the member one frame of a frame-stored item.
 
     Args:
         sample: A raw WebDataset sample (``{"__key__": ..., "json": ..., "jpg": b"...", ...}``), before any
             ``.decode()``; keys starting with ``_`` and metadata members (``json``, ``txt``, ``cls``) are ignored.
+        modalities: The modalities that may claim members.
 
     Returns:
-        ``{"images": [(name, bytes)], "videos": [(name, bytes)], "frames": [(name, [bytes, ...])]}`` where a
-        ``frames`` entry is one video stored as its frames in temporal order (name ``"frames"`` or
-        ``"0.frames"``). At most one of ``videos`` and ``frames`` is non-empty.
+        ``{name: [(member, payload), ...]}`` for every modality (empty lists included), where the payload of a
+        frame-stored item is its frames' bytes in temporal order (member ``"frames"`` or ``"0.frames"``).
 
     Raises:
-        SampleFormatError: On an unknown member, a mix of numbered and unnumbered members of one kind, a gap in
-            the numbering, or videos stored both as files and as frames.
+        SampleFormatError: On an unclaimed member, a mix of numbered and unnumbered members of one modality, a
+            gap in the numbering, or items of one modality stored both as files and as frames.
     """
     key = str(sample.get("__key__", "?"))
-    images: dict[int | None, tuple[str, Any]] = {}
-    videos: dict[int | None, tuple[str, Any]] = {}
-    frames: dict[int | None, dict[int, Any]] = {}
+    files: dict[str, dict[int | None, tuple[str, Any]]] = {m.name: {} for m in modalities}
+    frames: dict[str, dict[int | None, dict[int, Any]]] = {m.name: {} for m in modalities}
     for name, value in sample.items():
         if name.startswith("_") or name in METADATA_MEMBERS:
             continue
-        lowered = name.lower()
-        if match := _FRAME.match(lowered):
-            if match["ext"] not in IMAGE_EXTENSIONS:
-                raise SampleFormatError(key, f"frame member {name!r} is not an image ({', '.join(IMAGE_EXTENSIONS)})")
-            frames.setdefault(_index(match), {})[int(match["frame"])] = value
-        elif (match := _MEDIA.match(lowered)) and match["ext"] in IMAGE_EXTENSIONS:
-            _put(images, _index(match), (name, value), key, "image")
-        elif match and match["ext"] in VIDEO_EXTENSIONS:
-            _put(videos, _index(match), (name, value), key, "video")
-        else:
+        claim = next(((m.name, found) for m in modalities if (found := m.member_index(name)) is not None), None)
+        if claim is None:
             raise SampleFormatError(key, f"unknown member {name!r}; see docs/data-format.md for member names")
-    if videos and frames:
-        raise SampleFormatError(key, "videos are stored both as files and as frames; use one way per sample")
-    frame_lists = {i: (_frames_name(i), [f[j] for j in sorted(f)]) for i, f in frames.items()}
-    return {
-        "images": _in_order(images, key, "image"),
-        "videos": _in_order(videos, key, "video"),
-        "frames": _in_order(frame_lists, key, "frames"),
-    }
+        owner, (index, frame) = claim
+        if frame is None:
+            _put(files[owner], index, (name, value), key, owner)
+        else:
+            frames[owner].setdefault(index, {})[frame] = value
+    out: MediaMembers = {}
+    for modality in modalities:
+        stored, framed = files[modality.name], frames[modality.name]
+        if stored and framed:
+            raise SampleFormatError(
+                key, f"{modality.name} items are stored both as files and as frames; use one way per sample"
+            )
+        frame_lists = {i: (_frames_name(i), [f[j] for j in sorted(f)]) for i, f in framed.items()}
+        out[modality.name] = _in_order(stored or frame_lists, key, modality.name)
+    return out
 
 
-def count_placeholders(conversations: list[Mapping[str, Any]]) -> tuple[int, int]:
-    """Number of ``<image>`` and ``<video>`` placeholders over all turns of a conversation."""
+def count_placeholders(conversations: list[Mapping[str, Any]], modalities: Sequence[MediaModality]) -> dict[str, int]:
+    """Number of each modality's placeholders over all turns of a conversation, by modality name."""
     text = "".join(str(turn.get("value", "")) for turn in conversations)
-    return text.count(IMAGE_PLACEHOLDER), text.count(VIDEO_PLACEHOLDER)
-
-
-def member_name(kind: str, index: int, count: int, ext: str, frame: int | None = None) -> str:
-    """The member name of media item ``index`` of ``count`` of one kind (``"image"``, ``"video"``, ``"frames"``)."""
-    prefix = f"{index}." if count > 1 else ""
-    if kind == "frames":
-        return f"{prefix}frames.{frame}.{ext}"
-    return f"{prefix}{ext}"
-
-
-def _index(match: re.Match[str]) -> int | None:
-    return None if match["index"] is None else int(match["index"])
+    return {m.name: text.count(m.token) for m in modalities}
 
 
 def _put(found: dict[int | None, Any], index: int | None, item: tuple[str, Any], key: str, kind: str) -> None:

@@ -15,13 +15,11 @@ from typing import Any, Literal
 from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.collate import ProcessedSample
-from lvlm.data.decoding import decode_frames, decode_image, decode_video
-from lvlm.data.media import MediaSlot
+from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.sample_format import media_members
 from lvlm.data.templates import ChatTemplate
 from lvlm.data.tokenization import TokenizedSample, tokenize_conversation, tokenize_prompt
-from lvlm.data.transforms import ImageTransform, VideoTransform
 
 
 @dataclass
@@ -32,7 +30,7 @@ class PreparedSample:
         key: The sample's `__key__`.
         url: The shard it came from.
         tokens: The tokenized conversation (or prompt).
-        media: `(slot, payload)` per kept marker, in marker order; payload is image/video bytes or a list of
+        media: `(modality, payload)` per kept marker, in marker order; payload is a member's bytes or a list of
             frame bytes.
         meta: Metadata for the batch's `meta` list.
     """
@@ -40,13 +38,13 @@ class PreparedSample:
     key: str
     url: str
     tokens: TokenizedSample
-    media: list[tuple[MediaSlot, Any]] = field(default_factory=list)
+    media: list[tuple[MediaModality, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def modality(self) -> str:
-        """`"text"`, or the slot names in marker order, each once, joined by `+`."""
-        names = list(dict.fromkeys(slot.name for slot, _ in self.media))
+        """`"text"`, or the modality names in marker order, each once, joined by `+`."""
+        names = list(dict.fromkeys(modality.name for modality, _ in self.media))
         return "+".join(names) if names else "text"
 
 
@@ -54,14 +52,14 @@ class SampleProcessor:
     """Turns raw WebDataset samples into model-ready samples.
 
     Args:
-        tokenizer: Tokenizer with one special token per slot.
+        tokenizer: Tokenizer with one special token per modality.
         template: Chat template.
-        slots: Media slots.
-        num_frames: Frames sampled per video.
+        modalities: The modalities (placeholders, shard members, decoding, transforms).
+        num_frames: Frames sampled per item of a frame-based modality (video).
         max_length: Maximum tokens per sample, visual tokens included.
         mode: `"train"` (targets on answers; also used for validation loss) or `"prompt"` (generation prompt,
             the last answer kept as `meta["reference"]`).
-        augment: Random crops for training (never for evaluation).
+        augment: Random augmentation for training (never for evaluation).
         seed: Seed of the augmentation generators (set per worker with `reseed`).
         keep_meta: Put the JSON metadata, `key`, `url` and `reference` (the last answer) in `meta`; always on in
             `"prompt"` mode, off for training batches (kept light).
@@ -74,7 +72,7 @@ class SampleProcessor:
         self,
         tokenizer: PreTrainedTokenizerBase,
         template: ChatTemplate,
-        slots: Sequence[MediaSlot],
+        modalities: Sequence[MediaModality],
         num_frames: int,
         max_length: int,
         mode: Literal["train", "prompt"] = "train",
@@ -87,7 +85,7 @@ class SampleProcessor:
         if media_dtype not in ("float32", "uint8"):
             raise ValueError(f"media_dtype must be 'float32' or 'uint8', got {media_dtype!r}")
         self.normalize = media_dtype == "float32"
-        self.tokenizer, self.template, self.slots = tokenizer, template, list(slots)
+        self.tokenizer, self.template, self.modalities = tokenizer, template, list(modalities)
         self.video_backend = video_backend
         self.keep_meta = keep_meta or mode == "prompt"
         self.num_frames, self.max_length, self.mode, self.augment = num_frames, max_length, mode, augment
@@ -96,22 +94,10 @@ class SampleProcessor:
     def reseed(self, seed: int | None) -> None:
         """Rebuilds the transforms with a new augmentation seed (one per rank and worker)."""
         self._transforms: dict[str, Any] = {}
-        for i, slot in enumerate(self.slots):
-            slot_seed = None if seed is None else seed * 31 + i
-            if slot.kind == "image":
-                self._transforms[slot.marker] = ImageTransform(
-                    slot.size,
-                    slot.mean,
-                    slot.std,
-                    mode=slot.image_mode,
-                    augment=self.augment,
-                    seed=slot_seed,
-                    normalize=self.normalize,
-                )
-            else:
-                self._transforms[slot.marker] = VideoTransform(
-                    slot.size, slot.mean, slot.std, augment=self.augment, seed=slot_seed, normalize=self.normalize
-                )
+        for i, modality in enumerate(self.modalities):
+            self._transforms[modality.name] = modality.make_transform(
+                augment=self.augment, seed=None if seed is None else seed * 31 + i, normalize=self.normalize
+            )
 
     def prepare(self, raw: dict[str, Any]) -> PreparedSample:
         """Parses, checks and tokenizes a raw sample (no media decoding).
@@ -121,28 +107,27 @@ class SampleProcessor:
         """
         key, url = str(raw.get("__key__", "?")), str(raw.get("__url__", ""))
         record = _read_json(raw, key)
-        members = media_members(raw)
-        videos = members["videos"] + members["frames"]
-        payloads = {"image": [data for _, data in members["images"]], "video": [data for _, data in videos]}
-        counts = {kind: len(items) for kind, items in payloads.items()}
+        members = media_members(raw, self.modalities)
+        payloads = {name: [data for _, data in items] for name, items in members.items()}
+        counts = {name: len(items) for name, items in payloads.items()}
         tokenize = tokenize_conversation if self.mode == "train" else tokenize_prompt
         tokens = tokenize(
             record["conversations"],
             self.tokenizer,
             self.template,
-            self.slots,
+            self.modalities,
             self.num_frames,
             self.max_length,
             key=key,
             media_counts=counts,
         )
-        by_marker = {slot.marker: slot for slot in self.slots}
-        used = {"image": 0, "video": 0}
-        media: list[tuple[MediaSlot, Any]] = []
+        by_token = {modality.token: modality for modality in self.modalities}
+        used = dict.fromkeys(payloads, 0)
+        media: list[tuple[MediaModality, Any]] = []
         for marker in tokens.markers:
-            slot = by_marker[marker]
-            media.append((slot, payloads[slot.kind][used[slot.kind]]))
-            used[slot.kind] += 1
+            modality = by_token[marker]
+            media.append((modality, payloads[modality.name][used[modality.name]]))
+            used[modality.name] += 1
         meta: dict[str, Any] = {}
         if self.keep_meta:
             meta = {k: v for k, v in record.items() if k != "conversations"}
@@ -155,21 +140,12 @@ class SampleProcessor:
         """Decodes and transforms the kept media.
 
         Raises:
-            MediaDecodeError: If an image or video cannot be decoded.
+            MediaDecodeError: If a media item cannot be decoded.
         """
         media = []
-        for slot, payload in prepared.media:
-            transform = self._transforms[slot.marker]
-            if slot.kind == "image":
-                tensor = transform(decode_image(payload, key=prepared.key))
-            elif isinstance(payload, list):
-                tensor = transform(decode_frames(payload, self.num_frames, key=prepared.key, short_side=slot.size))
-            else:
-                frames = decode_video(
-                    payload, self.num_frames, key=prepared.key, short_side=slot.size, backend=self.video_backend
-                )
-                tensor = transform(frames)
-            media.append((slot.batch_key, tensor))
+        for modality, payload in prepared.media:
+            item = modality.decode(payload, key=prepared.key, num_frames=self.num_frames, backend=self.video_backend)
+            media.append((modality.input_name, self._transforms[modality.name](item)))
         tokens = prepared.tokens
         return ProcessedSample(prepared.key, tokens.input_ids, tokens.labels, media, prepared.modality, prepared.meta)
 

@@ -8,22 +8,15 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import webdataset as wds
-from PIL import Image
 
-from lvlm.data.decoding import MediaDecodeError, decode_image, decode_video
-from lvlm.data.decoding.encoding import reencode_video
-from lvlm.data.decoding.pyav_backend import decode as pyav_decode
-from lvlm.data.sample_format import (
-    IMAGE_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    count_placeholders,
-    media_members,
-    member_name,
-)
+from lvlm.data.decoding import MediaDecodeError
+from lvlm.data.media import ShardModality
+from lvlm.data.sample_format import count_placeholders, media_members
 
 __all__ = ["ShardWriter", "SkippedSample", "convert_record", "media_members", "sanitize_key"]
 
@@ -121,20 +114,21 @@ def convert_record(
     record: Any,
     key: str,
     *,
-    image_folder: Path | None,
-    video_folder: Path | None,
-    reencode: int | None = None,
-    frames: int | None = None,
+    modalities: Sequence[ShardModality],
+    folders: Mapping[str, Path | None],
+    **options: Any,
 ) -> dict[str, Any]:
     """Turn one record of a Video-LLaVA/LLaVA JSON list into a shard sample (see docs/data-format.md).
+
+    Each modality names its files in the record by its ``record_fields`` (``image``, ``video``, a plugin's
+    ``depth``) and writes their members itself (``modality.shard_members``).
 
     Args:
         record: ``{"id", "image": str | list, "video": str | list, "conversations": [...]}``.
         key: The sample's (already sanitised, unique) key.
-        image_folder: Folder that ``image`` paths are relative to.
-        video_folder: Folder that ``video`` paths are relative to.
-        reencode: Re-encode videos to H.264 with this short side and keyframes every 8 frames.
-        frames: Store this many uniformly sampled frames (JPEG) per video instead of the video.
+        modalities: The modalities whose fields a record may have.
+        folders: Folder that each modality's paths are relative to, by modality name.
+        **options: Passed to every ``shard_members`` (``reencode``, ``frames`` for videos).
 
     Returns:
         ``{"__key__": key, "json": bytes, <media members>: bytes}``.
@@ -144,36 +138,40 @@ def convert_record(
             ``unsupported_format`` or ``undecodable_media``.
     """
     conversations = _checked_conversations(record)
-    images, videos = _paths(record, "image"), _paths(record, "video")
-    n_images, n_videos = count_placeholders(conversations)
-    if (n_images, n_videos) != (len(images), len(videos)):
-        raise SkippedSample(
-            "placeholder_mismatch",
-            f"{n_images} <image> and {n_videos} <video> placeholders but {len(images)} images and {len(videos)} videos",
-        )
+    paths = {m.name: [p for field in m.record_fields for p in _paths(record, field)] for m in modalities}
+    placeholders = count_placeholders(conversations, modalities)
+    if any(placeholders[name] != len(items) for name, items in paths.items()):
+        found = " and ".join(f"{placeholders[m.name]} {m.token}" for m in modalities)
+        given = " and ".join(f"{len(paths[m.name])} {m.name} file(s)" for m in modalities)
+        raise SkippedSample("placeholder_mismatch", f"{found} placeholders but {given}")
     sample: dict[str, Any] = {"__key__": key}
-    for i, rel in enumerate(images):
-        data, ext = _image_member(resolve_media(image_folder, rel, "image"), key)
-        sample[member_name("image", i, len(images), ext)] = data
-    for i, rel in enumerate(videos):
-        path = resolve_media(video_folder, rel, "video")
-        if frames:
-            for j, jpeg in enumerate(_frame_members(path, frames, key)):
-                sample[member_name("frames", i, len(videos), "jpg", frame=j)] = jpeg
-        else:
-            data, ext = _video_member(path, key, reencode)
-            sample[member_name("video", i, len(videos), ext)] = data
-    meta = {"id": record.get("id"), "conversations": conversations, "source": {"image": images, "video": videos}}
-    sample["json"] = encode_json(
-        meta | {k: v for k, v in record.items() if k not in {"id", "image", "video", "conversations"}}
-    )
+    for modality in modalities:
+        items = paths[modality.name]
+        for i, rel in enumerate(items):
+            path = resolve_media(folders.get(modality.name), rel, modality.name)
+            sample.update(_members(modality, path, i, len(items), key, options))
+    fields = {field for m in modalities for field in m.record_fields}
+    source = {m.name: paths[m.name] for m in modalities if any(field in record for field in m.record_fields)}
+    meta = {"id": record.get("id"), "conversations": conversations, "source": source}
+    sample["json"] = encode_json(meta | {k: v for k, v in record.items() if k not in {"id", "conversations"} | fields})
     return sample
+
+
+def _members(modality: ShardModality, path: Path, index: int, count: int, key: str, options: Any) -> dict[str, Any]:
+    try:
+        return modality.shard_members(path, index, count, key, **options)
+    except SkippedSample:
+        raise
+    except MediaDecodeError as err:
+        raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
+    except ValueError as err:
+        raise SkippedSample("unsupported_format", str(err)) from err
 
 
 def resolve_media(folder: Path | None, rel: str, kind: str) -> Path:
     """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out)."""
     if folder is None:
-        raise SkippedSample("missing_file", f"{kind} {rel!r} given but no --{kind}-folder")
+        raise SkippedSample("missing_file", f"{kind} {rel!r} given but no --{kind}-folder (or --folder {kind}=DIR)")
     root = folder.resolve()
     path = (root / rel).resolve()
     if not path.is_relative_to(root):
@@ -206,43 +204,3 @@ def _paths(record: dict[str, Any], field: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise SkippedSample("bad_json", f"'{field}' must be a path or a list of paths, got {value!r:.80}")
-
-
-def _image_member(path: Path, key: str) -> tuple[bytes, str]:
-    data = path.read_bytes()
-    try:
-        image = decode_image(data, key=key)
-    except MediaDecodeError as err:
-        raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
-    ext = path.suffix.lower().lstrip(".")
-    if ext in IMAGE_EXTENSIONS:
-        return data, ext
-    buffer = io.BytesIO()  # gif, bmp, tiff...: stored as a high-quality JPEG
-    image.save(buffer, format="JPEG", quality=95)
-    return buffer.getvalue(), "jpg"
-
-
-def _video_member(path: Path, key: str, reencode: int | None) -> tuple[bytes, str]:
-    ext = path.suffix.lower().lstrip(".")
-    try:
-        if reencode:
-            return reencode_video(path, short_side=reencode, gop=8, key=key), "mp4"
-        pyav_decode(path, 1, key=key, short_side=None)  # checks that the file opens and decodes
-    except MediaDecodeError as err:
-        raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
-    if ext not in VIDEO_EXTENSIONS:
-        raise SkippedSample("unsupported_format", f"{path}: .{ext} is not one of {VIDEO_EXTENSIONS}; use --reencode")
-    return path.read_bytes(), ext
-
-
-def _frame_members(path: Path, num_frames: int, key: str) -> list[bytes]:
-    try:
-        video = decode_video(path, num_frames, key=key)
-    except MediaDecodeError as err:
-        raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
-    jpegs = []
-    for frame in video.numpy():
-        buffer = io.BytesIO()
-        Image.fromarray(frame).save(buffer, format="JPEG", quality=90)
-        jpegs.append(buffer.getvalue())
-    return jpegs

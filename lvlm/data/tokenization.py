@@ -2,7 +2,7 @@
 
 Each segment of the rendered conversation (`ChatTemplate.segments`) is tokenized on its own and the pieces are
 concatenated, so the supervised span is known by construction (no offset arithmetic). Within a segment every
-visual marker (`<image>`) becomes `slot.num_tokens(num_frames)` copies of the slot's placeholder id, as
+visual marker (`<image>`) becomes `modality.num_tokens(num_frames)` copies of its placeholder id, as
 transformers' VideoLlava expects; their labels are -100. The end-of-turn separator becomes the tokenizer's
 EOS id and is supervised. BOS starts every sequence.
 
@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from lvlm.data.media import MediaSlot
+from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import (
     MissingMediaError,
     PlaceholderMismatchError,
@@ -93,10 +93,12 @@ def parse_conversations(conversations: Any, key: str = "?") -> list[Turn]:
 class _SegmentTokenizer:
     """Tokenizes segments: text pieces with the tokenizer, markers as placeholder blocks, EOS as the EOS id."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, slots: Sequence[MediaSlot], num_frames: int) -> None:
+    def __init__(
+        self, tokenizer: PreTrainedTokenizerBase, modalities: Sequence[MediaModality], num_frames: int
+    ) -> None:
         self.tokenizer = tokenizer
-        self.block = {s.marker: (_token_id(tokenizer, s.token), s.num_tokens(num_frames)) for s in slots}
-        self.pattern = re.compile("(" + "|".join(re.escape(s.marker) for s in slots) + ")") if slots else None
+        self.block = {m.token: (_token_id(tokenizer, m.token), m.num_tokens(num_frames)) for m in modalities}
+        self.pattern = re.compile("(" + "|".join(re.escape(m.token) for m in modalities) + ")") if modalities else None
 
     def __call__(self, segments: Sequence[Segment]) -> tuple[list[int], list[int], list[str], list[tuple[int, int]]]:
         ids: list[int] = [] if self.tokenizer.bos_token_id is None else [self.tokenizer.bos_token_id]
@@ -129,21 +131,23 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
     token_id = tokenizer.convert_tokens_to_ids(token)
     if token_id is None or (token_id == tokenizer.unk_token_id and token != tokenizer.unk_token):
         raise ValueError(
-            f"the tokenizer has no token {token!r} for a media slot; add it as a special token "
+            f"the tokenizer has no token {token!r} for a modality; add it as a special token "
             f"(tokenizer.add_special_tokens({{'additional_special_tokens': [{token!r}]}}) and resize the embeddings)"
         )
     return int(token_id)
 
 
-def _check_media_counts(turns: Sequence[Turn], slots: Sequence[MediaSlot], media_counts: Mapping[str, int], key: str):
+def _check_media_counts(
+    turns: Sequence[Turn], modalities: Sequence[MediaModality], media_counts: Mapping[str, int], key: str
+):
     for i, (role, text) in enumerate(turns):
-        if role == GPT and any(s.marker in text for s in slots):
+        if role == GPT and any(m.token in text for m in modalities):
             raise SampleFormatError(key, f"turn {i} (gpt) contains a visual marker; markers belong in human turns")
-    for kind in sorted({s.kind for s in slots} | set(media_counts)):
-        names = [s.marker for s in slots if s.kind == kind]
+    for kind in sorted({m.name for m in modalities} | set(media_counts)):
+        names = [m.token for m in modalities if m.name == kind]
         found = sum(text.count(marker) for _, text in turns for marker in names)
         given = media_counts.get(kind, 0)
-        where = f"{found} {kind} marker(s) ({', '.join(names) or 'no slot'}) in the conversation"
+        where = f"{found} {kind} marker(s) ({', '.join(names) or 'no modality'}) in the conversation"
         if found > given:
             raise MissingMediaError(key, f"{where} but only {given} {kind} member(s) in the shard; add the media")
         if found < given:
@@ -156,7 +160,7 @@ def tokenize_conversation(
     conversations: Any,
     tokenizer: PreTrainedTokenizerBase,
     template: ChatTemplate,
-    slots: Sequence[MediaSlot],
+    modalities: Sequence[MediaModality],
     num_frames: int,
     max_length: int,
     *,
@@ -171,14 +175,14 @@ def tokenize_conversation(
 
     Args:
         conversations: LLaVA `conversations` list.
-        tokenizer: Tokenizer holding one special token per slot.
+        tokenizer: Tokenizer holding one special token per modality.
         template: Chat template.
-        slots: Media slots (markers to expand).
-        num_frames: Frames per video (a video marker expands to `num_frames * tokens_per_item` ids).
+        modalities: The modalities whose placeholders expand (`modality.num_tokens(num_frames)` ids each).
+        num_frames: Frames per item of a frame-based modality (video).
         max_length: Maximum sequence length in tokens, visual tokens included.
         key: Sample key for error messages.
-        media_counts: Media members per slot kind (`{"image": 1, "video": 0}`); when given, the markers of each
-            kind must match in number: the i-th marker of a kind takes the i-th member of that kind.
+        media_counts: Media members per modality name (`{"image": 1, "video": 0}`); when given, each
+            modality's markers must match in number: its i-th marker takes its i-th member.
 
     Returns:
         The tokenized sample.
@@ -195,13 +199,13 @@ def tokenize_conversation(
     if not turns:
         raise SampleFormatError(key, "no gpt answer to learn from (a training sample needs a human turn and an answer)")
     if media_counts is not None:
-        _check_media_counts(turns, slots, media_counts, key)
-    markers_all = [s.marker for s in slots]
+        _check_media_counts(turns, modalities, media_counts, key)
+    markers_all = [m.token for m in modalities]
     try:
         segments = template.segments(turns, markers_all)
     except ValueError as err:
         raise SampleFormatError(key, str(err)) from err
-    ids, labels, markers, spans = _SegmentTokenizer(tokenizer, slots, num_frames)(segments)
+    ids, labels, markers, spans = _SegmentTokenizer(tokenizer, modalities, num_frames)(segments)
     if len(ids) > max_length:
         ids, labels, markers, spans = _truncate(ids, labels, markers, spans, max_length, key)
     return TokenizedSample(torch.tensor(ids), torch.tensor(labels), tuple(markers), tuple(spans))
@@ -227,7 +231,7 @@ def tokenize_prompt(
     conversations: Any,
     tokenizer: PreTrainedTokenizerBase,
     template: ChatTemplate,
-    slots: Sequence[MediaSlot],
+    modalities: Sequence[MediaModality],
     num_frames: int,
     max_length: int,
     *,
@@ -240,7 +244,7 @@ def tokenize_prompt(
     are not allowed. Prompts are never truncated.
 
     Args:
-        conversations, tokenizer, template, slots, num_frames, key, media_counts: As `tokenize_conversation`.
+        conversations, tokenizer, template, modalities, num_frames, key, media_counts: As `tokenize_conversation`.
         max_length: Maximum prompt length; longer prompts are rejected.
 
     Returns:
@@ -256,9 +260,9 @@ def tokenize_prompt(
         reference = turns[-1][1]
         turns = turns[:-1]
     if media_counts is not None:
-        _check_media_counts(turns, slots, media_counts, key)
-    segments = template.prompt_segments(turns, [s.marker for s in slots])
-    ids, _, markers, spans = _SegmentTokenizer(tokenizer, slots, num_frames)(segments)
+        _check_media_counts(turns, modalities, media_counts, key)
+    segments = template.prompt_segments(turns, [m.token for m in modalities])
+    ids, _, markers, spans = _SegmentTokenizer(tokenizer, modalities, num_frames)(segments)
     if len(ids) > max_length:
         raise SampleTooLongError(key, f"the prompt has {len(ids)} tokens, more than max_length={max_length}")
     return TokenizedSample(torch.tensor(ids), None, tuple(markers), tuple(spans), reference)

@@ -29,7 +29,6 @@ from typing import Any
 import torch
 
 from lvlm.core.registry import class_path_of
-from lvlm.data.media import MediaSlot
 from lvlm.models.modality_input import default_input_name, placeholder_token
 from lvlm.models.vision.base import Preprocessing, VisionTower
 
@@ -182,18 +181,3 @@ class Modality(ABC):
         """Stack one batch's items (in sample order, then placeholder order) into the tower's input."""
         return torch.stack(list(items))
 
-
-def media_slot(modality: Modality) -> MediaSlot:
-    """The data pipeline's description of a modality, derived in one place for training and inference."""
-    facts = modality.tower_facts
-    return MediaSlot(
-        marker=modality.token,
-        token=modality.token,
-        batch_key=modality.input_name,
-        kind="video" if modality.uses_frames else "image",
-        tokens_per_item=facts.tokens_per_frame if modality.uses_frames else facts.tokens_per_image,
-        size=facts.preprocessing.size,
-        mean=tuple(facts.preprocessing.mean),
-        std=tuple(facts.preprocessing.std),
-        image_mode=getattr(modality, "image_mode", "crop"),
-    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -37,6 +39,21 @@ class ImageModality(Modality):
 
     def init_args(self) -> dict[str, Any]:
         return super().init_args() | {"image_mode": self.image_mode}
+
+    def shard_members(self, path: Path, index: int, count: int, key: str, **options: Any) -> dict[str, bytes]:
+        """The image as it is (``jpg``, ``png``, ...), or as a high-quality JPEG for other formats (gif, bmp, tiff).
+
+        Raises:
+            MediaDecodeError: the file is not a decodable image.
+        """
+        data = path.read_bytes()
+        image = decode_image(data, key=key)
+        ext = path.suffix.lower().lstrip(".")
+        if ext not in self.extensions:
+            buffer = io.BytesIO()
+            image.save(buffer, format="JPEG", quality=95)
+            data, ext = buffer.getvalue(), "jpg"
+        return {(f"{index}." if count > 1 else "") + ext: data}
 
     def decode(self, payload: Any, *, key: str, num_frames: int, backend: str | None = None) -> Any:
         return decode_image(payload, key=key)

@@ -26,7 +26,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lvlm.data.templates import ChatTemplate, VicunaV1
-from lvlm.modalities.base import Modality, media_slot
+from lvlm.modalities.base import Modality
 from lvlm.models.io.tokenizer import load_tokenizer
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import MLPGeluProjector, Projector
@@ -125,10 +125,6 @@ class LVLMModule(pl.LightningModule):
         tokens = [m.token for m in self.modalities.values()]
         tokenizer.add_special_tokens({"additional_special_tokens": tokens}, replace_extra_special_tokens=False)
         return tokenizer
-
-    def media_slots(self) -> list[dict[str, Any]]:
-        """The data side's ``slots``: one per modality (placeholder, batch key, tokens, size, mean, std)."""
-        return [media_slot(modality).to_dict() for modality in self.modalities.values()]
 
     def configure_model(self) -> None:
         """Build towers, projector and LLM (once), load the stage-1 projector, add LoRA, set flags, shard."""

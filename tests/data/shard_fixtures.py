@@ -11,7 +11,7 @@ from typing import Any
 
 import webdataset as wds
 from media_fixtures import encode_h264, image_bytes, moving_square_frames
-from tokenizer_fixtures import tiny_slots, tiny_tokenizer
+from tokenizer_fixtures import tiny_modalities, tiny_tokenizer
 
 from lvlm.data.datamodule import LVLMDataModule
 
@@ -80,10 +80,10 @@ def write_shards(directory: Path, name: str, shards: Sequence[Sequence[dict[str,
 
 
 def make_datamodule(run_dir: Path, **overrides: Any) -> LVLMDataModule:
-    """A DataModule with the tiny tokenizer, 16-pixel slots, 4 frames and 64 tokens."""
+    """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens."""
     settings: dict[str, Any] = {
         "tokenizer": tiny_tokenizer(),
-        "slots": [slot.to_dict() for slot in tiny_slots(image_tokens=4, frame_tokens=3, size=16)],
+        "modalities": {m.name: m for m in tiny_modalities(image_tokens=4, frame_tokens=3, size=16)},
         "num_frames": 4,
         "max_length": 64,
         "batch_size": 2,

@@ -44,9 +44,9 @@ def test_validation_batches_have_the_contract_format(shards, tmp_path: Path) -> 
     as_float = list(
         make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], media_dtype="float32").val_dataloader()
     )
-    slot = {s.kind: s for s in make_datamodule(tmp_path).slots}
+    towers = {m.name: m.tower_facts.preprocessing for m in make_datamodule(tmp_path).modalities}
     for name, kind in (("images", "image"), ("videos", "video")):
-        mean, std = torch.tensor(slot[kind].mean), torch.tensor(slot[kind].std)
+        mean, std = torch.tensor(towers[kind].mean), torch.tensor(towers[kind].std)
         assert as_float[0][name].dtype == torch.float32
         assert torch.equal(as_float[0][name], normalize_pixels(first[name], mean, std))
     assert first["input_ids"].shape == first["attention_mask"].shape == first["labels"].shape

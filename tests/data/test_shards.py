@@ -15,6 +15,9 @@ from lvlm.apps.shards import main
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.shards import ShardWriter, media_members, sanitize_key
+from lvlm.modalities import ImageModality, VideoModality
+
+MODALITIES = [ImageModality(tower=None).bind("image"), VideoModality(tower=None).bind("video")]
 
 
 @pytest.fixture
@@ -74,14 +77,14 @@ def test_converts_json_and_folders_into_readable_shards(media_dir, tmp_path):
     assert one["jpg"] == (media_dir / "images" / "a.jpg").read_bytes()
     meta = json.loads(one["json"])
     assert meta["id"] == "img.1" and meta["conversations"] == _turns("<image>\nWhat is it?")
-    assert meta["source"] == {"image": ["a.jpg"], "video": []}
-    two = media_members(samples["two_imgs"])
-    assert [name for name, _ in two["images"]] == ["0.png", "1.webp"]
-    assert decode_image(two["images"][1][1]).size == (30, 40)
-    both = media_members(samples["both"])
-    assert [n for n, _ in both["images"]] == ["jpg"] and [n for n, _ in both["videos"]] == ["mp4"]
-    assert decode_video(both["videos"][0][1], 8).shape == (8, 64, 48, 3)
-    assert media_members(samples["text"]) == {"images": [], "videos": [], "frames": []}
+    assert meta["source"] == {"image": ["a.jpg"]}
+    two = media_members(samples["two_imgs"], MODALITIES)
+    assert [name for name, _ in two["image"]] == ["0.png", "1.webp"]
+    assert decode_image(two["image"][1][1]).size == (30, 40)
+    both = media_members(samples["both"], MODALITIES)
+    assert [n for n, _ in both["image"]] == ["jpg"] and [n for n, _ in both["video"]] == ["mp4"]
+    assert decode_video(both["video"][0][1], 8).shape == (8, 64, 48, 3)
+    assert media_members(samples["text"], MODALITIES) == {"image": [], "video": []}
     report = json.loads((out / "report.json").read_text())
     assert report["written"] == 6 and report["skipped"] == 0
 
@@ -114,9 +117,9 @@ def test_frames_option_stores_decodable_jpeg_frames(media_dir, tmp_path):
     samples = _read(out)
     vid = samples["vid"]
     assert sorted(k for k in vid if not k.startswith("__")) == [f"frames.{j}.jpg" for j in range(4)] + ["json"]
-    members = media_members(vid)
-    assert members["videos"] == [] and [n for n, _ in members["frames"]] == ["frames"]
-    from_frames = decode_frames(members["frames"][0][1], 4, key="vid")
+    members = media_members(vid, MODALITIES)
+    assert [n for n, _ in members["video"]] == ["frames"]
+    from_frames = decode_frames(members["video"][0][1], 4, key="vid")
     from_video = decode_video(media_dir / "videos" / "v8.mp4", 4)
     assert from_frames.shape == (4, 48, 64, 3)
     assert (from_frames.float() - from_video.float()).abs().mean() < 3.0  # JPEG quality 90
@@ -127,7 +130,7 @@ def test_reencode_option_shrinks_videos(media_dir, tmp_path):
     record = {"id": "big", "video": "big.mp4", "conversations": _turns("<video>\nx")}
     out = tmp_path / "re"
     assert _run(media_dir, [record], out, "--reencode", "32") == 0
-    video = decode_video(media_members(_read(out)["big"])["videos"][0][1], 30)
+    video = decode_video(media_members(_read(out)["big"], MODALITIES)["video"][0][1], 30)
     assert video.shape == (30, 32, 42, 3)
     assert not list(out.glob("*.tmp"))
 
@@ -162,13 +165,13 @@ def test_keys_are_dot_free_and_unique():
 def test_media_members_orders_numerically_and_rejects_bad_layouts():
     sample = {"__key__": "k", "json": b"{}", "1.jpg": b"B", "0.jpg": b"A", "0.frames.10.jpg": b"f10",
               "0.frames.9.jpg": b"f9", "1.frames.0.jpg": b"g0"}  # fmt: skip
-    members = media_members(sample)
-    assert members["images"] == [("0.jpg", b"A"), ("1.jpg", b"B")]
-    assert members["frames"] == [("0.frames", [b"f9", b"f10"]), ("1.frames", [b"g0"])]
+    members = media_members(sample, MODALITIES)
+    assert members["image"] == [("0.jpg", b"A"), ("1.jpg", b"B")]
+    assert members["video"] == [("0.frames", [b"f9", b"f10"]), ("1.frames", [b"g0"])]
     for bad, message in [({"jpg": b"", "png": b""}, "two image members"), ({"0.jpg": b"", "2.jpg": b""}, "0..1"),
                          ({"mp4": b"", "frames.0.jpg": b""}, "both"), ({"exe": b""}, "unknown member")]:  # fmt: skip
         with pytest.raises(SampleFormatError, match=message):
-            media_members({"__key__": "bad_one", **bad})
+            media_members({"__key__": "bad_one", **bad}, MODALITIES)
 
 
 def test_the_lvlm_shards_command_runs(media_dir, tmp_path):

@@ -21,8 +21,11 @@ from lvlm.data.synthetic import (
     questions,
     write_synthetic_world,
 )
+from lvlm.modalities import ImageModality, VideoModality
 
 TINY = {"stage1_train": 12, "stage2_train": 16, "stage2_val": 6, "stage2_test": 6, "samples_per_shard": 10}
+
+MODALITIES = [ImageModality(tower=None).bind("image"), VideoModality(tower=None).bind("video")]
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +61,9 @@ def test_samples_follow_the_data_format(world):
     for split in world.shards:
         for sample in _samples(world, split):
             meta = json.loads(sample["json"])
-            members = media_members(sample)
-            n_images, n_videos = count_placeholders(meta["conversations"])
-            assert (n_images, n_videos) == (len(members["images"]), len(members["videos"]))
+            members = media_members(sample, MODALITIES)
+            placeholders = count_placeholders(meta["conversations"], MODALITIES)
+            assert placeholders == {name: len(items) for name, items in members.items()}
             assert "." not in sample["__key__"]
             if split.startswith("stage2") and meta["meta"]["modality"] != "text":
                 m = meta["meta"]
@@ -111,7 +114,7 @@ def test_image_labels_match_the_pixels():
     sizes = WorldSizes(video_fraction=0.0, text_fraction=0.0)
     for index in range(12):
         sample = build_sample(0, "stage2/val", index, sizes)
-        media = media_members(sample)["images"]
+        media = media_members(sample, MODALITIES)["image"]
         image = np.asarray(decode_image(media[0][1]))
         for colour, _, cell in sample["json"]["meta"]["scene"]["objects"]:
             cx, cy = int((cell % 3 + 0.5) * 64 / 3), int((cell // 3 + 0.5) * 64 / 3)

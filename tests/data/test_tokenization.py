@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
-from tokenizer_fixtures import tiny_slots, tiny_tokenizer
+from tokenizer_fixtures import PoolTower, tiny_modalities, tiny_tokenizer
 from transformers import AutoTokenizer
 
-from lvlm.data.media import MediaSlot, default_media_slots, media_slots_from_config
+from lvlm.data.media import modality_list
 from lvlm.data.sample_errors import MissingMediaError, PlaceholderMismatchError, SampleFormatError, SampleTooLongError
 from lvlm.data.templates import llava_v1, plain, vicuna_v1
 from lvlm.data.tokenization import IGNORE_INDEX, parse_conversations, tokenize_conversation, tokenize_prompt
+from lvlm.modalities import ImageModality
 
 TOK = tiny_tokenizer()
-SLOTS = tiny_slots(image_tokens=4, frame_tokens=3)
+SLOTS = tiny_modalities(image_tokens=4, frame_tokens=3)
 IMG, VID = TOK.convert_tokens_to_ids("<image>"), TOK.convert_tokens_to_ids("<video>")
 FRAMES = 2
 
@@ -80,18 +83,20 @@ def test_plain_supervises_caption_and_newline_only() -> None:
     assert supervised(sample) == ids("a red circle\n")
 
 
-def test_video_uses_frames_times_tokens_per_frame_with_default_slots() -> None:
-    slots = default_media_slots()
+def test_video_uses_frames_times_tokens_per_frame_with_clip_token_counts() -> None:
+    slots = tiny_modalities(image_tokens=256, frame_tokens=257, size=224)
     sample = tokenize_conversation(conv("<video>\nwhat?", "left"), TOK, vicuna_v1, slots, 8, 4096, key="k")
     assert [end - start for start, end in sample.visual_spans] == [2056]
     image = tokenize_conversation(conv("<image>\nwhat?", "red"), TOK, vicuna_v1, slots, 8, 4096, key="k")
     assert [end - start for start, end in image.visual_spans] == [256]
 
 
-def test_new_modality_slot_from_a_plain_dict() -> None:
-    depth = {**SLOTS[0].to_dict(), "marker": "<depth>", "token": "<depth>", "batch_key": "depths"}
-    slots = media_slots_from_config([s.to_dict() for s in SLOTS] + [depth])
-    assert slots[2] == MediaSlot.from_dict(depth) and slots[2].name == "depth"
+def test_a_new_modality_needs_no_change_in_the_data_layer() -> None:
+    depth = ImageModality(functools.partial(PoolTower, 4, 32)).bind("depth")
+    slots = modality_list({m.name: m for m in [*SLOTS, depth]})
+    assert (slots[2].token, slots[2].input_name) == ("<depth>", "depths")
+    with pytest.raises(ValueError, match="each needs its own name"):
+        modality_list([SLOTS[0], ImageModality(functools.partial(PoolTower, 4, 32)).bind("image")])
     sample = tokenize_conversation(conv("<depth><image>\nhow far?", "near"), TOK, vicuna_v1, slots, 2, 512, key="k")
     depth_id = TOK.convert_tokens_to_ids("<depth>")
     assert sample.markers == ("<depth>", "<image>")

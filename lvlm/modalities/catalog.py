@@ -1,0 +1,29 @@
+"""The modalities installed: the built-in image and video, and every one a plugin registers (``lvlm.modalities``).
+
+``lvlm shards`` uses them without towers (writing members needs none): each is built with ``tower=None`` and
+named by its entry-point name.
+"""
+
+from __future__ import annotations
+
+from lvlm.core.registry import plugin_entry_points, resolve_component
+from lvlm.modalities.base import Modality
+from lvlm.modalities.image import ImageModality
+from lvlm.modalities.video import VideoModality
+
+GROUP = "lvlm.modalities"
+BUILT_IN: dict[str, type[Modality]] = {"image": ImageModality, "video": VideoModality}
+
+
+def installed_modality_classes() -> dict[str, type[Modality]]:
+    """Modality classes by name: built-in first, then registered plugins (a plugin may not replace a built-in)."""
+    found = dict(BUILT_IN)
+    for entry in plugin_entry_points():
+        if entry.group == GROUP and entry.name not in found:
+            found[entry.name] = resolve_component(entry.name, Modality, f"entry point {entry.value}", GROUP)
+    return found
+
+
+def installed_modalities() -> list[Modality]:
+    """One tower-less instance of every installed modality, bound to its name (for writing shards)."""
+    return [cls(tower=None).bind(name) for name, cls in installed_modality_classes().items()]
