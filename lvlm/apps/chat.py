@@ -1,7 +1,8 @@
-"""``lvlm chat``: a multi-turn terminal chat with a checkpoint about images and videos; answers stream.
+"""``lvlm chat``: a multi-turn terminal chat with a checkpoint about its media (images, videos, ...); answers stream.
 
     lvlm chat --model CKPT --video clip.mp4
     lvlm chat --model CKPT --image a.jpg --image b.png --temperature 0 --max-new-tokens 256
+    lvlm chat --model CKPT --media depth=scene.png      # any modality of the model, by name
 
 Media attach to the first user turn (videos first, then images), as in the original CLI. The chat template is
 the one recorded with the checkpoint; ``--template`` overrides it explicitly. ``/exit`` or end of input
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from lvlm.inference.media_files import MissingMediaFileError, UnsupportedMediaError, check_media_file
@@ -27,13 +29,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
     p.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
     p.add_argument("--video", action="append", default=[], help="a video file or a folder of frames (repeatable)")
+    p.add_argument(
+        "--media",
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a file of the model's modality NAME (any modality, a plugin's included: --media depth=scene.png)",
+    )
     p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
     p.add_argument("--temperature", type=float, default=0.2, help="0 = greedy; default 0.2 (the original's)")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, help="seed of the sampler")
     p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
-    p.add_argument("--image-mode", choices=["pad", "crop"], default="pad")
+    p.add_argument(
+        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
+    )
     p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
     p.add_argument("--device", default="cpu")
     return p
@@ -49,7 +60,7 @@ def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[st
     from lvlm.inference.media_loading import load_media
     from lvlm.inference.prompts import MEDIA_ORDER
 
-    files = sorted(files, key=lambda item: MEDIA_ORDER.index(item[0]))
+    files = sorted(files, key=lambda item: MEDIA_ORDER.index(item[0]) if item[0] in MEDIA_ORDER else len(MEDIA_ORDER))
     return [(kind, load_media(session, kind, path, key=path)) for kind, path in files]
 
 
@@ -107,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
             found = check_media_file(path)
             if found != kind:
                 raise ValueError(f"{path} is a {found} file; attach it with --{found}")
+        for item in args.media:
+            kind, sep, path = item.partition("=")
+            if not sep or not kind or not path:
+                raise ValueError(f"--media {item!r}: expected NAME=PATH (e.g. --media depth=scene.png)")
+            if not Path(path).exists():
+                raise MissingMediaFileError(path)
+            files.append((kind, path))
     except (MissingMediaFileError, UnsupportedMediaError, ValueError) as err:
         return _fail(str(err))
     from lvlm.data.decoding.errors import MediaDecodeError

@@ -50,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes (not with torchrun)")
     p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
     p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
-    p.add_argument("--image-mode", choices=["pad", "crop"], default="pad", help="pad to square (default) or crop")
+    p.add_argument(
+        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
+    )
     p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

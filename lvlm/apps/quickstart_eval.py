@@ -12,7 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from lvlm.data.sample_format import media_members
-from lvlm.inference.questions import Question
+from lvlm.inference.questions import Question, media_fields
+from lvlm.modalities.catalog import installed_modalities
 
 
 def test_questions(shards: Sequence[str | Path]) -> Iterator[Question]:
@@ -21,11 +22,12 @@ def test_questions(shards: Sequence[str | Path]) -> Iterator[Question]:
 
     dataset = wds.WebDataset([str(s) for s in shards], shardshuffle=False, empty_check=False)
     index = 0
+    modalities = installed_modalities()
     for sample in dataset:
         record = json.loads(sample["json"])
         meta, turns = record["meta"], record["conversations"]
-        members = media_members(sample)
-        media = [("video", data) for _, data in members["videos"]] + [("image", data) for _, data in members["images"]]
+        members = media_members(sample, modalities)
+        media = [(name, data) for name in media_fields() for _, data in members[name]]
         for i, (question_type, answer) in enumerate(zip(meta["question_types"], meta["answers"])):
             if question_type not in meta["choices"]:
                 continue

@@ -58,7 +58,7 @@ def collate_for_generation(session: InferenceSession, samples: Sequence[Processe
     pad_id = session.tokenizer.pad_token_id
     if pad_id is None:
         pad_id = session.tokenizer.eos_token_id
-    batch = Collator(pad_id, padding_side="left")(samples)
+    batch = Collator(pad_id, padding_side="left", modalities=list(session.modalities.values()))(samples)
     device = session.device
     return {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in batch.items()}
 
@@ -81,7 +81,8 @@ def generate_ids(
     options["max_new_tokens"] = max(1, min(options["max_new_tokens"], room))
     if settings.seed is not None:
         torch.manual_seed(settings.seed)
-    media = {slot.batch_key: batch[slot.batch_key] for slot in session.slots if slot.batch_key in batch}
+    names = [modality.input_name for modality in session.modalities.values()]
+    media = {name: batch[name] for name in names if name in batch}
     new = session.model.generate(
         batch["input_ids"],
         attention_mask=batch["attention_mask"],

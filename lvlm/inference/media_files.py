@@ -1,6 +1,9 @@
-"""Media files on disk: which are images, which are videos, and clear errors for missing or unsupported ones.
+"""Media files on disk: which modality a file belongs to, and clear errors for missing or unsupported ones.
 
-Light on purpose (no torch): ``lvlm chat`` checks its files before loading anything heavy.
+A file's modality is the installed modality whose ``file_extensions`` hold its extension (a directory is a
+frame-based item: a video stored as frames). A modality whose files share an extension with another (a
+plugin's 16-bit depth PNGs) is attached by name instead (``lvlm chat --media depth=scene.png``; a question
+record's ``depth`` field).
 """
 
 from __future__ import annotations
@@ -8,24 +11,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from lvlm.data.sample_format import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-# The original CLI also opens .bmp images (serve/utils.py); PIL reads them.
-SUPPORTED_IMAGES = (*IMAGE_EXTENSIONS, "bmp")
-SUPPORTED_VIDEOS = VIDEO_EXTENSIONS
+from lvlm.modalities.catalog import installed_modality_classes
 
 
 class UnsupportedMediaError(ValueError):
-    """A file whose extension is neither a supported image nor a supported video."""
+    """A file whose extension no installed modality reads."""
 
     reason = "unsupported_format"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = os.fspath(path)
-        super().__init__(
-            f"{self.path}: unsupported media format; images: {', '.join(SUPPORTED_IMAGES)}; "
-            f"videos: {', '.join(SUPPORTED_VIDEOS)} (or a folder of frame images)"
+        known = "; ".join(
+            f"{name}: {', '.join(cls.file_extensions)}"
+            for name, cls in installed_modality_classes().items()
+            if cls.file_extensions
         )
+        super().__init__(f"{self.path}: unsupported media format; {known} (or a folder of frame images)")
 
 
 class MissingMediaFileError(FileNotFoundError):
@@ -41,24 +42,25 @@ class MissingMediaFileError(FileNotFoundError):
 
 
 def media_kind(path: str | os.PathLike) -> str:
-    """``image`` or ``video`` from a file's extension (a directory is a video stored as frames).
+    """The name of the installed modality that reads a file, from its extension (a folder: frames).
 
     Raises:
-        UnsupportedMediaError: the extension is neither.
+        UnsupportedMediaError: no installed modality reads it.
     """
     path = Path(path)
+    classes = installed_modality_classes()
     if path.is_dir():
-        return "video"
-    ext = path.suffix.lower().lstrip(".")
-    if ext in SUPPORTED_IMAGES:
-        return "image"
-    if ext in SUPPORTED_VIDEOS:
-        return "video"
-    raise UnsupportedMediaError(path)
+        found = [name for name, cls in classes.items() if cls.uses_frames]
+    else:
+        ext = path.suffix.lower().lstrip(".")
+        found = [name for name, cls in classes.items() if ext and ext in cls.file_extensions]
+    if not found:
+        raise UnsupportedMediaError(path)
+    return found[0]
 
 
 def check_media_file(path: str | os.PathLike, key: str = "?") -> str:
-    """Fail early and clearly on a missing or unsupported file; returns its kind."""
+    """Fail early and clearly on a missing or unsupported file; returns its modality's name."""
     if not Path(path).exists():
         raise MissingMediaFileError(path, key)
     return media_kind(path)

@@ -1,8 +1,8 @@
-"""Media files (or shard bytes) → model-ready tensors, with the tower's deterministic preprocessing.
+"""Media files (or shard bytes) → model-ready tensors, through the model's own modalities.
 
-Videos: ``num_frames`` frames sampled uniformly (first and last included), short side decoded down to the
-tower's size where the backend can, resized and centre-cropped; no random flip (the original flips at random
-even at test time, spec §8.1). Images: padded to square (or centre-cropped) and resized.
+Each modality decodes and transforms its items with its tower's deterministic preprocessing (videos:
+``num_frames`` frames sampled uniformly, no random flip, unlike the original at test time, spec §8.1; images:
+padded to square or centre-cropped as the model records; a plugin's modality as it defines).
 """
 
 from __future__ import annotations
@@ -12,11 +12,8 @@ from pathlib import Path
 
 import torch
 
-from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.decoding.errors import MediaDecodeError
 from lvlm.inference.media_files import (
-    SUPPORTED_IMAGES,
-    SUPPORTED_VIDEOS,
     MissingMediaFileError,
     UnsupportedMediaError,
     check_media_file,
@@ -25,44 +22,24 @@ from lvlm.inference.media_files import (
 from lvlm.inference.session import InferenceSession
 
 
-def load_image(session: InferenceSession, source: bytes | str | os.PathLike, key: str = "?") -> torch.Tensor:
-    """One image → ``[3, s, s]`` float32."""
-    return session.transform("image")(decode_image(source, key=key))
-
-
-def load_video(
-    session: InferenceSession, source: bytes | str | os.PathLike | list[bytes], key: str = "?"
+def load_media(
+    session: InferenceSession, kind: str, source: bytes | str | os.PathLike | list[bytes], key: str = "?"
 ) -> torch.Tensor:
-    """One video file, its bytes, or its frames (a folder or a list of encoded frames) → ``[t, 3, s, s]`` float32."""
-    size = session.slot("video").size
-    if isinstance(source, list) or (not isinstance(source, bytes) and Path(source).is_dir()):
-        frames = decode_frames(source, session.num_frames, key=key, short_side=size)
-    else:
-        frames = decode_video(source, session.num_frames, key=key, short_side=size)
-    return session.transform("video")(frames)
-
-
-def load_media(session: InferenceSession, kind: str, source: bytes | str | os.PathLike, key: str = "?") -> torch.Tensor:
-    """Decode and transform one item of ``kind`` (``image``/``video``).
+    """Decode and transform one item of the modality named ``kind`` (``image``, ``video``, a plugin's).
 
     Raises:
         MissingMediaFileError: a path that does not exist.
         MediaDecodeError: the data cannot be decoded (the error names the key and the file).
+        ValueError: the model has no modality ``kind``.
     """
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise MissingMediaFileError(source, key)
-    if kind == "video":
-        return load_video(session, source, key)
-    if kind == "image":
-        return load_image(session, source, key)
-    raise ValueError(f"sample {key!r}: unknown media kind {kind!r}")
+    return session.load(kind, source, key)
 
 
 __all__ = [
     "MediaDecodeError",
     "MissingMediaFileError",
-    "SUPPORTED_IMAGES",
-    "SUPPORTED_VIDEOS",
     "UnsupportedMediaError",
     "check_media_file",
     "load_media",

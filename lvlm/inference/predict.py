@@ -175,16 +175,19 @@ def predict_records(
 def answer(
     session: InferenceSession,
     question: str,
-    media: Iterable[str | Path] = (),
+    media: Iterable[str | Path | tuple[str, str | Path]] = (),
     settings: GenerationSettings | None = None,
 ) -> str:
-    """Answer one question about zero or more image/video files (markers placed as the original does)."""
+    """Answer one question about zero or more media files (markers placed as the original does).
+
+    A file is a path (its modality found from its extension) or ``(modality, path)`` (``("depth", "d.png")``).
+    """
     from lvlm.inference.media_loading import check_media_file
 
-    sources = [(check_media_file(path), str(path)) for path in media]
-    record = {"key": "question", "question": question, "image": [], "video": []}
+    sources = [item if isinstance(item, tuple) else (check_media_file(item), str(item)) for item in media]
+    record: dict[str, Any] = {"key": "question", "question": question}
     for kind, path in sources:
-        record[kind].append(path)
+        record.setdefault(kind, []).append(str(path))
     result = predict(session, questions_from_records([record]), settings, batch_size=1)
     if result.skipped:
         raise ValueError(result.skipped[0].detail)

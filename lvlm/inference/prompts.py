@@ -43,7 +43,7 @@ class Conversation:
     """A multi-turn chat: media attach to the first user turn (as the original CLI does).
 
     Attributes:
-        kinds: the kind of each attached media item (``image``/``video``), in attachment order.
+        kinds: the modality of each attached media item (``image``, ``video``, ...), in attachment order.
         turns: LLaVA-form turns so far.
     """
 
@@ -74,7 +74,7 @@ def prepare_prompt(
     Args:
         session: the loaded checkpoint.
         conversations: LLaVA turns ending with the human turn to answer (a trailing gpt turn becomes the reference).
-        media: ``(kind, tensor)`` items; the i-th marker of a kind takes the i-th item of that kind.
+        media: ``(modality name, tensor)`` items; the i-th marker of a modality takes its i-th item.
         key: sample key, for errors.
         meta: passed through to the batch.
         max_length: longest prompt allowed in tokens (default: the model's positions minus one to answer).
@@ -82,7 +82,8 @@ def prepare_prompt(
     Raises:
         BadSampleError: markers and media disagree in number, the JSON is malformed, or the prompt is too long.
     """
-    counts: dict[str, int] = {slot.name: 0 for slot in session.slots}
+    modalities = list(session.modalities.values())
+    counts: dict[str, int] = {modality.name: 0 for modality in modalities}
     by_kind: dict[str, list[torch.Tensor]] = {}
     for kind, tensor in media:
         counts[kind] = counts.get(kind, 0) + 1
@@ -91,18 +92,18 @@ def prepare_prompt(
         conversations,
         session.tokenizer,
         session.template,
-        session.slots,
+        modalities,
         session.num_frames,
         max_length if max_length is not None else session.max_length - 1,
         key=key,
         media_counts=counts,
     )
-    markers = {slot.marker: slot for slot in session.slots}
+    by_token = {modality.token: modality for modality in modalities}
     ordered, names = [], []
     for marker in sample.markers:
-        slot = markers[marker]
-        ordered.append((slot.batch_key, by_kind[slot.name].pop(0)))
-        names.append(slot.name)
+        modality = by_token[marker]
+        ordered.append((modality.input_name, by_kind[modality.name].pop(0)))
+        names.append(modality.name)
     meta = dict(meta or {})
     if sample.reference is not None:
         meta.setdefault("reference", sample.reference)

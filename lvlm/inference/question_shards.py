@@ -16,7 +16,15 @@ from lvlm.core.errors import UserError
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_format import media_members
 from lvlm.data.shard_io import expand_pattern, read_shards
-from lvlm.inference.questions import CONSUMED, InvalidQuestion, Question, check_conversations, last_human_text
+from lvlm.inference.questions import (
+    CONSUMED,
+    InvalidQuestion,
+    Question,
+    check_conversations,
+    last_human_text,
+    media_fields,
+)
+from lvlm.modalities.catalog import installed_modalities
 
 
 class ShardSourceError(UserError):
@@ -59,10 +67,8 @@ def question_from_sample(index: int, sample: dict[str, Any]) -> Question:
     if not isinstance(record, dict):
         raise InvalidQuestion("not_an_object", f"{key}.json holds a {type(record).__name__}, not an object")
     conversations = check_conversations(record.get("conversations"))
-    members = media_members(sample)
-    media: list[tuple[str, Any]] = [("video", data) for _, data in members["videos"]]
-    media += [("video", list(frames)) for _, frames in members["frames"]]
-    media += [("image", data) for _, data in members["images"]]
+    members = media_members(sample, installed_modalities())
+    media: list[tuple[str, Any]] = [(name, data) for name in media_fields() for _, data in members.get(name, [])]
     answer = record.get("answer")
     if conversations[-1]["from"] == "gpt" and answer is None:
         answer = conversations[-1]["value"]

@@ -7,8 +7,9 @@ A record (one object of a JSON list or one line of a JSONL file)::
                                                         {"from": "gpt", "value": "a dog runs"}]}
     {"question_id": 1, "image": "COCO_val2014_000000016631.jpg", "text": "Is there a person?", "label": "yes"}
 
-``key``/``id``/``question_id`` name the question (its position when none is given); ``image`` and ``video``
-are a path or a list of paths, relative to ``media_root``; the question is ``question``, else ``text`` (POPE's
+``key``/``id``/``question_id`` name the question (its position when none is given); ``image``, ``video`` and
+the field of every installed modality (a plugin's ``depth``) are a path or a list of paths, relative to
+``media_root``; the question is ``question``, else ``text`` (POPE's
 files), markers added in front, or ``conversations`` (LLaVA turns, the last gpt turn being the reference);
 every other field is metadata, passed through to the prediction record unchanged. The Video-ChatGPT QA files
 (``test_q.json``: ``video_name``, ``question``, ``question_id``) are read as they are: the video file is found
@@ -27,12 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvlm.data.sample_format import VIDEO_EXTENSIONS
-from lvlm.inference.prompts import question_conversation
+from lvlm.inference.prompts import MEDIA_ORDER, question_conversation
+from lvlm.modalities.catalog import installed_modality_classes, installed_modality_names
 
 KEY_FIELDS = ("key", "id", "question_id")
 CONSUMED = ("key", "id", "question", "conversations", "answer")
-_MARKERS = re.compile(r"<(image|video)>\n?")
 
 
 class InvalidQuestion(ValueError):
@@ -80,9 +80,18 @@ def _paths(record: Mapping[str, Any], kind: str) -> list[str]:
     return [os.fspath(v) for v in values]
 
 
+def media_fields() -> list[str]:
+    """Record fields naming media: one per installed modality, in the order markers take (videos first)."""
+    names = installed_modality_names()
+    return sorted(names, key=lambda n: MEDIA_ORDER.index(n) if n in MEDIA_ORDER else len(MEDIA_ORDER))
+
+
 def last_human_text(conversations: list[dict[str, Any]]) -> str:
     humans = [t.get("value", "") for t in conversations if isinstance(t, dict) and t.get("from") == "human"]
-    return _MARKERS.sub("", humans[-1]).strip() if humans else ""
+    if not humans:
+        return ""
+    markers = "|".join(re.escape(f"<{name}>") for name in installed_modality_names())
+    return re.sub(f"(?:{markers})\n?", "", humans[-1]).strip()
 
 
 def check_conversations(conversations: Any) -> list[dict[str, Any]]:
@@ -124,8 +133,9 @@ def _check_key(record: Mapping[str, Any]) -> None:
 
 def _video_file(root: Path, name: str) -> str:
     """``video_name`` of test_q.json has no extension (and ActivityNet files add ``v_``): find the file."""
+    extensions = [ext for cls in installed_modality_classes().values() if cls.uses_frames for ext in cls.extensions]
     for stem in (name, f"v_{name}"):
-        for candidate in [stem, *(f"{stem}.{ext}" for ext in VIDEO_EXTENSIONS)]:
+        for candidate in [stem, *(f"{stem}.{ext}" for ext in extensions)]:
             if (root / candidate).is_file():
                 return candidate
     return name  # reported as a missing file
@@ -159,9 +169,7 @@ def question_from_record(index: int, record: Any, media_root: str | Path | None 
             raise InvalidQuestion("wrong_type", "field 'video_name' must be a string")
         record = {**record, "video": _video_file(root or Path("."), str(record["video_name"]))}
     media = [
-        (kind, os.fspath(root / p) if root is not None else p)
-        for kind in ("video", "image")
-        for p in _paths(record, kind)
+        (kind, os.fspath(root / p) if root is not None else p) for kind in media_fields() for p in _paths(record, kind)
     ]
     answer = record.get("answer")
     consumed = CONSUMED

@@ -1,4 +1,4 @@
-"""A loaded checkpoint ready to answer: model, tokenizer, chat template, media slots and transforms.
+"""A loaded checkpoint ready to answer: model, tokenizer, chat template, its modalities and their transforms.
 
 The chat template comes from the checkpoint. The original CLI guessed it from the model's *name* and fell to
 ``llava_v0`` for "Video-LLaVA-7B" (spec §7); a wrong template gives fluent but degraded answers and no error.
@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from lvlm.data.media import MediaSlot
 from lvlm.data.templates import ChatTemplate, get_template
-from lvlm.data.transforms import ImageTransform, VideoTransform
+from lvlm.modalities.base import Modality
+from lvlm.modalities.saved import saved_modalities
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +40,36 @@ class InferenceSession:
         model: the model, in eval mode.
         tokenizer: its tokenizer (holding the placeholder tokens).
         template: the chat template prompts are rendered with.
-        slots: one media slot per modality (marker, placeholder token, batch key, tokens per item).
-        num_frames: frames sampled from every video.
-        image_mode: ``pad`` (the original's fine-tuning and evaluation) or ``crop``.
+        modalities: the model's modalities by name (placeholder, decoding, transform, token counts), rebuilt
+            from what the checkpoint records (:func:`lvlm.modalities.saved.saved_modalities`).
+        num_frames: frames sampled from every item of a frame-based modality (video).
         max_length: the LLM's ``max_position_embeddings``: prompt plus answer must fit.
     """
 
     model: torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
     template: ChatTemplate
-    slots: list[MediaSlot]
+    modalities: dict[str, Modality]
     num_frames: int = DEFAULT_NUM_FRAMES
-    image_mode: Literal["crop", "pad"] = "pad"
     max_length: int = 4096
-    _transforms: dict[str, object] = field(default_factory=dict, repr=False)
+    _transforms: dict[str, Callable[[Any], torch.Tensor]] = field(default_factory=dict, repr=False)
 
-    def slot(self, kind: str) -> MediaSlot:
-        """The slot of a modality kind (``image`` or ``video``)."""
-        for slot in self.slots:
-            if slot.name == kind:
-                return slot
-        raise ValueError(f"this model has no {kind!r} modality; it takes {[s.name for s in self.slots]}")
+    def modality(self, kind: str) -> Modality:
+        """The modality named ``kind`` (``image``, ``video``, a plugin's ``depth``)."""
+        if kind not in self.modalities:
+            raise ValueError(f"this model has no {kind!r} modality; it takes {sorted(self.modalities)}")
+        return self.modalities[kind]
 
-    def transform(self, kind: str) -> ImageTransform | VideoTransform:
-        """The deterministic (no augmentation, no flip) transform of a modality, built from its tower."""
+    def transform(self, kind: str) -> Callable[[Any], torch.Tensor]:
+        """The deterministic (no augmentation) transform of a modality, built from its tower."""
         if kind not in self._transforms:
-            slot = self.slot(kind)
-            if slot.kind == "video":
-                self._transforms[kind] = VideoTransform(slot.size, slot.mean, slot.std)
-            else:
-                self._transforms[kind] = ImageTransform(slot.size, slot.mean, slot.std, mode=self.image_mode)
+            self._transforms[kind] = self.modality(kind).make_transform()
         return self._transforms[kind]
+
+    def load(self, kind: str, source: bytes | str | os.PathLike | list[bytes], key: str = "?") -> torch.Tensor:
+        """Decode and transform one item of a modality (a file, its bytes, or its frames)."""
+        modality = self.modality(kind)
+        return modality.load(source, key=key, num_frames=self.num_frames, transform=self.transform(kind))
 
     @property
     def device(self) -> torch.device:
@@ -87,40 +88,20 @@ def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | None:
     return getattr(model, "chat_template", None)
 
 
-def media_slots(model: torch.nn.Module, image_mode: Literal["crop", "pad"] = "pad") -> list[MediaSlot]:
-    """One slot per modality of the model, from its towers' declared preprocessing and token counts."""
-    slots = []
-    for name, modality in model.modalities.items():
-        tower = model.towers[name]
-        kind = "video" if name == "video" else "image"
-        pre = tower.preprocessing
-        tokens = tower.tokens_per_frame if kind == "video" else tower.tokens_per_image
-        slots.append(
-            MediaSlot(
-                marker=f"<{name}>",
-                token=modality.token,
-                batch_key=modality.input_name,
-                kind=kind,
-                tokens_per_item=tokens,
-                size=pre.size,
-                mean=tuple(pre.mean),
-                std=tuple(pre.std),
-                image_mode=image_mode,
-            )
-        )
-    return slots
-
-
-def video_frames(model_dir: Path, model: torch.nn.Module) -> int:
-    """Frames per video: the video tower's own ``num_frames``, else transformers' ``video_seq_length``, else 8."""
-    tower = model.towers["video"] if "video" in model.towers else None  # noqa: SIM401 - ModuleDict
-    if tower is not None and getattr(tower, "num_frames", None):
-        return int(tower.num_frames)
+def video_frames(model_dir: Path, modalities: dict[str, Modality]) -> int:
+    """Frames per item of a frame-based modality: its tower's ``num_frames``, else transformers'
+    ``video_seq_length``, else 8."""
+    framed = [m for m in modalities.values() if m.uses_frames]
+    if not framed:
+        return DEFAULT_NUM_FRAMES
+    facts = framed[0].tower_facts
+    if facts.num_frames:
+        return int(facts.num_frames)
     config_path = model_dir / "config.json"
-    if tower is not None and config_path.is_file():
+    if config_path.is_file():
         seq = json.loads(config_path.read_text()).get("video_seq_length")
-        if seq and seq % tower.tokens_per_frame == 0:
-            return seq // tower.tokens_per_frame
+        if seq and seq % facts.tokens_per_frame == 0:
+            return seq // facts.tokens_per_frame
     return DEFAULT_NUM_FRAMES
 
 
@@ -129,7 +110,7 @@ def load_session(
     template: str | ChatTemplate | None = None,
     *,
     num_frames: int | None = None,
-    image_mode: Literal["crop", "pad"] = "pad",
+    image_mode: Literal["crop", "pad"] | None = None,
     torch_dtype: str | torch.dtype | None = None,
     device: str | torch.device = "cpu",
 ) -> InferenceSession:
@@ -140,7 +121,9 @@ def load_session(
         template: overrides the recorded chat template (``vicuna_v1``, ``llava_v1``, ``plain``); only needed
             when the checkpoint records none.
         num_frames: frames per video; by default the video tower's (8 when it does not say).
-        image_mode: ``pad`` to square with the mean colour (the original's fine-tuning and eval) or ``crop``.
+        image_mode: overrides the recorded ``image_mode`` of every modality that has one: ``pad`` to square
+            with the mean colour (the original's fine-tuning and eval) or ``crop``. None keeps what the model
+            records (``pad`` for layouts that record none).
         torch_dtype: cast the model (``bfloat16`` on GPU; keep float32 on CPU).
         device: where the model runs.
 
@@ -170,12 +153,16 @@ def load_session(
         raise FileNotFoundError(
             f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"
         ) from err
+    modalities = saved_modalities(model, str(model_dir / LVLM_CONFIG))
+    if image_mode is not None:
+        for modality in modalities.values():
+            if hasattr(modality, "image_mode"):
+                modality.image_mode = image_mode
     return InferenceSession(
         model=model,
         tokenizer=tokenizer,
         template=chosen,
-        slots=media_slots(model, image_mode),
-        num_frames=num_frames or video_frames(model_dir, model),
-        image_mode=image_mode,
+        modalities=modalities,
+        num_frames=num_frames or video_frames(model_dir, modalities),
         max_length=int(getattr(model.llm.config, "max_position_embeddings", 4096)),
     )

@@ -54,10 +54,12 @@ class Modality(ABC):
         token: the placeholder token; ``<name>`` by default.
 
     The instance's ``name`` is the key it is given under ``model.modalities`` (set by :meth:`bind`).
-    Subclasses set ``extensions`` (the shard member extensions they claim) and implement :meth:`load`.
+    Subclasses set ``extensions`` (the shard member extensions they claim), optionally ``file_extensions`` (files
+    on disk recognised as theirs), and implement :meth:`decode` and :meth:`make_transform`.
     """
 
     extensions: tuple[str, ...] = ()
+    file_extensions: tuple[str, ...] = ()  # files on disk this modality is recognised by (``lvlm chat``); none: by name
     uses_frames: bool = False  # a video-like modality: ``num_frames`` items per sample, tokens per frame
 
     def __init__(self, tower: Callable[[], VisionTower], token: str | None = None) -> None:
@@ -180,4 +182,3 @@ class Modality(ABC):
     def collate(self, items: Sequence[torch.Tensor]) -> torch.Tensor:
         """Stack one batch's items (in sample order, then placeholder order) into the tower's input."""
         return torch.stack(list(items))
-

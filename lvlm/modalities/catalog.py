@@ -24,6 +24,13 @@ def installed_modality_classes() -> dict[str, type[Modality]]:
     return found
 
 
+def installed_modality_names() -> list[str]:
+    """Names of the installed modalities (built-in, then registered), without importing any plugin."""
+    names = list(BUILT_IN)
+    names += [ep.name for ep in plugin_entry_points() if ep.group == GROUP and ep.name not in names]
+    return names
+
+
 def installed_modalities() -> list[Modality]:
     """One tower-less instance of every installed modality, bound to its name (for writing shards)."""
     return [cls(tower=None).bind(name) for name, cls in installed_modality_classes().items()]

@@ -28,6 +28,7 @@ class ImageModality(Modality):
     """
 
     extensions = IMAGE_EXTENSIONS
+    file_extensions = (*IMAGE_EXTENSIONS, "bmp")  # the original CLI also opens .bmp images (PIL reads them)
 
     def __init__(
         self, tower: Callable[[], VisionTower], token: str | None = None, image_mode: Literal["crop", "pad"] = "crop"

@@ -32,6 +32,7 @@ class VideoModality(Modality):
     """
 
     extensions = VIDEO_EXTENSIONS
+    file_extensions = VIDEO_EXTENSIONS
     uses_frames = True
 
     def member_index(self, member: str) -> tuple[int | None, int | None] | None:

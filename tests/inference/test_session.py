@@ -1,4 +1,4 @@
-"""Loading a checkpoint for inference: template from the checkpoint, slots and frames from the towers."""
+"""Loading a checkpoint for inference: template from the checkpoint, modalities and frames from the towers."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 from lvlm.inference.session import TemplateNotRecordedError, load_session
 
 
-def test_template_frames_and_slots_come_from_the_checkpoint(session):
+def test_template_frames_and_modalities_come_from_the_checkpoint(session):
     assert session.template.name == "vicuna_v1"
     assert session.num_frames == 4  # LanguageBindVideoTower(num_frames=4)
-    slots = {s.name: s for s in session.slots}
-    assert (slots["image"].tokens_per_item, slots["image"].kind, slots["image"].batch_key) == (4, "image", "images")
-    assert (slots["video"].tokens_per_item, slots["video"].kind, slots["video"].num_tokens(4)) == (5, "video", 20)
-    assert slots["image"].size == 28
+    image, video = session.modalities["image"], session.modalities["video"]
+    assert (image.num_tokens(4), type(image).__name__, image.input_name) == (4, "ImageModality", "images")
+    assert (video.num_tokens(4), type(video).__name__, video.uses_frames) == (20, "VideoModality", True)
+    assert image.tower_facts.preprocessing.size == 28 and image.image_mode == "pad"
     assert session.max_length == 160
     assert not session.transform("video").augment
 

@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from lvlm.modalities import ImageModality, VideoModality
-from lvlm.modalities.base import media_slot
 from lvlm.models.vision.clip_tower import LanguageBindVideoTower
 from lvlm.models.vision.timm_tower import TimmVisionTower
 from tests.models.tiny import vision_dict
@@ -17,9 +16,14 @@ from tests.models.tiny import vision_dict
 def test_mae_ablation_changes_token_count_and_normalisation():
     mae = functools.partial(TimmVisionTower, model_name="vit_large_patch16_224.mae", pretrained=False)
     image = ImageModality(mae, image_mode="pad").bind("image")
-    slot = media_slot(image)
-    assert (slot.tokens_per_item, slot.size, slot.image_mode, slot.token) == (196, 224, "pad", "<image>")
-    assert slot.mean == pytest.approx((0.485, 0.456, 0.406))  # ImageNet's, not CLIP's
+    facts = image.tower_facts
+    assert (facts.tokens_per_image, facts.preprocessing.size, image.image_mode, image.token) == (
+        196,
+        224,
+        "pad",
+        "<image>",
+    )
+    assert facts.preprocessing.mean == pytest.approx((0.485, 0.456, 0.406))  # ImageNet's, not CLIP's
     assert image.num_tokens(num_frames=8) == 196
 
 

@@ -60,8 +60,7 @@ def batch_inputs(model_dir) -> dict:
     from lvlm.inference.session import load_session
 
     session = load_session(model_dir)
-    slots = [s.to_dict() | {"tokens_per_item": s.tokens_per_item} for s in session.slots]
-    batch = TinyDataModule(tokenizer=session.tokenizer, slots=slots, num_frames=3).make_batch(5)
+    batch = TinyDataModule(tokenizer=session.tokenizer, modalities=session.modalities, num_frames=3).make_batch(5)
     return {k: batch[k] for k in ("input_ids", "attention_mask", "images", "videos")}
 
 

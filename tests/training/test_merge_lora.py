@@ -31,7 +31,7 @@ def lora_run(tmp_path_factory, tokenizer_dir):
 
 
 def batch_for(module) -> dict:
-    data = TinyDataModule(tokenizer=module.tokenizer, slots=module.media_slots(), num_frames=3)
+    data = TinyDataModule(tokenizer=module.tokenizer, modalities=module.modalities, num_frames=3)
     return data.make_batch(7)
 
 

@@ -54,8 +54,9 @@ def test_fit_validate_predict_with_the_real_data_module(world_recipe, tmp_path):
     built = cli.build_cli(["-c", str(world_recipe), "--trainer.limit_predict_batches=1"], run=False)
     data, model = built.datamodule, built.model
     assert data.tokenizer is model.tokenizer  # linked at instantiation, placeholders included
-    slots = {s.batch_key: s for s in data.slots}
-    assert (slots["images"].tokens_per_item, slots["videos"].tokens_per_item) == (4, 5)
-    assert (slots["images"].size, slots["images"].image_mode) == (28, "pad")
+    assert {m.name: m for m in data.modalities} == model.modalities  # the model's own objects, linked
+    image, video = model.modalities["image"], model.modalities["video"]
+    assert (image.num_tokens(1), video.num_tokens(1)) == (4, 5)
+    assert (image.tower_facts.preprocessing.size, image.image_mode) == (28, "pad")
     predictions = built.trainer.predict(model, datamodule=data)
     assert len(predictions) == 1 and len(predictions[0]) == 2 and {"key", "text"} <= set(predictions[0][0])

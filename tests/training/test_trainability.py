@@ -71,9 +71,9 @@ def test_tokenizer_and_model_agree_on_placeholders(tokenizer_dir):
     module = build(tokenizer_dir)
     ids = module.tokenizer.convert_tokens_to_ids(["<image>", "<video>"])
     assert module.model.placeholder_ids == ids
-    slots = {s["batch_key"]: s for s in module.media_slots()}
-    assert (slots["images"]["tokens_per_item"], slots["videos"]["tokens_per_item"]) == (4, 5)  # CLS kept per frame
-    assert slots["images"]["size"] == 28 and slots["videos"]["kind"] == "video"
+    image, video = module.modalities["image"], module.modalities["video"]
+    assert (image.num_tokens(1), video.num_tokens(1)) == (4, 5)  # CLS kept per frame
+    assert image.tower_facts.preprocessing.size == 28 and video.uses_frames
 
 
 def test_a_modality_can_be_dropped_and_another_added(tokenizer_dir):

@@ -1,6 +1,6 @@
 """A tiny in-test data module and tiny recipes for the training tests (CPU, seconds, no download).
 
-``TinyDataModule`` takes ``tokenizer`` and ``slots`` exactly as the real data module does (the CLI links
+``TinyDataModule`` takes ``tokenizer`` and ``modalities`` exactly as the real data module does (the CLI links
 them from the lit module), and builds deterministic batches from their batch index, so a resumed run sees
 the same batches an uninterrupted run does (its ``state_dict`` is the data position).
 """
@@ -40,7 +40,7 @@ class TinyDataModule(pl.LightningDataModule):
     def __init__(
         self,
         tokenizer: Any = None,
-        slots: list[dict[str, Any]] | None = None,
+        modalities: dict[str, Any] | None = None,
         template: Any = None,
         batch_size: int = 2,
         num_frames: int = 3,
@@ -49,7 +49,7 @@ class TinyDataModule(pl.LightningDataModule):
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.tokenizer, self.slots = tokenizer, {s["batch_key"]: s for s in slots or []}
+        self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
         self.batches_per_epoch, self.seed, self.start = batches_per_epoch, seed, 0
 
@@ -58,16 +58,17 @@ class TinyDataModule(pl.LightningDataModule):
         rows, media = [], {"images": [], "videos": []}
         for i in range(self.batch_size):
             key = "images" if i % 2 == 0 else "videos"
-            slot = self.slots[key]
+            modality = self.modalities[key]
             frames = self.num_frames if key == "videos" else 1
-            token_id = self.tokenizer.convert_tokens_to_ids(slot["token"])
+            token_id = self.tokenizer.convert_tokens_to_ids(modality.token)
+            side = modality.tower_facts.preprocessing.size
             prompt = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
             answer = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
-            visual = torch.full((slot["tokens_per_item"] * frames,), token_id)
+            visual = torch.full((modality.num_tokens(frames),), token_id)
             ids = torch.cat([torch.tensor([self.tokenizer.bos_token_id]), visual, prompt, answer])
             labels = torch.cat([torch.full((ids.numel() - answer.numel(),), -100), answer])
             rows.append((ids, labels))
-            shape = (3, slot["size"], slot["size"]) if key == "images" else (frames, 3, slot["size"], slot["size"])
+            shape = (3, side, side) if key == "images" else (frames, 3, side, side)
             media[key].append(torch.randn(shape, generator=g))
         length = max(ids.numel() for ids, _ in rows)
         pad = self.tokenizer.pad_token_id
