@@ -35,7 +35,7 @@ from lvlm.data.media import MediaModality, modality_list
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern
-from lvlm.data.templates import get_template
+from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,7 @@ class LVLMDataModule(pl.LightningDataModule):
         test_sources: Sources of the fixed test set.
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
             tokenizer object.
-        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
+        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`) or object (`lvlm fit` links the model's).
         modalities: The model's modalities by name (`lvlm fit` links `LVLMModule.modalities` here): their
             placeholders, shard members, decoding, transforms and batching. None: text only.
         num_frames: Frames per video.
@@ -86,7 +86,7 @@ class LVLMDataModule(pl.LightningDataModule):
         val_sources: Sequence[Mapping[str, Any]] = (),
         test_sources: Sequence[Mapping[str, Any]] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
-        template: str = "vicuna_v1",
+        template: str | ChatTemplate = "vicuna_v1",
         modalities: Mapping[str, MediaModality] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,

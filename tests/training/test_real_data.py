@@ -1,7 +1,7 @@
 """`lvlm fit`, `validate`, `test` and `predict -c` with the real LVLMDataModule on a tiny synthetic world.
 
 Checks the model → data links with the real data module: it receives the module's tokenizer object and
-the towers' slots (tokens per item, size, normalisation), and its batches fit the model.
+the model's modalities (tokens per item, size, normalisation), and its batches fit the model.
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ def world_recipe(tmp_path_factory):
     tokenizer.save_pretrained(root / "tokenizer")
     llm = tiny_model_args(root / "tokenizer")["llm"]
     llm["init_args"]["config"] |= {"vocab_size": len(tokenizer), "max_position_embeddings": 1024}
+    model = tiny_model_args(root / "tokenizer", llm=llm, train_llm=True, max_new_tokens=3)
+    model["modalities"]["image"]["init_args"]["image_mode"] = "pad"
     recipe = {
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "default_root_dir": str(root)},
-        "model": tiny_model_args(root / "tokenizer", llm=llm, train_llm=True, image_mode="pad", max_new_tokens=3),
+        "model": model,
         "data": {
             "class_path": "lvlm.data.datamodule.LVLMDataModule",
             "init_args": {
