@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,6 +18,7 @@ from typing import Any, Literal
 import torch
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
+from lvlm.core.registry import resolve_component
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.modalities.base import Modality
 from lvlm.modalities.saved import saved_modalities
@@ -76,7 +77,7 @@ class InferenceSession:
         return next(self.model.parameters()).device
 
 
-def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | None:
+def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | dict[str, Any] | None:
     """The template name the checkpoint records, or None when it records none.
 
     An lvlm checkpoint records it in ``lvlm_config.json``; transformers' and the original layouts are loaded
@@ -86,6 +87,15 @@ def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | None:
     if config_path.is_file():
         return json.loads(config_path.read_text()).get("chat_template")
     return getattr(model, "chat_template", None)
+
+
+def template_of(recorded: str | ChatTemplate | Mapping[str, Any], where: str) -> ChatTemplate:
+    """A template from its name, or from the ``{class_path, init_args}`` a saved model records (the class path
+    resolved only to a :class:`ChatTemplate` subclass of lvlm or of a registered plugin)."""
+    if isinstance(recorded, Mapping):
+        cls = resolve_component(recorded.get("class_path"), ChatTemplate, f"{where}.class_path")
+        return cls(**dict(recorded.get("init_args") or {}))
+    return get_template(recorded)
 
 
 def video_frames(model_dir: Path, modalities: dict[str, Modality]) -> int:
@@ -143,10 +153,13 @@ def load_session(
             f"{model_dir} does not record its chat template; pass the one it was trained with "
             f"(--template vicuna_v1, llava_v1 or plain)"
         )
-    chosen = get_template(name)
+    where = f"{model_dir / LVLM_CONFIG}: chat_template"
+    chosen = template_of(name, where)
     recorded = recorded_template(model_dir, model)
-    if template is not None and recorded is not None and chosen.name != recorded:
-        log.warning("template %r overrides %r recorded with the checkpoint", chosen.name, recorded)
+    if template is not None and recorded is not None and chosen != template_of(recorded, where):
+        log.warning(
+            "template %r overrides %r recorded with the checkpoint", chosen.name, template_of(recorded, where).name
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
     except (OSError, ValueError) as err:
