@@ -12,7 +12,7 @@ A short name (no dot) is looked up among the entry points of the field's group (
 Plugins register with, in their ``pyproject.toml``::
 
     [project.entry-points."lvlm.modalities"]
-    depth = "lvlm_depth.modality:DepthModality"
+    thermal = "my_plugin.modality:ThermalModality"
 """
 
 from __future__ import annotations

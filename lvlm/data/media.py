@@ -1,7 +1,7 @@
 """What the data pipeline asks of a modality: a structural interface, so ``lvlm.data`` needs no modality class.
 
 The modality components live a layer above (:mod:`lvlm.modalities`: ``ImageModality``, ``VideoModality``, a
-plugin's ``DepthModality``); anything with these members can be given to :class:`~lvlm.data.LVLMDataModule`,
+plugin's own); anything with these members can be given to :class:`~lvlm.data.LVLMDataModule`,
 the sample pipeline and the tokenizer. Nothing in ``lvlm.data`` knows which kinds of media exist.
 
 Legend: ``n`` items, ``t`` frames, ``c`` channels, ``s`` the tower's input side.

@@ -7,7 +7,7 @@ A modality bundles
 - how one item is **decoded** and **transformed** into a tensor (:meth:`Modality.load`);
 - how items are **batched** and fed to the tower (:meth:`Modality.collate`; the batch key is ``input_name``).
 
-Recipes name modalities by class path (``model.modalities.depth.class_path: lvlm_depth.DepthModality``), and
+Recipes name modalities by class path (``model.modalities.thermal.class_path: my_plugin.ThermalModality``), and
 a saved model records each one's class path and arguments (:meth:`Modality.to_spec`) so ``lvlm chat``,
 ``predict``, ``eval`` and ``serve`` decode media exactly as training did. Third-party modalities register
 through the ``lvlm.modalities`` entry-point group (see docs/extending.md).

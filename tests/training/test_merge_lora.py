@@ -15,6 +15,8 @@ from tests.training.tiny import TinyDataModule, write_recipe
 
 LORA = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj", "down_proj"]}
 
+ADAMW_FAST = {"class_path": "torch.optim.AdamW", "init_args": {"lr": 5e-2, "weight_decay": 0.0}}
+
 
 @pytest.fixture(scope="module")
 def lora_run(tmp_path_factory, tokenizer_dir):
@@ -25,7 +27,7 @@ def lora_run(tmp_path_factory, tokenizer_dir):
         "default_root_dir": str(run_dir),
         "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=3)],
     }
-    recipe = write_recipe(run_dir / "lora.yaml", tokenizer_dir, trainer=trainer, lora=LORA, lr=5e-2)
+    recipe = write_recipe(run_dir / "lora.yaml", tokenizer_dir, trainer=trainer, lora=LORA, optimizer=ADAMW_FAST)
     lightning_main("fit", ["-c", str(recipe)])
     return run_dir / "checkpoints" / "epoch=0-step=3.ckpt"
 

@@ -55,7 +55,9 @@ class DepthModality(Modality):
     ) -> None:
         super().__init__(tower, token)
         if channels not in (1, 3) or max_depth_mm <= 0:
-            raise ValueError(f"DepthModality: channels must be 1 or 3 and max_depth_mm positive, got {channels}, {max_depth_mm}")
+            raise ValueError(
+                f"DepthModality: channels must be 1 or 3 and max_depth_mm positive, got {channels}, {max_depth_mm}"
+            )
         self.max_depth_mm, self.channels = max_depth_mm, channels
 
     def init_args(self) -> dict[str, Any]:

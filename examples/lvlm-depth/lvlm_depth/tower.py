@@ -42,7 +42,14 @@ class DepthTower(VisionTower):
         super().__init__(frozen)
         if size % patch:
             raise ValueError(f"DepthTower: size {size} is not a multiple of patch {patch}")
-        self.size, self.patch, self.width, self.layers, self.heads, self.in_chans = size, patch, width, layers, heads, in_chans
+        self.size, self.patch, self.width, self.layers, self.heads, self.in_chans = (
+            size,
+            patch,
+            width,
+            layers,
+            heads,
+            in_chans,
+        )
         self.embed = nn.Conv2d(in_chans, width, kernel_size=patch, stride=patch)
         self.position = nn.Parameter(torch.zeros(1, (size // patch) ** 2, width))
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, batch_first=True, dropout=0.0)

@@ -1,0 +1,48 @@
+"""One tiny depth world, shards, both training stages and an exported model, built once for the plugin's tests."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from lvlm_depth.example import write_world
+
+from lvlm.apps.cli import run_command
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def lvlm(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    """Run the ``lvlm`` command as a user would (a new process; the plugin found through its entry points)."""
+    command = [sys.executable, "-m", "lvlm", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory) -> Path:
+    return write_world(tmp_path_factory.mktemp("depth") / "depth-run")
+
+
+@pytest.fixture(scope="session")
+def shards(world) -> Path:
+    done = lvlm(
+        "shards", str(world / "depth.json"), "--folder", f"depth={world / 'depths'}", "--out", str(world / "shards")
+    )
+    assert done.returncode == 0, done.stderr
+    return world / "shards"
+
+
+@pytest.fixture(scope="session")
+def model_dir(world, shards) -> Path:
+    """Stage 1 (projector) then stage 2 (projector + LLM, exported), with the plugin's recipes."""
+    os.environ["LVLM_DEPTH"] = str(world)
+    try:
+        assert run_command("fit", ["-c", str(RECIPES / "stage1.yaml")]) == 0
+        assert (world / "runs/stage1/projector.safetensors").is_file()
+        assert run_command("fit", ["-c", str(RECIPES / "stage1.yaml"), "-c", str(RECIPES / "stage2.yaml")]) == 0
+    finally:
+        del os.environ["LVLM_DEPTH"]
+    return world / "model"

@@ -1,0 +1,133 @@
+"""The depth plugin end to end through lvlm's own commands: shards, fit (both stages), predict, chat, eval,
+convert; lvlm itself never names the plugin."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import webdataset as wds
+from conftest import lvlm
+from lvlm_depth import DepthModality, DepthTower
+from lvlm_depth.example import WALL_MM, depth_map, write_depth_png
+
+from lvlm import VideoLLaVA
+from lvlm.apps.cli import run_command
+from lvlm.core.errors import UnsafeInputError
+from lvlm.inference.session import load_session
+
+LVLM_SOURCE = Path(__file__).resolve().parents[3] / "lvlm"
+
+
+def test_shards_store_each_record_depth_field_as_a_depth_png_member(world, shards):
+    report = json.loads((shards / "report.json").read_text())
+    assert (report["written"], report["skipped"]) == (16, 0)
+    samples = list(wds.WebDataset(str(shards / "shard-000000.tar"), shardshuffle=False, empty_check=False))
+    first = samples[0]
+    assert sorted(k for k in first if not k.startswith("__")) == ["depth.png", "json"]
+    assert first["depth.png"] == (world / "depths" / "d000.png").read_bytes()
+    assert json.loads(first["json"])["source"] == {"depth": ["d000.png"]}
+
+
+def test_fit_exports_a_model_that_records_the_plugin_by_class_path(model_dir):
+    config = json.loads((model_dir / "lvlm_config.json").read_text())
+    assert config["modality_specs"]["depth"]["class_path"] == "lvlm_depth.modality.DepthModality"
+    assert config["modality_specs"]["depth"]["init_args"]["max_depth_mm"] == 10_000
+    assert config["towers"]["depth"]["class_path"] == "lvlm_depth.tower.DepthTower"
+    session = load_session(model_dir)
+    depth = session.modalities["depth"]
+    assert isinstance(depth, DepthModality) and isinstance(session.model.towers["depth"], DepthTower)
+    assert (depth.token, depth.input_name, depth.num_tokens(1)) == ("<depth>", "depths", 16)
+
+
+def test_session_decodes_16_bit_depth_to_normalised_one_channel_input(model_dir, world):
+    session = load_session(model_dir)
+    pixels = session.load("depth", world / "depths" / "d000.png")
+    assert pixels.shape == (1, 32, 32) and pixels.dtype == torch.float32
+    wall, near = (WALL_MM / 10_000 - 0.5) / 0.25, (800 / 10_000 - 0.5) / 0.25  # the tower's mean 0.5, std 0.25
+    assert pixels.max().item() == pytest.approx(wall, abs=1e-4) and pixels.min().item() == pytest.approx(near, abs=1e-4)
+
+
+def test_predict_answers_questions_naming_depth_files(model_dir, world):
+    out = world / "predictions.jsonl"
+    argv = ["--model", str(model_dir), "--questions", str(world / "questions.json"), "--out", str(out)]
+    assert run_command("predict", [*argv, "--max-new-tokens", "3", "--no-progress"]) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["key"] for r in rows] == ["q16", "q17", "q18", "q19"]
+    assert all(r["prediction"] and r["answer"] in ("near", "far") for r in rows)
+
+
+def test_chat_takes_a_depth_file_by_modality_name(model_dir, world):
+    done = lvlm(
+        "chat", "--model", str(model_dir), "--media", f"depth={world / 'depths' / 'd016.png'}",
+        "--temperature", "0", "--max-new-tokens", "3", input="is the object near or far?\n/exit\n",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert f"depth {world / 'depths' / 'd016.png'}" in done.stdout and "ASSISTANT: " in done.stdout
+    answer = done.stdout.split("ASSISTANT: ")[1].split("\n")[0].strip()
+    assert answer  # greedy, as predict: the same answer for the same map and question
+    rows = [json.loads(line) for line in (world / "predictions.jsonl").read_text().splitlines()]
+    assert answer == {r["key"]: r["prediction"] for r in rows}["q16"].strip()
+
+
+def test_chat_refuses_an_rgb_png_as_depth(model_dir, tmp_path):
+    from PIL import Image
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "rgb.png")
+    done = lvlm("chat", "--model", str(model_dir), "--media", f"depth={tmp_path / 'rgb.png'}", input="/exit\n")
+    assert done.returncode == 2 and "not a 16-bit depth PNG" in done.stderr
+
+
+def test_eval_generates_and_scores_depth_questions(model_dir, world):
+    out = world / "eval"
+    argv = ["vqa", "--model", str(model_dir), "--questions-json", str(world / "questions.json")]
+    argv += ["--annotations", str(world / "answers.json"), "--out", str(out), "--max-new-tokens", "3"]
+    assert run_command("eval", argv) == 0
+    result = json.loads((out / "vqa.json").read_text())
+    assert result["counts"]["scored"] == 4 and 0.0 <= result["metrics"]["accuracy"] <= 1.0
+
+
+def test_convert_round_trips_the_plugin_model(model_dir, world):
+    copy = world / "model-copy"
+    assert run_command("convert", ["--model", str(model_dir), "--out", str(copy)]) == 0
+    original, converted = VideoLLaVA.from_pretrained(model_dir), VideoLLaVA.from_pretrained(copy)
+    depth = torch.randn(1, 1, 32, 32)
+    ids = torch.tensor([[1] + [original.modalities["depth"].token_id] * 16 + [5, 6]])
+    with torch.no_grad():
+        a = original(input_ids=ids, depths=depth).logits
+        b = converted(input_ids=ids, depths=depth).logits
+    assert torch.equal(a, b)
+
+
+def test_a_saved_model_may_name_only_registered_classes(model_dir, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(model_dir, bad)
+    config = json.loads((bad / "lvlm_config.json").read_text())
+    config["modality_specs"]["depth"]["class_path"] = "os.system"
+    (bad / "lvlm_config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsafeInputError, match="modality_specs.depth.*os.system"):
+        load_session(bad)
+
+
+def test_depth_maps_are_16_bit_pngs(tmp_path):
+    import random
+
+    path = write_depth_png(tmp_path / "d.png", depth_map(800, random.Random(0)))
+    from PIL import Image
+
+    with Image.open(path) as image:
+        assert image.mode.startswith("I") and np.asarray(image).max() == WALL_MM
+
+
+def test_lvlm_never_names_the_plugin():
+    assert LVLM_SOURCE.is_dir()
+    pattern = "lvlm_depth|lvlm-depth|DepthModality|DepthTower"
+    command = ["grep", "-rlE", "--exclude-dir=__pycache__", pattern, str(LVLM_SOURCE)]
+    found = subprocess.run(command, capture_output=True, text=True)
+    assert found.returncode == 1 and found.stdout == ""
