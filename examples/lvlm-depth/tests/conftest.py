@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from depth_cli import lvlm
 from lvlm_depth.example import write_world
 
 from lvlm.apps.cli import run_command
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
-
-
-def lvlm(*args: str, **kwargs) -> subprocess.CompletedProcess:
-    """Run the ``lvlm`` command as a user would (a new process; the plugin found through its entry points)."""
-    command = [sys.executable, "-m", "lvlm", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
 
 
 @pytest.fixture(scope="session")

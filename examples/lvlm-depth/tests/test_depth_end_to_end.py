@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 import webdataset as wds
-from conftest import lvlm
+from depth_cli import lvlm
 from lvlm_depth import DepthModality, DepthTower
 from lvlm_depth.example import WALL_MM, depth_map, write_depth_png
 
