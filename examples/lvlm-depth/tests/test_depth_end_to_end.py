@@ -3,12 +3,15 @@ convert; lvlm itself never names the plugin."""
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("lvlm_depth", reason="the plugin is not installed: pip install -e examples/lvlm-depth")
+
 import json
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import webdataset as wds
 from depth_cli import lvlm
