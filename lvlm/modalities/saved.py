@@ -40,7 +40,7 @@ def saved_modalities(model: nn.Module, where: str) -> dict[str, Modality]:
         tower = model.towers[name]
         spec = specs.get(name)
         if spec is not None:
-            key = f"{where}: modality_specs.{name}"
+            key = f"{where}: modality_specs.{name}.class_path"
             cls = resolve_component(spec.get("class_path") if isinstance(spec, Mapping) else spec, Modality, key)
             init_args = dict(spec.get("init_args") or {})
         elif name in BUILT_IN:

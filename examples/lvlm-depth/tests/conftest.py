@@ -10,24 +10,22 @@ import os
 from pathlib import Path
 
 import pytest
-from depth_cli import lvlm
+from depth_cli import argv, lvlm
 
 from lvlm.apps.cli import run_command
-
-RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 @pytest.fixture(scope="session")
 def world(tmp_path_factory) -> Path:
     example = pytest.importorskip("lvlm_depth.example", reason="the plugin is not installed")
-    return example.write_world(tmp_path_factory.mktemp("depth") / "depth-run")
+    world = tmp_path_factory.mktemp("depth") / "depth-run"
+    assert example.main(argv("world", world)[1]) == 0
+    return world
 
 
 @pytest.fixture(scope="session")
 def shards(world) -> Path:
-    done = lvlm(
-        "shards", str(world / "depth.json"), "--folder", f"depth={world / 'depths'}", "--out", str(world / "shards")
-    )
+    done = lvlm(*argv("shards", world)[1])
     assert done.returncode == 0, done.stderr
     return world / "shards"
 
@@ -35,11 +33,14 @@ def shards(world) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(world, shards) -> Path:
     """Stage 1 (projector) then stage 2 (projector + LLM, exported), with the plugin's recipes."""
-    os.environ["LVLM_DEPTH"] = str(world)
+    env, stage1 = argv("stage1", world)
+    os.environ.update(env)
     try:
-        assert run_command("fit", ["-c", str(RECIPES / "stage1.yaml")]) == 0
+        assert run_command(stage1[0], stage1[1:]) == 0
         assert (world / "runs/stage1/projector.safetensors").is_file()
-        assert run_command("fit", ["-c", str(RECIPES / "stage1.yaml"), "-c", str(RECIPES / "stage2.yaml")]) == 0
+        stage2 = argv("stage2", world)[1]
+        assert run_command(stage2[0], stage2[1:]) == 0
     finally:
-        del os.environ["LVLM_DEPTH"]
+        for key in env:
+            del os.environ[key]
     return world / "model"

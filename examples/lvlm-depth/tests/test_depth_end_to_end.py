@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import webdataset as wds
-from depth_cli import lvlm
+from depth_cli import argv, lvlm
 from lvlm_depth import DepthModality, DepthTower
 from lvlm_depth.example import WALL_MM, depth_map, write_depth_png
 
@@ -57,18 +57,16 @@ def test_session_decodes_16_bit_depth_to_normalised_one_channel_input(model_dir,
 
 def test_predict_answers_questions_naming_depth_files(model_dir, world):
     out = world / "predictions.jsonl"
-    argv = ["--model", str(model_dir), "--questions", str(world / "questions.json"), "--out", str(out)]
-    assert run_command("predict", [*argv, "--max-new-tokens", "3", "--no-progress"]) == 0
+    command = argv("predict", world)[1]
+    assert run_command(command[0], [*command[1:], "--max-new-tokens", "3", "--no-progress"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["key"] for r in rows] == ["q16", "q17", "q18", "q19"]
     assert all(r["prediction"] and r["answer"] in ("near", "far") for r in rows)
 
 
 def test_chat_takes_a_depth_file_by_modality_name(model_dir, world):
-    done = lvlm(
-        "chat", "--model", str(model_dir), "--media", f"depth={world / 'depths' / 'd016.png'}",
-        "--temperature", "0", "--max-new-tokens", "3", input="is the object near or far?\n/exit\n",
-    )  # fmt: skip
+    command = [*argv("chat", world)[1], "--temperature", "0", "--max-new-tokens", "3"]
+    done = lvlm(*command, input="is the object near or far?\n/exit\n")
     assert done.returncode == 0, done.stderr
     assert f"depth {world / 'depths' / 'd016.png'}" in done.stdout and "ASSISTANT: " in done.stdout
     answer = done.stdout.split("ASSISTANT: ")[1].split("\n")[0].strip()
@@ -87,16 +85,16 @@ def test_chat_refuses_an_rgb_png_as_depth(model_dir, tmp_path):
 
 def test_eval_generates_and_scores_depth_questions(model_dir, world):
     out = world / "eval"
-    argv = ["vqa", "--model", str(model_dir), "--questions-json", str(world / "questions.json")]
-    argv += ["--annotations", str(world / "answers.json"), "--out", str(out), "--max-new-tokens", "3"]
-    assert run_command("eval", argv) == 0
+    command = argv("eval", world)[1]
+    assert run_command(command[0], [*command[1:], "--max-new-tokens", "3"]) == 0
     result = json.loads((out / "vqa.json").read_text())
     assert result["counts"]["scored"] == 4 and 0.0 <= result["metrics"]["accuracy"] <= 1.0
 
 
 def test_convert_round_trips_the_plugin_model(model_dir, world):
     copy = world / "model-copy"
-    assert run_command("convert", ["--model", str(model_dir), "--out", str(copy)]) == 0
+    command = argv("convert", world)[1]
+    assert run_command(command[0], command[1:]) == 0
     original, converted = VideoLLaVA.from_pretrained(model_dir), VideoLLaVA.from_pretrained(copy)
     depth = torch.randn(1, 1, 32, 32)
     ids = torch.tensor([[1] + [original.modalities["depth"].token_id] * 16 + [5, 6]])
