@@ -58,9 +58,10 @@ def _fail(message: str) -> int:
 def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[str, Any]]:
     """Decode every attached file, videos first (the order their markers take in the first turn)."""
     from lvlm.inference.media_loading import load_media
-    from lvlm.inference.prompts import MEDIA_ORDER
+    from lvlm.modalities.catalog import in_marker_order
 
-    files = sorted(files, key=lambda item: MEDIA_ORDER.index(item[0]) if item[0] in MEDIA_ORDER else len(MEDIA_ORDER))
+    order = in_marker_order(dict.fromkeys(kind for kind, _ in files))
+    files = sorted(files, key=lambda item: order.index(item[0]))
     return [(kind, load_media(session, kind, path, key=path)) for kind, path in files]
 
 

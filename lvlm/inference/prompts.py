@@ -17,20 +17,15 @@ from lvlm.data.collate import ProcessedSample
 from lvlm.data.templates import GPT, HUMAN
 from lvlm.data.tokenization import tokenize_prompt
 from lvlm.inference.session import InferenceSession
-
-MEDIA_ORDER = ("video", "image")
+from lvlm.modalities.catalog import in_marker_order
 
 
 def with_markers(question: str, kinds: Sequence[str]) -> str:
     """``question`` preceded by one marker per media item and a newline, unless it places its markers itself."""
-    markers = [f"<{kind}>" for kind in sorted(kinds, key=_media_rank)]
+    markers = [f"<{kind}>" for kind in in_marker_order(kinds)]
     if not markers or any(marker in question for marker in set(markers)):
         return question
     return "".join(markers) + "\n" + question
-
-
-def _media_rank(kind: str) -> int:
-    return MEDIA_ORDER.index(kind) if kind in MEDIA_ORDER else len(MEDIA_ORDER)
 
 
 def question_conversation(question: str, kinds: Sequence[str] = ()) -> list[dict[str, str]]:

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvlm.inference.prompts import MEDIA_ORDER, question_conversation
-from lvlm.modalities.catalog import installed_modality_classes, installed_modality_names
+from lvlm.inference.prompts import question_conversation
+from lvlm.modalities.catalog import in_marker_order, installed_modality_classes, installed_modality_names
 
 KEY_FIELDS = ("key", "id", "question_id")
 CONSUMED = ("key", "id", "question", "conversations", "answer")
@@ -82,8 +82,7 @@ def _paths(record: Mapping[str, Any], kind: str) -> list[str]:
 
 def media_fields() -> list[str]:
     """Record fields naming media: one per installed modality, in the order markers take (videos first)."""
-    names = installed_modality_names()
-    return sorted(names, key=lambda n: MEDIA_ORDER.index(n) if n in MEDIA_ORDER else len(MEDIA_ORDER))
+    return in_marker_order(installed_modality_names())
 
 
 def last_human_text(conversations: list[dict[str, Any]]) -> str:

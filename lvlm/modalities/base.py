@@ -61,6 +61,7 @@ class Modality(ABC):
     extensions: tuple[str, ...] = ()
     file_extensions: tuple[str, ...] = ()  # files on disk this modality is recognised by (``lvlm chat``); none: by name
     uses_frames: bool = False  # a video-like modality: ``num_frames`` items per sample, tokens per frame
+    marker_rank: int = 2  # where its markers go when lvlm places them before a question (lower first)
 
     def __init__(self, tower: Callable[[], VisionTower], token: str | None = None) -> None:
         self.tower_factory = tower

@@ -6,6 +6,8 @@ named by its entry-point name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from lvlm.core.registry import plugin_entry_points, resolve_component
 from lvlm.modalities.base import Modality
 from lvlm.modalities.image import ImageModality
@@ -29,6 +31,12 @@ def installed_modality_names() -> list[str]:
     names = list(BUILT_IN)
     names += [ep.name for ep in plugin_entry_points() if ep.group == GROUP and ep.name not in names]
     return names
+
+
+def in_marker_order(names: Iterable[str]) -> list[str]:
+    """Modality names sorted as lvlm places their markers before a question (``marker_rank``; unknown last)."""
+    classes = installed_modality_classes()
+    return sorted(names, key=lambda name: classes[name].marker_rank if name in classes else Modality.marker_rank)
 
 
 def installed_modalities() -> list[Modality]:

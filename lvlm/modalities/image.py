@@ -28,6 +28,7 @@ class ImageModality(Modality):
     """
 
     extensions = IMAGE_EXTENSIONS
+    marker_rank = 1  # after videos, as the original writes them
     file_extensions = (*IMAGE_EXTENSIONS, "bmp")  # the original CLI also opens .bmp images (PIL reads them)
 
     def __init__(
