@@ -85,6 +85,9 @@ def lightning_main(command: str, argv: list[str]) -> int:
         from lvlm.apps.predict import main as predict_main
 
         return predict_main(argv)
+    if not any(arg.startswith("--weights_only") for arg in argv):
+        # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
+        argv = [*argv, "--weights_only=true"]
     with warnings.catch_warnings():
         # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
