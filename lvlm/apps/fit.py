@@ -16,12 +16,14 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
 from lvlm.apps.resume_report import report
 from lvlm.training.module import LVLMModule
+from lvlm.training.progress import StepProgressBar
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -49,6 +51,15 @@ class LVLMCLI(LightningCLI):
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.slots", compute_fn=_slots_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.template", compute_fn=_template_of, apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with :class:`StepProgressBar` unless the recipe turns the bar off or brings its own."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        own_bar = any(isinstance(c, ProgressBar) for c in (callbacks if isinstance(callbacks, list) else [callbacks]))
+        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
         """Never apply (or import) a checkpoint's saved settings: print how they differ from the recipe's."""
