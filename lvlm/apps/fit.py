@@ -16,6 +16,7 @@ from typing import Any
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.cli import LightningCLI
 
+from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.module import LVLMModule
 
 CONFIG_FLAGS = ("-c", "--config")
@@ -35,6 +36,14 @@ class LVLMCLI(LightningCLI):
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.slots", compute_fn=_slots_of, apply_on="instantiate")
+
+    def _check_sharded_checkpoint(self) -> None:
+        """torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle: refuse one that would run code, first."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and is_dcp_folder(ckpt_path):
+            check_dcp(ckpt_path)
+
+    before_fit = before_validate = before_test = before_predict = _check_sharded_checkpoint
 
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:

@@ -50,6 +50,8 @@ class LVLMModule(pl.LightningModule):
         export_projector: where to write the projector at the end of fit (default: ``<run dir>/projector.safetensors``
             whenever the projector trained).
         export_dir: write the final model + tokenizer there as an lvlm checkpoint at the end of fit.
+        export_overwrite: replace an existing non-empty ``export_dir`` / ``export_projector`` (whole, once the new
+            export is complete); without it such a run is refused before training starts.
         max_new_tokens: generation length of ``predict``.
     """
 
@@ -78,6 +80,7 @@ class LVLMModule(pl.LightningModule):
         fsdp: dict[str, Any] | None = None,
         export_projector: str | None = None,
         export_dir: str | None = None,
+        export_overwrite: bool = False,
         max_new_tokens: int = 128,
     ) -> None:
         super().__init__()
@@ -102,14 +105,13 @@ class LVLMModule(pl.LightningModule):
 
     # --- construction ------------------------------------------------------------------------------
     def _load_tokenizer(self, path: str | None, llm: Mapping[str, Any]):
-        from transformers import AutoTokenizer
-
         from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
+        from lvlm.models.checkpoints.tokenizer import load_tokenizer
 
         path = path or (llm.get("init_args") or {}).get("pretrained")
         if path is None:
             raise ValueError("model.tokenizer: the LLM is built from a config, so give the tokenizer's directory")
-        tokenizer = AutoTokenizer.from_pretrained(str(resolve_checkpoint_dir(path)))
+        tokenizer = load_tokenizer(resolve_checkpoint_dir(path))
         if tokenizer.pad_token is None:  # Vicuna has none; the original pads with unk (template v1)
             tokenizer.pad_token = tokenizer.unk_token
         # Placeholders are added here, before the model exists, so the data side can tokenize with the
@@ -173,6 +175,18 @@ class LVLMModule(pl.LightningModule):
             reshard_after_forward=fsdp.get("reshard_after_forward", True),
         )
         self.sharded = True
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # before any training: an export must not destroy an input, the run or an older export
+            from lvlm.training.export import check_export_paths
+
+            datamodule = getattr(self.trainer, "datamodule", None)
+            check_export_paths(
+                self.hparams,
+                getattr(datamodule, "hparams", None),
+                self.trainer.default_root_dir,
+                self.hparams.export_overwrite,
+            )
 
     # --- steps -------------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Any:
@@ -243,6 +257,7 @@ class LVLMModule(pl.LightningModule):
 
     # --- exports -----------------------------------------------------------------------------------
     def on_fit_end(self) -> None:
+        from lvlm.core.outputs import staged_output
         from lvlm.training.export import export_model
         from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, save_projector
 
@@ -253,7 +268,9 @@ class LVLMModule(pl.LightningModule):
                 or Path(self.trainer.log_dir or self.trainer.default_root_dir) / PROJECTOR_FILE
             )
             if self.trainer.is_global_zero:
-                rank_zero_info(f"lvlm: projector written to {save_projector(state, path)}")
+                with staged_output(path, directory=False) as staged:
+                    save_projector(state, staged)
+                rank_zero_info(f"lvlm: projector written to {path}")
         if self.hparams.export_dir is not None:
             export_model(
                 self.model,
