@@ -19,6 +19,7 @@ import torch
 
 from lvlm.core.outputs import paths_named_in
 from lvlm.models.checkpoints.dcp import is_dcp_folder, load_dcp
+from lvlm.models.checkpoints.weights import load_pickled_weights
 
 STATE_PREFIX = "model."
 
@@ -33,11 +34,11 @@ def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
         checkpoint = load_dcp(path)
         meta = path / "meta.pt"
         if meta.is_file():
-            checkpoint = torch.load(meta, map_location="cpu", weights_only=True) | checkpoint
+            checkpoint = load_pickled_weights(meta) | checkpoint
         return checkpoint
     if path.is_file():
         # weights_only: a checkpoint must never run pickled code; Lightning stores plain containers.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickled_weights(path)
     raise FileNotFoundError(
         f"{path}: not a Lightning .ckpt file nor a DCP checkpoint folder (one with a .metadata file)"
     )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -78,13 +80,25 @@ def _own_roots(folder: Path) -> list[Path]:
     return roots
 
 
+def load_pickled_weights(path: str | os.PathLike[str], mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only; a file that asks to run code
+    (any other class or function) is refused with :class:`UnsafeInputError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        raise UnsafeInputError(
+            f"{path}: refused to load it: it holds more than tensors and plain data, and loading it would run code "
+            f"({str(err).splitlines()[-1] if str(err) else 'unpickling refused'})"
+        ) from err
+
+
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
     try:  # memory-mapped: pages are read when the tensor is, and stay reclaimable page cache
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return load_pickled_weights(path, mmap=True)
     except RuntimeError as err:
         if "mmap" not in str(err):  # only files in torch's legacy (pre-zip) format cannot be mapped
             raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickled_weights(path)
 
 
 def write_state_dict(state: Mapping[str, torch.Tensor], directory: Path, max_shard_bytes: int = 5 * 2**30) -> None:
