@@ -299,3 +299,12 @@ def test_rotated_videos_decode_upright_and_alike_in_both_backends(codec, rotatio
         assert torch.equal(decode_video(data, 6, backend="decord"), from_pyav)
     reduced = decode_video(data, 6, short_side=24, backend="pyav")  # the short side stays the short side
     assert reduced.shape == ((6, 32, 24, 3) if rotation != 180 else (6, 24, 32, 3))
+
+
+def test_reencoding_a_rotated_video_keeps_it_upright():
+    """`lvlm shards` re-encodes videos: the copy holds the upright frames (its own display matrix is plain)."""
+    data = encode_video(moving_square_frames(6, (64, 48)), rotation=90)
+    copy = reencode_video(data, short_side=48, gop=4)
+    upright, copied = decode_video(data, 6, backend="pyav"), decode_video(copy, 6, backend="pyav")
+    assert copied.shape == upright.shape == (6, 64, 48, 3)
+    assert (copied.int() - upright.int()).abs().float().mean() < 4  # lossy re-encode of the same upright frames

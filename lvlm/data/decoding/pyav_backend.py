@@ -167,5 +167,10 @@ def upright_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
     """uint8 ``[h, w, 3]`` of ``frame`` scaled to ``size`` (coded width, height), then turned upright by the
     rotation its display matrix asks for (counter-clockwise quarter turns, as decord applies it)."""
     rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
-    quarter_turns = round((frame.rotation or 0) / 90) % 4
-    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+    turns = quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns (0-3) that the frame's display matrix asks for."""
+    return round((frame.rotation or 0) / 90) % 4
