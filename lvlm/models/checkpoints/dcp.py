@@ -118,16 +118,21 @@ def _check_storage_paths(folder: Path, metadata: Metadata, source: str) -> None:
 
 
 class SafeFileSystemReader(FileSystemReader):
-    """torch's :class:`FileSystemReader`, reading ``.metadata`` through :func:`read_metadata`."""
+    """torch's :class:`FileSystemReader`, given the ``.metadata`` already read by :func:`read_metadata`.
 
-    def read_metadata(self, *args: Any, **kwargs: Any) -> Metadata:
-        if kwargs.get("rank") is not None:
-            raise UnsafeInputError(f"{self.path}: per-rank metadata files are not read by lvlm")
-        metadata = read_metadata(self.path)
-        if getattr(metadata, "storage_meta", None) is None:
-            metadata.storage_meta = StorageMeta()
-        metadata.storage_meta.load_id = self.load_id
-        return metadata
+    (torch turns any error of ``read_metadata`` into a bare ``AssertionError`` and retries per-rank files: the
+    metadata is read and checked before torch is called, so the refusal keeps its message.)
+    """
+
+    def __init__(self, path: str | os.PathLike[str], metadata: Metadata) -> None:
+        super().__init__(path)
+        self.metadata = metadata
+
+    def read_metadata(self) -> Metadata:
+        if getattr(self.metadata, "storage_meta", None) is None:
+            self.metadata.storage_meta = StorageMeta()
+        self.metadata.storage_meta.load_id = self.load_id
+        return self.metadata
 
 
 class _WeightsOnlyPlanner(_EmptyStateDictLoadPlanner):
@@ -154,16 +159,17 @@ def _weights_only_load(payload: bytes, source: str) -> Any:
 
 def load_dcp(folder: str | os.PathLike[str]) -> dict[str, Any]:
     """The full (unsharded) state dict of a DCP folder, in one process, no process group needed."""
+    metadata = check_dcp(folder)
     state: dict[str, Any] = {}
     # torch's own dcp_to_torch_save calls this private loader too: the public `load` drops keys it was not given.
-    reader, planner = SafeFileSystemReader(folder), _WeightsOnlyPlanner(str(folder))
+    reader, planner = SafeFileSystemReader(folder, metadata), _WeightsOnlyPlanner(str(folder))
     _load_state_dict(state, storage_reader=reader, planner=planner, no_dist=True)
     return state
 
 
-def check_dcp(folder: str | os.PathLike[str]) -> None:
+def check_dcp(folder: str | os.PathLike[str]) -> Metadata:
     """Refuse a DCP folder before torch's own reader (plain pickle) touches it: checks ``.metadata`` and every
-    non-tensor item (what torch would unpickle with ``weights_only=False``)."""
+    non-tensor item (what torch would unpickle with ``weights_only=False``). Returns the checked metadata."""
     folder = Path(folder)
     metadata = read_metadata(folder)
     for index, info in (metadata.storage_data or {}).items():
@@ -175,3 +181,4 @@ def check_dcp(folder: str | os.PathLike[str]) -> None:
         with open(folder / info.relative_path, "rb") as file:
             file.seek(info.offset)
             _weights_only_load(file.read(info.length), source)
+    return metadata
