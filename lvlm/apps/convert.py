@@ -20,9 +20,10 @@ survives beside the new ones. Paths recorded in a checkpoint (``export_dir``...)
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
-from lvlm.core.outputs import check_output, staged_output
+from lvlm.core.outputs import check_output, paths_named_in, staged_output
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,6 +49,17 @@ def _tokenizer(directory: Path):
     return load_tokenizer(directory)
 
 
+def _paths_named_by_configs(directory: Path) -> list[str]:
+    """Files and folders a model directory's configs name (e.g. the original layout's tower folders)."""
+    named = []
+    for name in ("config.json", "lvlm_config.json"):
+        try:
+            named += paths_named_in(json.loads((directory / name).read_text()))
+        except (OSError, ValueError):
+            continue
+    return named
+
+
 def convert_model_dir(
     model_dir: str | Path, out: str | Path, to: str = "lvlm", dtype: str | None = None, overwrite: bool = False
 ) -> Path:
@@ -55,7 +67,7 @@ def convert_model_dir(
     from lvlm.models.video_llava import VideoLLaVA
 
     model_dir = Path(model_dir)
-    out = check_output(out, [model_dir], overwrite, "--out")
+    out = check_output(out, [model_dir, *_paths_named_by_configs(model_dir)], overwrite, "--out")
     model = VideoLLaVA.from_pretrained(model_dir, torch_dtype=dtype)
     tokenizer = _tokenizer(model_dir)
     with staged_output(out) as staged:

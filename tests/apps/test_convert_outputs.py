@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 
 from lvlm import VideoLLaVA
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
+from tests.models.original_fixtures import write_languagebind_dir, write_original_dir
 from tests.security.conftest import lvlm
 from tests.security.payloads import LORA, run_checkpoint, run_module
 from tests.training.tiny import write_tokenizer
@@ -82,3 +83,14 @@ def test_merge_lora_refuses_its_own_checkpoint_folder_and_used_outputs(tmp_path,
     assert lvlm(capsys, "merge-lora", "--checkpoint", run / "last.ckpt", "--out", out, "--overwrite")[0] == 0
     assert "stale.safetensors" not in {p.name for p in out.iterdir()}
     assert (out / "lvlm_config.json").is_file()
+
+
+def test_convert_refuses_to_write_over_a_tower_folder_the_model_names(tmp_path, capsys):
+    """The original layout names its towers' folders in config.json: they are inputs of the conversion."""
+    image, video = tmp_path / "LanguageBind_Image", tmp_path / "LanguageBind_Video_merge"
+    write_languagebind_dir(image, "image", seed=1)
+    write_languagebind_dir(video, "video", seed=2)
+    write_original_dir(tmp_path / "Video-LLaVA-7B", image, video)
+    code, message = lvlm(capsys, "convert", "--model", tmp_path / "Video-LLaVA-7B", "--out", video, "--overwrite")
+    assert code == 2 and str(video) in message
+    assert (video / "pytorch_model.bin").is_file()
