@@ -39,12 +39,13 @@ def test_pickled_code_in_a_ckpt_is_refused(command, lora, tmp_path, marker, caps
     assert (tmp_path / "out" / "lvlm_config.json").is_file()
 
 
-def test_a_ckpts_export_paths_never_choose_where_convert_writes(plain, tmp_path, capsys):
+@pytest.mark.parametrize("command", ["convert", "merge-lora"])
+def test_a_ckpts_export_paths_never_choose_where_the_command_writes(command, lora, tmp_path, capsys):
     hijack = tmp_path / "hijack"
-    checkpoint = run_checkpoint(plain)
+    checkpoint = run_checkpoint(lora)
     checkpoint["hyper_parameters"] |= {"export_dir": str(hijack / "model"), "export_projector": str(hijack / "p.st")}
     torch.save(checkpoint, tmp_path / "run.ckpt")
-    assert lvlm(capsys, "convert", "--checkpoint", tmp_path / "run.ckpt", "--out", tmp_path / "out")[0] == 0
+    assert lvlm(capsys, command, "--checkpoint", tmp_path / "run.ckpt", "--out", tmp_path / "out")[0] == 0
     assert (tmp_path / "out" / "lvlm_config.json").is_file() and not hijack.exists()
 
 
