@@ -88,3 +88,19 @@ def test_fit_resume_from_a_crafted_sharded_checkpoint_is_refused(kind, plain, to
     recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
     code, out = lvlm(capsys, "fit", "-c", recipe, f"--ckpt_path={bad}", f"--trainer.default_root_dir={tmp_path}")
     assert code == 2 and str(bad) in out, out
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_metadata", "bad_storage"])
+def test_damaged_sharded_metadata_is_refused_with_the_file_named(damage, lora, tmp_path, capsys):
+    folder = write_dcp(tmp_path / "run" / "step=2.ckpt", lora)
+    metadata = folder / METADATA_FILE
+    if damage == "truncated":
+        metadata.write_bytes(metadata.read_bytes()[:100])
+    elif damage == "not_metadata":
+        metadata.write_bytes(pickle.dumps({"state_dict_metadata": {}}))
+    else:
+        original = pickle.loads(metadata.read_bytes())
+        original.storage_data = ["__0_0.distcp"]
+        metadata.write_bytes(pickle.dumps(original))
+    code, out = lvlm(capsys, "convert", "--checkpoint", folder, "--out", tmp_path / "out")
+    assert code == 2 and str(metadata) in out, out

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from torch.distributed.checkpoint import FileSystemReader
 from torch.distributed.checkpoint._traverse import set_element
+from torch.distributed.checkpoint.filesystem import _StorageInfo
 from torch.distributed.checkpoint.format_utils import _EmptyStateDictLoadPlanner
-from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata, StorageMeta
+from torch.distributed.checkpoint.metadata import BytesStorageMetadata, Metadata, MetadataIndex, StorageMeta
 from torch.distributed.checkpoint.state_dict_loader import _load_state_dict
 
 from lvlm.core.errors import UnsafeInputError
@@ -107,9 +108,15 @@ def read_metadata(folder: str | os.PathLike[str]) -> Metadata:
 
 def _check_storage_paths(folder: Path, metadata: Metadata, source: str) -> None:
     """Every ``relative_path`` in ``storage_data`` names a file inside ``folder`` (no ``..``, absolute, symlink out)."""
+    if not isinstance(metadata.state_dict_metadata, dict) or not isinstance(metadata.storage_data, dict):
+        raise UnsafeInputError(f"{source}: not a distributed-checkpoint .metadata written by torch's file writer")
     root = folder.resolve()
-    for info in (metadata.storage_data or {}).values():
-        relative = getattr(info, "relative_path", None)
+    for index, info in metadata.storage_data.items():
+        if not isinstance(index, MetadataIndex) or not isinstance(info, _StorageInfo):
+            raise UnsafeInputError(f"{source}: storage entry {index!r} is not torch's (MetadataIndex, _StorageInfo)")
+        if not all(isinstance(value, int) and value >= 0 for value in (info.offset, info.length)):
+            raise UnsafeInputError(f"{source}: storage entry {index.fqn!r} has no valid offset and length")
+        relative = info.relative_path
         if not isinstance(relative, str) or os.path.isabs(relative) or ".." in Path(relative).parts:
             raise UnsafeInputError(f"{source}: storage file {relative!r} is not a path inside {folder}")
         target = (folder / relative).resolve()
