@@ -39,11 +39,13 @@ def loss_at_positions(
     ``excluded_ids`` get no probability: the softmax runs over the other rows only.
     """
     targets = labels[:, positions + 1]
-    logits = logits.float()
+    scores = logits.float()
     if len(excluded_ids):
-        excluded = torch.as_tensor(list(excluded_ids), device=logits.device)
-        logits = logits.index_fill(-1, excluded, float("-inf"))
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+        if scores.data_ptr() == logits.data_ptr():  # fp32 logits: never change the ones the caller gets back
+            scores = scores.clone()
+        # In place on the fp32 copy (bf16 training): no second vocabulary-wide copy.
+        scores.index_fill_(-1, torch.as_tensor(list(excluded_ids), device=scores.device), float("-inf"))
+    return F.cross_entropy(scores.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
 
 
 def causal_loss(logits: torch.Tensor, labels: torch.Tensor, excluded_ids: Sequence[int] = ()) -> torch.Tensor:
