@@ -104,3 +104,14 @@ def test_damaged_sharded_metadata_is_refused_with_the_file_named(damage, lora, t
         metadata.write_bytes(pickle.dumps(original))
     code, out = lvlm(capsys, "convert", "--checkpoint", folder, "--out", tmp_path / "out")
     assert code == 2 and str(metadata) in out, out
+
+
+def test_fit_resume_from_a_ckpt_with_pickled_code_never_runs_it(plain, tokenizer_dir, tmp_path, marker, capsys):
+    """Lightning reads a `.ckpt` with torch's weights-only unpickler: refused (the marker fixture checks)."""
+    torch.save(run_checkpoint(plain, optimizer_states=[Payload(marker)]), tmp_path / "bad.ckpt")
+    recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
+    args = ["fit", "-c", recipe, f"--ckpt_path={tmp_path / 'bad.ckpt'}", f"--trainer.default_root_dir={tmp_path}"]
+    with pytest.raises((SystemExit, pickle.UnpicklingError)) as refused:
+        code, _ = lvlm(capsys, *args)
+        raise SystemExit(code)
+    assert refused.type is pickle.UnpicklingError or refused.value.code != 0
