@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 
 from lvlm import VideoLLaVA
+from tests.apps.cli_runner import lvlm
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
 from tests.models.original_fixtures import write_languagebind_dir, write_original_dir
-from tests.security.conftest import lvlm
 from tests.security.payloads import LORA, run_checkpoint, run_module
 from tests.training.tiny import write_tokenizer
 

@@ -1,4 +1,4 @@
-"""Fixtures of the security tests: the real ``lvlm`` command in-process, a marker path, a tiny run."""
+"""Fixtures of the security tests: a marker path and the tiny tokenizer."""
 
 from __future__ import annotations
 
@@ -6,20 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from lvlm.apps.cli import main as cli_main
 from tests.training.tiny import write_tokenizer
-
-
-def lvlm(capsys, *argv: str | Path) -> tuple[int, str]:
-    """Run ``lvlm ARGV`` as the console script does; returns its exit code and what it printed."""
-    capsys.readouterr()
-    try:
-        cli_main([str(arg) for arg in argv])
-        code = 0
-    except SystemExit as exit_:
-        code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    captured = capsys.readouterr()
-    return code, captured.out + captured.err
 
 
 @pytest.fixture

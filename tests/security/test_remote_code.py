@@ -19,9 +19,9 @@ from lvlm import VideoLLaVA
 from lvlm.core.errors import UnsafeInputError
 from lvlm.models.language_model import LanguageModel
 from lvlm.training.module import LVLMModule
+from tests.apps.cli_runner import lvlm
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
 from tests.models.tiny import text_dict
-from tests.security.conftest import lvlm
 from tests.security.payloads import write_remote_code
 from tests.training.tiny import tiny_model_args, write_tokenizer
 

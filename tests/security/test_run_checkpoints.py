@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lvlm.models.checkpoints.dcp import METADATA_FILE
-from tests.security.conftest import lvlm
+from tests.apps.cli_runner import lvlm
 from tests.security.payloads import LORA, Payload, run_checkpoint, run_module, write_dcp
 from tests.training.tiny import write_recipe
 

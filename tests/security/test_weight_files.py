@@ -12,10 +12,10 @@ from safetensors.torch import load_file, save_file
 
 from lvlm import VideoLLaVA
 from lvlm.core.errors import UnsafeInputError
+from tests.apps.cli_runner import lvlm
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
 from tests.models.original_fixtures import write_languagebind_dir
 from tests.models.tiny import text_dict
-from tests.security.conftest import lvlm
 from tests.security.payloads import Payload
 from tests.training.tiny import write_recipe
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lvlm import VideoLLaVA
-from tests.security.conftest import lvlm
+from tests.apps.cli_runner import lvlm
 from tests.training.tiny import write_recipe
 
 
