@@ -192,3 +192,19 @@ def test_a_tower_that_cannot_be_found_is_an_error_that_says_how_to_supply_it(dir
         model.towers["image"].config.num_attention_heads
         == load_languagebind_tower(root / "LanguageBind_Image", kind="image").config.num_attention_heads
     )
+
+
+def test_loss_equals_the_original_vocabularys_loss(dirs):
+    """The original had no placeholder rows: its loss is the cross-entropy over its own vocabulary."""
+    root, state = dirs
+    model = VideoLLaVA.from_pretrained(root / "Video-LLaVA-7B").eval()
+    vocab = state["lm_head.weight"].shape[0]
+    assert model.llm.vocab_size == vocab + 2  # <image>, <video> appended
+    ids = torch.randint(3, vocab, (2, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.masked_fill(torch.arange(24) < 4, -100)
+    with torch.no_grad():
+        logits = model(ids).logits
+        loss, full = model(ids, labels=labels).loss, model(ids, labels=labels, full_vocabulary_loss=True).loss
+    original = F.cross_entropy(logits[:, :-1, :vocab].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+    assert abs(loss.item() - original.item()) <= 1e-6
+    assert full.item() - loss.item() > 1e-3  # transformers' loss gives the appended rows probability mass
