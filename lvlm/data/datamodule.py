@@ -25,7 +25,7 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch.distributed as dist
 import torch.utils.data
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
@@ -36,6 +36,7 @@ from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern
 from lvlm.data.templates import get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
+from lvlm.models.io.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +280,7 @@ def _load_tokenizer(tokenizer: str | PreTrainedTokenizerBase) -> PreTrainedToken
     elif not tokenizer:
         raise ValueError("LVLMDataModule: give `tokenizer` (a directory, a hub id, or a tokenizer object)")
     else:
-        loaded = AutoTokenizer.from_pretrained(os.path.expanduser(tokenizer), trust_remote_code=False)
+        loaded = load_tokenizer(os.path.expanduser(tokenizer))
     if loaded.pad_token_id is None and loaded.unk_token is not None:
         log.info("the tokenizer has no pad token: padding with %r, as the original does for Vicuna", loaded.unk_token)
         loaded.pad_token = loaded.unk_token
