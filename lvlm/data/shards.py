@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from lvlm.data.sample_format import (
     member_name,
 )
 
-__all__ = ["ShardWriter", "SkippedSample", "convert_record", "media_members", "sanitize_key"]
+__all__ = ["ShardWriter", "SkippedSample", "convert_record", "convert_safely", "media_members", "sanitize_key"]
 
 
 class ShardWriter:
@@ -39,10 +40,21 @@ class ShardWriter:
         max_count: Samples per shard.
         max_size: Bytes per shard (a shard is closed before a sample would exceed it, unless it is empty).
         mtime: Timestamp written into the tar headers; a fixed value makes the tars byte-for-byte reproducible.
+        start: Number of the first shard (a resumed conversion continues the numbering).
+        on_finish: Called with ``(path, samples)`` right after a shard got its final name.
     """
 
-    def __init__(self, pattern: str, max_count: int = 10_000, max_size: float = 1e9, mtime: float | None = None):
+    def __init__(
+        self,
+        pattern: str,
+        max_count: int = 10_000,
+        max_size: float = 1e9,
+        mtime: float | None = None,
+        start: int = 0,
+        on_finish: Callable[[Path, int], None] | None = None,
+    ):
         self.pattern, self.max_count, self.max_size, self.mtime = pattern, max_count, max_size, mtime
+        self.start, self.on_finish = start, on_finish
         self.paths: list[Path] = []
         self._writer: wds.TarWriter | None = None
         self._file: io.BufferedWriter | None = None
@@ -54,7 +66,7 @@ class ShardWriter:
         if self._writer is not None and (self._count >= self.max_count or self._size + size > self.max_size):
             self._finish()
         if self._writer is None:
-            path = Path(self.pattern % len(self.paths))
+            path = Path(self.pattern % (self.start + len(self.paths)))
             path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(f"{path}.tmp", "wb")  # noqa: SIM115 - closed in _finish
             self._writer = wds.TarWriter(self._file, encoder=False, mtime=self.mtime)
@@ -73,9 +85,11 @@ class ShardWriter:
         assert self._writer is not None and self._file is not None
         self._writer.close()
         self._file.close()
-        path = self.paths[-1]
+        path, count = self.paths[-1], self._count
         Path(f"{path}.tmp").replace(path)
         self._writer, self._file, self._count, self._size = None, None, 0, 0
+        if self.on_finish is not None:
+            self.on_finish(path, count)
 
     def __enter__(self) -> ShardWriter:
         return self
@@ -116,6 +130,9 @@ class SkippedSample(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # crosses process boundaries (lvlm shards --workers)
+        return SkippedSample, (self.reason, self.detail)
+
 
 def convert_record(
     record: Any,
@@ -141,7 +158,7 @@ def convert_record(
 
     Raises:
         SkippedSample: With reason ``bad_json``, ``placeholder_mismatch``, ``missing_file``, ``path_escape``,
-            ``unsupported_format`` or ``undecodable_media``.
+            ``bad_path``, ``unreadable_media``, ``unsupported_format`` or ``undecodable_media``.
     """
     conversations = _checked_conversations(record)
     images, videos = _paths(record, "image"), _paths(record, "video")
@@ -171,16 +188,45 @@ def convert_record(
 
 
 def resolve_media(folder: Path | None, rel: str, kind: str) -> Path:
-    """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out)."""
+    """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out).
+
+    A path the filesystem cannot follow (a symlink loop, a NUL byte, an over-long name) or that is not a
+    regular file (a folder, a FIFO, a device) is a :class:`SkippedSample`, never an exception of its own.
+    """
     if folder is None:
         raise SkippedSample("missing_file", f"{kind} {rel!r} given but no --{kind}-folder")
-    root = folder.resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise SkippedSample("path_escape", f"{kind} path {rel!r} resolves to {path}, outside {root}")
-    if not path.is_file():
-        raise SkippedSample("missing_file", f"{kind} file {path} does not exist")
+    try:
+        root = folder.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root):
+            raise SkippedSample("path_escape", f"{kind} path {rel!r} resolves to {path}, outside {root}")
+        if not path.is_file():
+            raise SkippedSample("missing_file", f"{kind} file {path} does not exist or is not a regular file")
+    except (OSError, ValueError, RuntimeError) as err:  # ELOOP, ENAMETOOLONG, NUL byte; 3.11 raises RuntimeError
+        raise SkippedSample("bad_path", f"{kind} path {rel!r:.200} cannot be followed: {err}") from err
     return path
+
+
+def read_media(path: Path) -> bytes:
+    """The bytes of a media file; an unreadable file (permissions, I/O error) is a :class:`SkippedSample`."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise SkippedSample("unreadable_media", f"{path}: {err.strerror or err}") from err
+
+
+def convert_safely(record: Any, key: str, **options: Any) -> dict[str, Any] | SkippedSample:
+    """:func:`convert_record`, returning the reason instead of raising: no record can stop a conversion.
+
+    Anything other than a :class:`SkippedSample` (a decoder crash, a library bug) becomes reason
+    ``conversion_error`` with the exception's type and message.
+    """
+    try:
+        return convert_record(record, key, **options)
+    except SkippedSample as skip:
+        return skip
+    except Exception as err:  # noqa: BLE001 - one record never aborts the run; the report says what happened
+        return SkippedSample("conversion_error", f"{type(err).__name__}: {err}"[:500])
 
 
 def _checked_conversations(record: Any) -> list[dict[str, str]]:
@@ -209,7 +255,7 @@ def _paths(record: dict[str, Any], field: str) -> list[str]:
 
 
 def _image_member(path: Path, key: str) -> tuple[bytes, str]:
-    data = path.read_bytes()
+    data = read_media(path)
     try:
         image = decode_image(data, key=key)
     except MediaDecodeError as err:
@@ -232,7 +278,7 @@ def _video_member(path: Path, key: str, reencode: int | None) -> tuple[bytes, st
         raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
     if ext not in VIDEO_EXTENSIONS:
         raise SkippedSample("unsupported_format", f"{path}: .{ext} is not one of {VIDEO_EXTENSIONS}; use --reencode")
-    return path.read_bytes(), ext
+    return read_media(path), ext
 
 
 def _frame_members(path: Path, num_frames: int, key: str) -> list[bytes]:
