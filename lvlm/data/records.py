@@ -107,7 +107,8 @@ def check_record(value: Any) -> SkippedSample | None:
         return SkippedSample("bad_json", "'conversations' must be a non-empty list of turns")
     for i, turn in enumerate(turns):
         if not (isinstance(turn, dict) and turn.get("from") in ("human", "gpt") and isinstance(turn.get("value"), str)):
-            return SkippedSample("bad_json", f"turn {i} must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r:.80}")
+            shape = "{'from': 'human'|'gpt', 'value': str}"
+            return SkippedSample("bad_json", f"turn {i} must be {shape}, got {turn!r:.80}")
     counts = []
     for field in MEDIA_FIELDS:
         paths = media_paths(value, field)
