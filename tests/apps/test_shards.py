@@ -118,7 +118,7 @@ def test_an_unusable_input_file_is_named_before_any_work(media, tmp_path, conten
     (media / "bad.json").write_bytes(content)
     good = write_json(media, mixed_records(3))
     with pytest.raises(UserError, match=f"bad.json: {message}"):
-        main([str(good), str(media / "bad.json"), "--image-folder", str(media / "images"), "--out", str(tmp_path / "o")])
+        main([str(good), str(media / "bad.json"), "--image-folder", str(media / "images"), "--out", f"{tmp_path}/o"])
     assert not (tmp_path / "o").exists() and not work_folder(tmp_path / "o").exists()
 
 
@@ -152,7 +152,8 @@ def test_overwrite_replaces_the_output_whole(media, tmp_path):
     assert (out / "notes.txt").exists() and len(list(out.glob("*.tar"))) == 4
     report = run(media, data, out, "--max-count", "10", "--overwrite")
     assert report["shards"] == ["shard-000000.tar"] == [p.name for p in out.glob("*.tar")]
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "report.json", "shard-000000.tar", "skipped.jsonl"]
+    expected = ["manifest.json", "report.json", "shard-000000.tar", "skipped.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == expected
     assert not list(tmp_path.glob(".out.*"))  # neither the work folder nor a staged copy is left behind
 
 
