@@ -9,6 +9,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 from media_fixtures import make_media_dir
 from shard_fixtures import make_datamodule
 
@@ -110,3 +111,13 @@ def test_a_bad_manifest_is_refused_naming_the_file_and_field(tmp_path, manifest,
     path.write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
     with pytest.raises(ManifestError, match=f"manifest {path}: {message}"):
         manifest_shards(str(path), open_shard)
+
+
+def test_the_paper_recipes_name_manifests_not_brace_ranges():
+    recipes = Path(__file__).resolve().parents[2] / "recipes"
+    patterns = []
+    for path in [*recipes.glob("*.yaml"), *recipes.glob("ablations/*.yaml")]:
+        data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
+        patterns += [s["pattern"] for s in (data.get("init_args") or {}).get("train_sources", [])]
+    assert len(patterns) == 14
+    assert all(p.startswith("${oc.env:LVLM_DATA,data}/") and p.endswith("/manifest.json") for p in patterns)
