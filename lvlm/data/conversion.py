@@ -18,7 +18,8 @@ from typing import Any
 
 from lvlm.data.conversion_log import ConversionLog, Progress
 from lvlm.data.records import Record
-from lvlm.data.shards import ShardWriter, SkippedSample, convert_safely
+from lvlm.data.shard_writer import ShardWriter
+from lvlm.data.shards import SkippedSample, convert_safely
 
 Outcome = dict[str, Any] | SkippedSample
 """A converted sample (``__key__``, ``json``, media members) or the reason a record was skipped."""

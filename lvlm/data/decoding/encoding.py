@@ -44,36 +44,22 @@ def encode_mp4(
 
 
 def write_mp4_stream(
-    frames: Iterator[np.ndarray | av.VideoFrame],
-    width: int,
-    height: int,
-    *,
-    fps: float,
-    gop: int,
-    crf: int,
-    preset: str = "veryfast",
+    frames: Iterator[np.ndarray], width: int, height: int, *, fps: float, gop: int, crf: int, preset: str = "veryfast"
 ) -> bytes:
     """Encode an iterator of uint8 ``[h, w, 3]`` RGB frames (even ``width``/``height``) to H.264 mp4 bytes.
 
-    Frames may also be ``av.VideoFrame`` objects already in ``yuv420p`` at ``width`` x ``height`` (what
-    :func:`reencode_video` passes): they are encoded as they are, with no pixel conversion. Frames are encoded
-    as they come, so a long video is never held in memory. Returns b"" for no frames.
+    Frames are encoded as they come, so a long video is never held in memory. Returns b"" for no frames.
     """
     buffer = io.BytesIO()
     count = 0
     with av.open(buffer, mode="w", format="mp4", options={"fflags": "+bitexact"}) as container:
-        rate = Fraction(fps).limit_denominator(1001)
-        stream = container.add_stream("libx264", rate=rate)
+        stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop
         stream.codec_context.thread_count = 1  # x264 output is deterministic single-threaded
         stream.codec_context.options = {"crf": str(crf), "preset": preset, "x264-params": f"keyint={gop}:scenecut=0"}
         for image in frames:
-            if isinstance(image, av.VideoFrame):  # yuv420p from a decoder: no conversion, explicit timestamps
-                image.pts, image.time_base = count, 1 / rate
-                container.mux(stream.encode(image))
-            else:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
             count += 1
         container.mux(stream.encode(None))
     return buffer.getvalue() if count else b""
@@ -95,9 +81,7 @@ def reencode_video(
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             width, height = reduced_size(stream.codec_context.width, stream.codec_context.height, short_side)
             width, height = max(2, width // 2 * 2), max(2, height // 2 * 2)
-            # Scaled straight to yuv420p by the decoder: converting numpy RGB arrays in the encoder made the
-            # bytes depend on where the arrays lay in memory (about 1 clip in 100 differed from run to run).
-            frames = (f.reformat(width=width, height=height, format="yuv420p") for f in container.decode(stream))
+            frames = (f.to_ndarray(width=width, height=height, format="rgb24") for f in container.decode(stream))
             data = write_mp4_stream(frames, width, height, fps=rate, gop=gop, crf=crf)
     except (av.FFmpegError, IndexError, EOFError, OSError) as err:
         raise VideoDecodeError(key, source, f"{type(err).__name__}: {err}") from err
