@@ -6,14 +6,14 @@ and checks that both runs wrote the same samples (keys, order, shard boundaries,
 whether the shard files are byte-identical (always with re-encoding off; with it on, x264 does not give
 bit-identical files run to run). Prints and writes (`--json PATH`)::
 
-    {"records_per_s": {"1": x, "N": y}, "speedup": y / x,          # re-encoding on (the expensive case)
+    {"records_per_s": {"1": x, "N": y}, "speedup": y / x,          # re-encoding on (the expensive case), if run
      "modes": {"reencode": {...the same...}, "copy": {"records_per_s": {...}, "speedup": ...}},
-     "cores": N, "records": R, "loadavg_before": [...], "loadavg_after": [...]}
+     "cores": N, "records": {"copy": R1, "reencode": R2}, "loadavg_before": [...], "loadavg_after": [...]}
 
 The target is speedup >= 0.8 x N. The load averages say how busy the machine was (other jobs share the cores).
 
     python benchmarks/shards_scaling.py --json shards_scaling.json
-    python benchmarks/shards_scaling.py --records 8 --video-seconds 1 --size 64 --json /tmp/s.json   # tiny
+    python benchmarks/shards_scaling.py --records 8 --copy-records 8 --size 64 --json /tmp/s.json   # tiny
 """
 
 from __future__ import annotations
@@ -118,29 +118,33 @@ def describe(out: Path) -> list[tuple[str, str, list[str], bytes]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=64, help="records (half images, half videos)")
+    parser.add_argument("--records", type=int, default=64, help="records (half images, half videos) re-encoded")
+    parser.add_argument("--copy-records", type=int, default=1024, help="records in the run without re-encoding")
     parser.add_argument("--video-seconds", type=float, default=4.0, help="length of each video")
     parser.add_argument("--size", type=int, default=480, help="media width in pixels (height: 3/4 of it)")
     parser.add_argument("--distinct", type=int, default=8, help="distinct media files the records cycle through")
     parser.add_argument("--reencode", type=int, default=224, help="short side for the re-encoding run")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="N (default: the machine's cores)")
+    parser.add_argument("--modes", default="copy,reencode", help="which runs: copy, reencode or both (default)")
     parser.add_argument("--json", type=Path, help="also write the result here")
     options = parser.parse_args()
     cores = options.workers
     load_before = list(os.getloadavg())
     with tempfile.TemporaryDirectory(prefix="lvlm-shards-bench-") as tmp:
         root = Path(tmp)
-        args = write_inputs(root, options.records, options.video_seconds, options.size, options.distinct)
-        modes = {
-            "copy": measure(args, root, options.records, cores, [], "copy"),
-            "reencode": measure(args, root, options.records, cores, ["--reencode", str(options.reencode)], "re"),
-        }
+        modes = {}
+        for mode in options.modes.split(","):
+            count = options.copy_records if mode == "copy" else options.records
+            args = write_inputs(root / mode, count, options.video_seconds, options.size, options.distinct)
+            extra = [] if mode == "copy" else ["--reencode", str(options.reencode)]
+            modes[mode] = measure(args, root / mode, count, cores, extra, mode)
+    main_mode = "reencode" if "reencode" in modes else next(iter(modes))
     result = {
-        "records_per_s": modes["reencode"]["records_per_s"],
-        "speedup": modes["reencode"]["speedup"],
+        "records_per_s": modes[main_mode]["records_per_s"],
+        "speedup": modes[main_mode]["speedup"],
         "modes": modes,
         "cores": cores,
-        "records": options.records,
+        "records": {mode: options.copy_records if mode == "copy" else options.records for mode in modes},
         "target_speedup": 0.8 * cores,
         "loadavg_before": load_before,
         "loadavg_after": list(os.getloadavg()),

@@ -99,7 +99,10 @@ def test_shard_urls_resolve_against_the_manifest_location():
         ({"format": "something"}, "'format' must be 'lvlm-shards-manifest'"),
         ({"format": "lvlm-shards-manifest", "version": 1, "shards": {}}, "'shards' must be a list"),
         ({"format": "lvlm-shards-manifest", "version": 1, "shards": [{"url": "a.tar"}]}, r"shards\[0\].samples"),
-        ({"format": "lvlm-shards-manifest", "version": 1, "shards": [{"url": "a.tar", "samples": 0}]}, "no sample"),
+        (
+            {"format": "lvlm-shards-manifest", "version": 1, "shards": [{"url": "a.tar", "samples": 0}]},
+            "lists no sample",
+        ),
         (
             {"format": "lvlm-shards-manifest", "version": 1, "shards": [{"url": "gone.tar", "samples": 4}]},
             "1 listed shard.s. missing: .*gone.tar",
