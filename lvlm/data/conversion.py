@@ -2,27 +2,22 @@
 
 Workers only convert records (read, check, decode or re-encode the media); results come back in input order and
 the calling process alone writes the shards. So the samples, their order and the shard boundaries are exactly
-those of a one-process run, for any number of workers. At most ``4 x workers`` batches are in flight, which
-bounds the memory that finished but not yet written samples take.
+those of a one-process run, for any number of workers (:mod:`lvlm.data.conversion_pool`).
 """
 
 from __future__ import annotations
 
-import multiprocessing
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lvlm.data.conversion_log import ConversionLog, Progress
+from lvlm.data.conversion_pool import Outcome, ordered_outcomes
 from lvlm.data.records import Record
 from lvlm.data.shard_writer import ShardWriter
 from lvlm.data.shards import SkippedSample, convert_safely
-
-Outcome = dict[str, Any] | SkippedSample
-"""A converted sample (``__key__``, ``json``, media members) or the reason a record was skipped."""
 
 SHARD_MTIME = 0  # tar header timestamps: fixed, so a conversion writes byte-identical shards every time
 
@@ -124,43 +119,11 @@ def write_shards(
 
 
 def convert_in_order(
-    records: Sequence[Record], options: ConvertOptions, workers: int, batch: int | None = None
+    records: Sequence[Record], options: ConvertOptions, workers: int
 ) -> Iterator[tuple[Record, Outcome]]:
     """``(record, outcome)`` for every record, in order; records with a known problem are not converted."""
-    if workers <= 1:
-        for record in records:
-            yield record, record.problem or convert_safely(record.value, record.key, **options.as_kwargs())
+    if workers > 1:
+        yield from ordered_outcomes(records, options.as_kwargs(), workers)
         return
-    batch = batch or max(1, min(16, len(records) // (8 * workers)))
-    context = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(options,))
-    in_flight: deque[tuple[Sequence[Record], Future[list[Outcome]]]] = deque()
-    try:
-        for begin in range(0, len(records), batch):
-            chunk = records[begin : begin + batch]
-            todo = [(r.value, r.key) for r in chunk if r.problem is None]
-            in_flight.append((chunk, pool.submit(_convert_batch, todo)))
-            if len(in_flight) >= 4 * workers:
-                yield from _collect(*in_flight.popleft())
-        while in_flight:
-            yield from _collect(*in_flight.popleft())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _collect(chunk: Sequence[Record], future: Future[list[Outcome]]) -> Iterator[tuple[Record, Outcome]]:
-    results = iter(future.result())
-    for record in chunk:
-        yield record, record.problem or next(results)
-
-
-_OPTIONS: dict[str, Any] = {}
-
-
-def _init_worker(options: ConvertOptions) -> None:
-    _OPTIONS.clear()
-    _OPTIONS.update(options.as_kwargs())
-
-
-def _convert_batch(items: list[tuple[Any, str]]) -> list[Outcome]:
-    return [convert_safely(value, key, **_OPTIONS) for value, key in items]
+    for record in records:
+        yield record, record.problem or convert_safely(record.value, record.key, **options.as_kwargs())
