@@ -128,9 +128,9 @@ def publish(out: Path, log: ConversionLog, progress: Progress, records: list[Rec
         for shard in progress.shards:
             _link_or_copy(log.work / shard["url"], staged / shard["url"])
         (staged / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        (staged / "report.json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        (staged / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         with open(staged / "skipped.jsonl", "w", encoding="utf-8") as handle:
-            handle.writelines(json.dumps(entry, ensure_ascii=False) + "\n" for entry in skipped)
+            handle.writelines(json.dumps(entry) + "\n" for entry in skipped)  # ASCII: ids may hold lone surrogates
     log.remove()
     return report
 

@@ -104,7 +104,7 @@ class ConversionLog:
                 "resume with the same inputs and options, or start again with --overwrite"
             )
         progress = Progress(_read_lines(self.work / PROGRESS))
-        _write_atomic(self.work / PROGRESS, "".join(json.dumps(ln, ensure_ascii=False) + "\n" for ln in progress.lines))
+        _write_atomic(self.work / PROGRESS, "".join(json.dumps(ln) + "\n" for ln in progress.lines))
         keep = {shard["url"] for shard in progress.shards} | {SETTINGS, PROGRESS}
         for path in self.work.iterdir():
             if path.name not in keep:  # shards finished after the last log line, or half written: redone
@@ -118,7 +118,7 @@ class ConversionLog:
     def append(self, line: dict[str, Any]) -> None:
         """Log one finished shard (or the end); flushed before returning."""
         with open(self.work / PROGRESS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+            handle.write(json.dumps(line) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
 

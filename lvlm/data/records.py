@@ -99,6 +99,10 @@ def check_record(value: Any) -> SkippedSample | None:
     """Why ``value`` cannot become a sample, judged from the JSON alone; None if it can."""
     if not isinstance(value, dict):
         return SkippedSample("bad_json", f"a record must be a JSON object, got {type(value).__name__}")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as err:
+        return SkippedSample("bad_json", f"the record holds text that is not valid Unicode ({err.reason})")
     raw_id = value.get("id", "")
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         return SkippedSample("bad_json", f"'id' must be a string or an integer, got {value['id']!r:.80}")

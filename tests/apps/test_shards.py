@@ -89,6 +89,7 @@ def test_every_kind_of_bad_record_is_skipped_counted_and_listed(media, tmp_path)
     }
     records = [{"id": key, **value} for key, value in bad.items()]
     records += [{"id": {"nested": 1}, "conversations": turns("hi")}, 42, None, ["a list"]]
+    records.append({"id": "lone\ud800", "conversations": turns("half a pair: \udc80")})  # not valid Unicode
     records.append({"id": "good", "image": "a.jpg", "conversations": turns("<image>\nWhat?")})
     data = write_json(media, records)
     report = run(media, data, tmp_path / "out")
@@ -100,11 +101,12 @@ def test_every_kind_of_bad_record_is_skipped_counted_and_listed(media, tmp_path)
         "fifo": "missing_file", "folder": "missing_file", "truncated": "undecodable_media",
         "no_turns": "bad_json", "image_type": "bad_json", "image_list_type": "bad_json", "turn_type": "bad_json",
         "empty_path": "bad_path", "nested___1": "bad_json", "data_13": "bad_json", "data_14": "bad_json",
-        "data_15": "bad_json",
+        "data_15": "bad_json", "lone": "bad_json",
     }  # fmt: skip
     assert [line["index"] for line in lines] == list(range(len(records) - 1))
     assert all(line["file"] == str(data) and line["detail"] for line in lines)
-    assert report["skipped_by_reason"] == {"bad_json": 8, "bad_path": 5, "missing_file": 2, "undecodable_media": 1}
+    assert report["skipped_by_reason"] == {"bad_json": 9, "bad_path": 5, "missing_file": 2, "undecodable_media": 1}
+    assert lines[-1]["id"] == "lone\ud800" and "not valid Unicode" in lines[-1]["detail"]
     assert report["shards"] == ["shard-000000.tar"]
 
 
