@@ -8,7 +8,11 @@ worker again is run one record per process, and a record that still kills its pr
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import signal
+import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -107,8 +111,20 @@ _OPTIONS: dict[str, Any] = {}
 
 
 def _init(options: dict[str, Any]) -> None:
+    _die_with_parent()
     _OPTIONS.clear()
     _OPTIONS.update(options)
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the converting process dies (even by ``kill -9``)."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):  # no prctl: orphans stay until their batch ends
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 def _convert_batch(items: list[Item]) -> list[Outcome]:

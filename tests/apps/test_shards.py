@@ -216,8 +216,17 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(media, tmp_path):
             break
         time.sleep(0.005)
     assert process.poll() is None, "the conversion ended before it could be killed"
-    os.killpg(process.pid, signal.SIGKILL)  # the command and its worker processes
+    workers = children(process.pid)
+    assert len(workers) == 2
+    os.kill(process.pid, signal.SIGKILL)  # the command only: its workers must not outlive it
     process.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(alive(pid) for pid in workers):
+        time.sleep(0.01)
+    orphans = [pid for pid in workers if alive(pid)]
+    for pid in orphans:  # never leave them behind, even when the check below fails
+        os.kill(pid, signal.SIGKILL)
+    assert not orphans
     assert not out.exists() and len(list(work_folder(out).glob("*.tar"))) >= 2
     with pytest.raises(UserError, match="pass --resume to continue it"):
         main([*args, "--no-progress"])
@@ -226,6 +235,25 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(media, tmp_path):
     assert main([*args, "--resume", "--no-progress"]) == 0
     assert output_files(out) == output_files(reference)
     assert not work_folder(out).exists()
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 def test_resume_without_an_interrupted_run_is_refused(media, tmp_path):
