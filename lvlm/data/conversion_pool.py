@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import multiprocessing
+import os
 import signal
 import sys
 from collections import deque
@@ -41,7 +42,8 @@ class ConversionPool:
         self.pool = self._new_pool(workers)
 
     def _new_pool(self, workers: int) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(workers, mp_context=self.context, initializer=_init, initargs=(self.options,))
+        setup = (self.options, os.getpid())
+        return ProcessPoolExecutor(workers, mp_context=self.context, initializer=_init, initargs=setup)
 
     def submit(self, items: list[Item]) -> Future[list[Outcome]]:
         """Start converting a batch (a dead pool is replaced first)."""
@@ -110,18 +112,20 @@ def ordered_outcomes(
 _OPTIONS: dict[str, Any] = {}
 
 
-def _init(options: dict[str, Any]) -> None:
-    _die_with_parent()
+def _init(options: dict[str, Any], parent: int) -> None:
+    _die_with_parent(parent)
     _OPTIONS.clear()
     _OPTIONS.update(options)
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(parent: int) -> None:
     """On Linux, have the kernel kill this worker when the converting process dies (even by ``kill -9``)."""
     if not sys.platform.startswith("linux"):
         return
     with contextlib.suppress(OSError, AttributeError):  # no prctl: orphans stay until their batch ends
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
 
 
 _PR_SET_PDEATHSIG = 1
