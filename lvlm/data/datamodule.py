@@ -27,6 +27,7 @@ import torch.distributed as dist
 import torch.utils.data
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
@@ -45,8 +46,10 @@ class LVLMDataModule(pl.LightningDataModule):
     """Streams Video-LLaVA style WebDataset shards.
 
     Args:
-        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, fsspec or `pipe:`
-            URLs.
+        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, manifests written by
+            `lvlm shards` (`DIR/manifest.json`), fsspec or `pipe:` URLs. A source with `"format": "captions"`
+            holds caption pairs (img2dataset/video2dataset: `key.jpg|mp4` + `key.txt`), turned into a one-turn
+            conversation asking `"prompt"` (default `lvlm.data.captions.DEFAULT_CAPTION_PROMPT`).
         val_sources: Sources of the fixed validation set (weights ignored).
         test_sources: Sources of the fixed test set.
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
@@ -116,6 +119,7 @@ class LVLMDataModule(pl.LightningDataModule):
             list(val_sources),
             list(test_sources),
         )
+        check_source_formats([*self.train_sources, *self.val_sources, *self.test_sources])
         self.tokenizer = _load_tokenizer(tokenizer)
         self.template = get_template(template)
         self.slots = media_slots_from_config(slots)
@@ -188,6 +192,7 @@ class LVLMDataModule(pl.LightningDataModule):
             keep_meta,
             self.video_backend,
             self.media_dtype,
+            caption_prompts([*self.train_sources, *self.val_sources, *self.test_sources]),
         )
 
     def _loader_kwargs(self) -> dict[str, Any]:
