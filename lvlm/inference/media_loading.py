@@ -14,8 +14,8 @@ import torch
 from PIL import Image
 
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
-from lvlm.data.decoding.image import to_rgb
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.decoding.image import to_rgb
 from lvlm.inference.media_files import (
     SUPPORTED_IMAGES,
     SUPPORTED_VIDEOS,

@@ -89,7 +89,8 @@ def generation_settings(gen_kwargs: Mapping[str, Any], default_max_new_tokens: i
     ``num_beams`` above 1 is not supported by lvlm's batched generation and is refused.
     """
     if int(gen_kwargs.get("num_beams") or 1) > 1:
-        raise ValueError(f"lvlm generates greedily or by sampling; num_beams={gen_kwargs['num_beams']} is not supported")
+        beams = gen_kwargs["num_beams"]
+        raise ValueError(f"lvlm generates greedily or by sampling; num_beams={beams} is not supported")
     temperature = float(gen_kwargs.get("temperature") or 0.0)
     if gen_kwargs.get("do_sample") is False:
         temperature = 0.0
