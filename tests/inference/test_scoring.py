@@ -14,21 +14,7 @@ from lvlm.inference.batch_generate import GenerationSettings, generate_ids
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import prepare_prompt, prepare_scoring_prompt, question_conversation
 from lvlm.inference.scoring import score_answers
-
-
-def reference_logprob(session, question, kinds, media, answer_ids):
-    """Prompt ids, then the answer ids appended; one unpadded forward pass with every logit kept."""
-    prompt = prepare_prompt(session, question_conversation(question, kinds), media)
-    ids = torch.cat([prompt.input_ids, torch.tensor(answer_ids)]).unsqueeze(0)
-    tensors = {key: torch.stack([t for k, t in prompt.media if k == key]) for key, _ in prompt.media}
-    with torch.no_grad():
-        logits = session.model(ids, attention_mask=torch.ones_like(ids), **tensors).logits[0].float()
-    logits[:, session.model.placeholder_ids] = float("-inf")
-    logprobs = torch.log_softmax(logits, dim=-1)
-    start = prompt.input_ids.shape[0]
-    picked = [logprobs[start - 1 + i, token] for i, token in enumerate(answer_ids)]
-    greedy = all(int(logprobs[start - 1 + i].argmax()) == token for i, token in enumerate(answer_ids))
-    return float(sum(picked)), greedy
+from tests.inference.scoring_reference import reference_logprob
 
 
 def scoring_sample(session, question, kinds, media, answer, key="s"):

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-from lmms_eval.api.instance import Instance
+from lmms_eval.api.instance import GenerationResult, Instance
 from lmms_eval.api.model import lmms
 from tqdm import tqdm
 
@@ -46,6 +46,16 @@ from lvlm.inference.session import InferenceSession, load_session
 log = logging.getLogger(__name__)
 
 UNANSWERABLE = (BadSampleError, MediaDecodeError, MissingMediaFileError, UnsupportedMediaError, UnsupportedVisualError)
+
+
+def passed_through(pair: tuple[float, bool]) -> GenerationResult:
+    """A ``(logprob, is_greedy)`` pair that lmms-eval's evaluator hands to the task unchanged.
+
+    lmms-eval 0.7.3 passes every model output through ``unwrap_generation_output``, which turns a tuple that
+    does not start with a string into its ``str()``; multiple-choice scoring then fails on ``"(-1.2, False)"``.
+    A ``GenerationResult`` is unwrapped to its ``text`` as it is, so the pair arrives intact.
+    """
+    return GenerationResult(text=pair, token_counts=None)  # type: ignore[arg-type]
 
 
 def default_device(device: str | None) -> str:
@@ -140,13 +150,17 @@ class LvlmModel(lmms):
             log.warning("lvlm: %d of %d requests could not be asked and got empty answers", skipped, len(requests))
         return answers
 
-    def loglikelihood(self, requests: list[Instance]) -> list[tuple[float, bool]]:
-        """``(sum of the continuation's token log-probabilities, whether greedy decoding gives it)`` per request.
+    def loglikelihood(self, requests: list[Instance]) -> list[GenerationResult]:
+        """``(negative log-likelihood of the continuation, whether greedy decoding gives it)`` per request.
 
-        The context is the user turn (with the document's visuals), the continuation the assistant's answer.
-        A request that cannot be scored (missing media, too long) stops the run with its reason.
+        The context is the user turn (with the document's visuals), the continuation the assistant's answer;
+        the first number is minus the sum of the answer tokens' log-probabilities. Lower is more likely because
+        lmms-eval's scorers pick the *smallest* value: ``multiple_choice`` tasks take ``np.argmin`` ("we return
+        the actual loss in many model loglikelihood", ``lmms_eval/api/task.py``) and the ``*_mcppl`` tasks the
+        minimum. A request that cannot be scored (missing media, too long) stops the run with its reason. Each
+        pair is wrapped by :func:`passed_through`.
         """
-        results: list[tuple[float, bool]] = []
+        results: list[GenerationResult] = []
         progress = tqdm(total=len(requests), disable=self.rank != 0, desc="lvlm scoring")
         for start in range(0, len(requests), self.batch_size):
             samples = []
@@ -155,7 +169,8 @@ class LvlmModel(lmms):
                 doc_to_visual, doc_id, task, split = rest if rest else (None, request.doc_id, request.task_name, None)
                 media = self._media(doc_to_visual, task, split, doc_id) if doc_to_visual else []
                 samples.append(scoring_prompt(self.session, context, continuation, media, f"{task}/{doc_id}"))
-            results.extend((score.logprob, score.is_greedy) for score in score_answers(self.session, samples))
+            scores = score_answers(self.session, samples)
+            results.extend(passed_through((-score.logprob, score.is_greedy)) for score in scores)
             progress.update(len(samples))
         progress.close()
         return results
