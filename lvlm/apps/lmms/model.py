@@ -45,11 +45,12 @@ from lvlm.inference.session import InferenceSession, load_session
 
 log = logging.getLogger(__name__)
 
+DTYPES = ("float32", "bfloat16", "float16")
 UNANSWERABLE = (BadSampleError, MediaDecodeError, MissingMediaFileError, UnsupportedMediaError, UnsupportedVisualError)
 
 
 def passed_through(pair: tuple[float, bool]) -> GenerationResult:
-    """A ``(logprob, is_greedy)`` pair that lmms-eval's evaluator hands to the task unchanged.
+    """A ``(score, is_greedy)`` pair that lmms-eval's evaluator hands to the task unchanged.
 
     lmms-eval 0.7.3 passes every model output through ``unwrap_generation_output``, which turns a tuple that
     does not start with a string into its ``str()``; multiple-choice scoring then fails on ``"(-1.2, False)"``.
@@ -90,6 +91,8 @@ class LvlmModel(lmms):
         self._device = torch.device(default_device(device))
         if dtype is None:
             dtype = "float32" if self._device.type == "cpu" else "bfloat16"
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
         self.session: InferenceSession = load_session(
             pretrained,
             template,
