@@ -151,6 +151,7 @@ def run(tmp_path_factory):
         "logprobs": logprobs,
         "labels": labels,
         "returncode": done.returncode,
+        "root": root,
     }
 
 
@@ -208,3 +209,34 @@ def test_benchmark_commands_name_real_tasks_and_known_model_args():
 def test_the_install_command_is_what_ci_runs():
     assert shell_commands("shell")[0] == 'pip install -e ".[lmms-eval]"'
     assert 'pip install -e ".[lmms-eval,test]"' in (ROOT / ".ci" / "run").read_text()
+
+
+def test_multi_round_generation_feeds_each_round_from_doc_to_text(run, tmp_path):
+    from lmms_eval.api.instance import Instance
+
+    root = run["root"]
+    model = LvlmModel(pretrained=str(root / "tiny-model"), num_frames=FRAMES, device="cpu")
+    doc = {"question": "what colour is the shape?", "image": str(root / "media" / "red.png")}
+    model.task_dict = {"t": {"test": [doc]}}
+
+    def doc_to_visual(d):
+        return [d["image"]]
+
+    def doc_to_text(d, previous_output, round_idx, previous_round_info):
+        if round_idx == 2:
+            return None, None, True, previous_output, None
+        return [d["image"]], f"you said {previous_output[-1]}. is it red?", False, previous_output, None
+
+    gen_kwargs = {"max_new_tokens": 5, "until": []}
+    request = Instance(
+        request_type="generate_until_multi_round",
+        arguments=(doc["question"], gen_kwargs, doc_to_visual, doc_to_text, 0, "t", "test"),
+        idx=0,
+        metadata={"task": "t", "doc_id": 0, "repeats": 1},
+    )
+    (rounds,) = model.generate_until_multi_round([request])
+    session = model.session
+    settings = GenerationSettings(max_new_tokens=5)
+    first = answer(session, doc["question"], [doc["image"]], settings)
+    second = answer(session, f"you said {first}. is it red?", [doc["image"]], settings)
+    assert rounds == [first, second]
