@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from peft.tuners.lora import LoraLayer
 
 from lvlm.core.errors import UserError
 from lvlm.core.outputs import paths_named_in
@@ -86,9 +87,11 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
 
 def merge_lora_into(causal_lm: torch.nn.Module) -> int:
     """Fold every peft LoRA layer of ``causal_lm`` into its base layer (peft's ``merge`` then unwrap, in place,
-    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers."""
-    from peft.tuners.lora import LoraLayer
+    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers.
 
+    A loop over peft's own ``LoraLayer.merge`` because ``merge_and_unload`` needs a ``PeftModel`` wrapper, and lvlm
+    injects adapters with ``inject_adapter_in_model`` (no wrapper, so parameter names stay where they were).
+    """
     merged = 0
     for name, module in list(causal_lm.named_modules()):
         if not isinstance(module, LoraLayer):

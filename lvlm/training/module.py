@@ -227,6 +227,7 @@ class LVLMModule(pl.LightningModule):
         return [{"key": key, "text": text.strip()} for key, text in zip(keys, texts)]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Not Lightning's grad_norm: it logs one entry per parameter and, under FSDP2, only local shards' norms.
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
