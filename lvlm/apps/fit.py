@@ -21,6 +21,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
+from lvlm.apps.quiet import quiet_training_output
 from lvlm.apps.resume_report import report
 from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.module import LVLMModule
@@ -109,8 +110,7 @@ def lightning_main(command: str, argv: list[str]) -> int:
         # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
         argv = [*argv, "--weights_only=true"]
     with warnings.catch_warnings():
-        # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        quiet_training_output()
         build_cli([command, *argv])
     return 0
 

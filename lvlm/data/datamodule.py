@@ -35,7 +35,7 @@ from lvlm.data.media import media_slots_from_config
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern
-from lvlm.data.templates import get_template
+from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 from lvlm.models.io.tokenizer import load_tokenizer
 
@@ -54,7 +54,7 @@ class LVLMDataModule(pl.LightningDataModule):
         test_sources: Sources of the fixed test set.
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
             tokenizer object.
-        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
+        template: Chat template, or a built-in name (`vicuna_v1`, `llava_v1`, `plain`); `lvlm fit` links the model's.
         slots: Media slot dicts (`MediaSlot.to_dict()` form); None gives image + video.
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
@@ -88,7 +88,7 @@ class LVLMDataModule(pl.LightningDataModule):
         val_sources: Sequence[Mapping[str, Any]] = (),
         test_sources: Sequence[Mapping[str, Any]] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
-        template: str = "vicuna_v1",
+        template: str | ChatTemplate = "vicuna_v1",
         slots: list[dict[str, Any]] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,
