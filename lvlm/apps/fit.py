@@ -16,12 +16,16 @@ from typing import Any
 
 import yaml
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
+from lvlm.apps.quiet import quiet_training_output
 from lvlm.apps.resume_report import report
+from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.module import LVLMModule
+from lvlm.training.progress import StepProgressBar
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -50,6 +54,15 @@ class LVLMCLI(LightningCLI):
         parser.link_arguments("model", "data.init_args.modalities", compute_fn=_modalities_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.template", compute_fn=_template_of, apply_on="instantiate")
 
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with :class:`StepProgressBar` unless the recipe turns the bar off or brings its own."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        own_bar = any(isinstance(c, ProgressBar) for c in (callbacks if isinstance(callbacks, list) else [callbacks]))
+        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
     def _parse_ckpt_path(self) -> None:
         """Never apply (or import) a checkpoint's saved settings: print how they differ from the recipe's."""
         subcommand = self.config.get("subcommand")
@@ -58,6 +71,14 @@ class LVLMCLI(LightningCLI):
             return
         dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, format="yaml"))
         print(report(ckpt_path, (dumped.get(subcommand) or {}).get("model") or {}), file=sys.stderr)
+
+    def _check_sharded_checkpoint(self) -> None:
+        """torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle: refuse one that would run code, first."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and is_dcp_folder(ckpt_path):
+            check_dcp(ckpt_path)
+
+    before_fit = before_validate = before_test = before_predict = _check_sharded_checkpoint
 
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
@@ -85,9 +106,11 @@ def lightning_main(command: str, argv: list[str]) -> int:
         from lvlm.apps.predict import main as predict_main
 
         return predict_main(argv)
+    if not any(arg.startswith("--weights_only") for arg in argv):
+        # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
+        argv = [*argv, "--weights_only=true"]
     with warnings.catch_warnings():
-        # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        quiet_training_output()
         build_cli([command, *argv])
     return 0
 

@@ -100,22 +100,22 @@ def _checked(target: Any, name: str, bases: tuple[type, ...], where: str) -> typ
 
 
 def vet_class_paths(tree: Any, bases: tuple[type, ...], where: str) -> None:
-    """Check every ``class_path`` (and Lightning's ``_class_path``/``_instantiator``) in a nested config.
+    """Check every ``class_path`` in a nested config before it reaches jsonargparse, which would import it.
 
-    Used before a saved config or a checkpoint's hyper-parameters reach jsonargparse or Lightning, which would
-    import whatever they name. Every class path must resolve to a subclass of one of ``bases``.
+    Every class path must resolve to a subclass of one of ``bases``. Lightning's own ``_class_path`` and
+    ``_instantiator`` entries are not checked: lvlm drops them and never calls them.
     """
-    for path, key, value in _class_path_fields(tree, where):
-        if key == "_instantiator":
-            raise UnsafeInputError(f"{path}: refused '_instantiator' {value!r}: lvlm never calls a saved instantiator")
+    for path, value in _class_path_fields(tree, where):
         resolve_component(value, bases, path)
 
 
-def _class_path_fields(tree: Any, where: str) -> Iterable[tuple[str, str, Any]]:
+def _class_path_fields(tree: Any, where: str) -> Iterable[tuple[str, Any]]:
     if isinstance(tree, Mapping):
         for key, value in tree.items():
-            if key in {"class_path", "_class_path", "_instantiator"}:
-                yield f"{where}.{key}", key, value
+            if key in {"_class_path", "_instantiator"}:
+                continue
+            if key == "class_path":
+                yield f"{where}.{key}", value
             else:
                 yield from _class_path_fields(value, f"{where}.{key}")
     elif isinstance(tree, list | tuple):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -22,10 +23,9 @@ from lvlm.inference.media_files import (
 from lvlm.inference.session import InferenceSession
 
 
-def load_media(
-    session: InferenceSession, kind: str, source: bytes | str | os.PathLike | list[bytes], key: str = "?"
-) -> torch.Tensor:
-    """Decode and transform one item of the modality named ``kind`` (``image``, ``video``, a plugin's).
+def load_media(session: InferenceSession, kind: str, source: Any, key: str = "?") -> torch.Tensor:
+    """Decode and transform one item of the modality named ``kind`` (``image``, ``video``, a plugin's): a file,
+    its bytes, a video's frames, or what the modality decodes itself (the image modality: a PIL image).
 
     Raises:
         MissingMediaFileError: a path that does not exist.

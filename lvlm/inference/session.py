@@ -10,18 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
-from lvlm.core.registry import resolve_component
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.modalities.base import Modality
 from lvlm.modalities.saved import saved_modalities
+from lvlm.models.io.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +89,6 @@ def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | dict[str
     return getattr(model, "chat_template", None)
 
 
-def template_of(recorded: str | ChatTemplate | Mapping[str, Any], where: str) -> ChatTemplate:
-    """A template from its name, or from the ``{class_path, init_args}`` a saved model records (the class path
-    resolved only to a :class:`ChatTemplate` subclass of lvlm or of a registered plugin)."""
-    if isinstance(recorded, Mapping):
-        cls = resolve_component(recorded.get("class_path"), ChatTemplate, f"{where}.class_path")
-        return cls(**dict(recorded.get("init_args") or {}))
-    return get_template(recorded)
-
-
 def video_frames(model_dir: Path, modalities: dict[str, Modality]) -> int:
     """Frames per item of a frame-based modality: its tower's ``num_frames``, else transformers'
     ``video_seq_length``, else 8."""
@@ -154,14 +145,14 @@ def load_session(
             f"(--template vicuna_v1, llava_v1 or plain)"
         )
     where = f"{model_dir / LVLM_CONFIG}: chat_template"
-    chosen = template_of(name, where)
+    chosen = get_template(name, where)
     recorded = recorded_template(model_dir, model)
-    if template is not None and recorded is not None and chosen != template_of(recorded, where):
+    if template is not None and recorded is not None and chosen != get_template(recorded, where):
         log.warning(
-            "template %r overrides %r recorded with the checkpoint", chosen.name, template_of(recorded, where).name
+            "template %r overrides %r recorded with the checkpoint", chosen.name, get_template(recorded, where).name
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = load_tokenizer(model_dir)
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"

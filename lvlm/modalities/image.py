@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from PIL import Image
 
 from lvlm.data.decoding import decode_image
+from lvlm.data.decoding.image import to_rgb
 from lvlm.data.transforms import ImageTransform
 from lvlm.modalities.base import Modality
 from lvlm.models.vision.base import VisionTower
@@ -58,7 +60,8 @@ class ImageModality(Modality):
         return {(f"{index}." if count > 1 else "") + ext: data}
 
     def decode(self, payload: Any, *, key: str, num_frames: int, backend: str | None = None) -> Any:
-        return decode_image(payload, key=key)
+        """Bytes, a path, or an already decoded PIL image → RGB (the decoder's rules for every mode)."""
+        return to_rgb(payload) if isinstance(payload, Image.Image) else decode_image(payload, key=key)
 
     def make_transform(
         self, *, augment: bool = False, seed: int | None = None, normalize: bool = True
