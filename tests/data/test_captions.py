@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from shard_fixtures import JPEG, VIDEO, make_datamodule, write_shards
-from tokenizer_fixtures import tiny_tokenizer
+from tokenizer_fixtures import tiny_modalities, tiny_tokenizer
 
 from lvlm.data.captions import DEFAULT_CAPTION_PROMPT, caption_record
 from lvlm.data.report import read_bad_samples
 from lvlm.data.sample_errors import PlaceholderMismatchError, SampleFormatError
 
 TOK = tiny_tokenizer()
+MODALITIES = tiny_modalities()
 
 
 IMAGE_CAPTIONS = ["a red circle", "a blue square", "a green triangle", "a yellow diamond"]
@@ -40,17 +41,19 @@ def video2dataset_samples() -> list[dict]:
 
 def test_a_caption_pair_becomes_a_one_turn_conversation():
     raw = img2dataset_samples()[1]
-    record = caption_record(raw)
+    record = caption_record(raw, modalities=MODALITIES)
     assert record["conversations"] == [
         {"from": "human", "value": "<image>\nDescribe the image briefly."},
         {"from": "gpt", "value": "a blue square"},
     ]
     assert record["url"] == "http://x/1.jpg" and record["width"] == 20
-    video = caption_record(video2dataset_samples()[0], "What happens in this {media}?")
+    video = caption_record(video2dataset_samples()[0], "What happens in this {media}?", MODALITIES)
     assert video["conversations"][0]["value"] == "<video>\nWhat happens in this video?"
-    assert caption_record(raw, "Caption: <image>")["conversations"][0]["value"] == "Caption: <image>"
+    assert caption_record(raw, "Caption: <image>", MODALITIES)["conversations"][0]["value"] == "Caption: <image>"
     no_txt = {k: v for k, v in raw.items() if k != "txt"}
-    assert caption_record(no_txt)["conversations"][1]["value"] == "a blue square"  # from the json's caption
+    assert (
+        caption_record(no_txt, modalities=MODALITIES)["conversations"][1]["value"] == "a blue square"
+    )  # from the json's caption
     assert DEFAULT_CAPTION_PROMPT == "Describe the {media} briefly."
 
 
@@ -66,7 +69,7 @@ def test_a_caption_pair_becomes_a_one_turn_conversation():
 )
 def test_a_bad_caption_pair_is_a_bad_sample(sample, error):
     with pytest.raises(error):
-        caption_record(sample)
+        caption_record(sample, modalities=MODALITIES)
 
 
 def test_the_datamodule_trains_on_caption_shards_with_the_source_prompt(tmp_path: Path):

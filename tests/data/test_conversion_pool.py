@@ -13,6 +13,9 @@ from media_fixtures import make_media_dir
 from lvlm.data.conversion_pool import ConversionPool, ordered_outcomes
 from lvlm.data.records import load_records
 from lvlm.data.shards import SkippedSample, convert_safely
+from lvlm.modalities import ImageModality, VideoModality
+
+MODALITIES = (ImageModality(tower=None).bind("image"), VideoModality(tower=None).bind("video"))
 
 
 def records_and_options(tmp_path: Path, count: int) -> tuple[list, dict]:
@@ -20,8 +23,9 @@ def records_and_options(tmp_path: Path, count: int) -> tuple[list, dict]:
     turns = [{"from": "human", "value": "<video>\nx"}, {"from": "gpt", "value": "y"}]
     items = [{"id": f"r{i}", "video": "v8.mp4" if i % 3 else "gone.mp4", "conversations": turns} for i in range(count)]
     (media / "data.json").write_text(json.dumps(items))
-    options = {"image_folder": media / "images", "video_folder": media / "videos", "reencode": None, "frames": 8}
-    return load_records([media / "data.json"]), options
+    folders = {"image": media / "images", "video": media / "videos"}
+    options = {"modalities": MODALITIES, "folders": folders, "reencode": None, "frames": 8}
+    return load_records([media / "data.json"], MODALITIES), options
 
 
 def expected(records: list, options: dict) -> list:
