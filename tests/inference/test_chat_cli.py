@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lvlm.apps.chat import chat_loop
+from lvlm.apps.chat import chat_loop, main
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import Conversation, prepare_prompt
@@ -126,3 +126,24 @@ def test_streamer_writes_word_by_word(session):
     text = "".join(writes)
     assert text == "red square moves left\n"
     assert len([w for w in writes if w.strip()]) >= 3
+
+
+def test_media_name_equals_path_attaches_any_modality_like_its_own_flag(checkpoint_dir, media_dir, monkeypatch, capsys):
+    answers = []
+    for attach in (["--image", str(media_dir / "red.png")], ["--media", f"image={media_dir / 'red.png'}"]):
+        monkeypatch.setattr("sys.stdin", io.StringIO("what colour is the shape?\n"))
+        common = ["--temperature", "0", "--max-new-tokens", str(NEW_TOKENS)]
+        assert main(["--model", str(checkpoint_dir), *attach, *common]) == 0
+        out = capsys.readouterr().out
+        assert f"image {media_dir / 'red.png'}" in out
+        answers.append(out.split("ASSISTANT: ")[1].split("USER:")[0].strip())
+    assert answers[0] == answers[1] and answers[0]
+
+
+@pytest.mark.parametrize(
+    ("media", "message"),
+    [("image", "expected NAME=PATH"), ("image=nope.png", "media file not found"), ("sound=a.wav", "not found")],
+)
+def test_bad_media_option_exits_2_naming_it(checkpoint_dir, media, message, capsys):
+    assert main(["--model", str(checkpoint_dir), "--media", media]) == 2
+    assert message in capsys.readouterr().err
