@@ -47,6 +47,17 @@ def class_path_of(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def recorded_class(cls: type) -> type:
+    """The class a saved file records for an instance of ``cls``: wrapper classes that torch makes at run time
+    (FSDP2's ``fully_shard`` swaps a module's class for ``FSDP<Name>(FSDPModule, Name)``) are the same
+    component, so the first class of the MRO that torch did not make."""
+    for klass in cls.__mro__:
+        if klass.__module__.startswith("torch.") or any(b.__name__ == "FSDPModule" for b in klass.__bases__):
+            continue
+        return klass
+    return cls
+
+
 def _bases_text(bases: tuple[type, ...]) -> str:
     return " or ".join(class_path_of(b) for b in bases)
 

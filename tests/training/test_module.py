@@ -136,3 +136,18 @@ def test_predict_without_config_is_batched_generation(monkeypatch):
 def test_run_without_recipe_prints_usage(capsys):
     assert cli.main([]) == 2
     assert "lvlm fit -c RECIPE.yaml" in capsys.readouterr().out
+
+
+def test_any_torch_optimizer_named_on_the_command_line_trains(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "tiny.yaml",
+        tokenizer_dir,
+        trainer={"max_steps": 2, "logger": False, "default_root_dir": str(tmp_path)},
+        projector_lr=0.5,
+    )
+    args = ["-c", str(recipe), "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05"]
+    cli.lightning_main("fit", [*args, "--lr_scheduler", "torch.optim.lr_scheduler.ConstantLR"])
+    (path,) = (tmp_path / "checkpoints").iterdir()
+    groups = torch.load(path, weights_only=True)["optimizer_states"][0]["param_groups"]
+    assert all("momentum" in g and "betas" not in g for g in groups)  # SGD's groups, not AdamW's
+    assert {g["name"]: g["initial_lr"] for g in groups} == {"projector": 0.5, "projector_no_decay": 0.5}

@@ -16,7 +16,7 @@ import torch
 from transformers.initialization import no_init_weights
 
 from lvlm.core.errors import UserError
-from lvlm.core.registry import class_path_of, resolve_component
+from lvlm.core.registry import class_path_of, recorded_class, resolve_component
 from lvlm.models.checkpoints.parts import ModelParts
 from lvlm.models.io.weights import read_state_dict, write_state_dict
 from lvlm.models.language_model import LanguageModel
@@ -37,8 +37,7 @@ _V1_TOWERS = {
 
 def component_spec(component: Any) -> dict[str, Any]:
     """``{class_path, init_args}`` of a tower, projector or LLM (what rebuilds it without weights)."""
-    cls = component.component_class() if hasattr(component, "component_class") else type(component)
-    return {"class_path": class_path_of(cls), "init_args": component.to_config()}
+    return {"class_path": class_path_of(recorded_class(type(component))), "init_args": component.to_config()}
 
 
 def model_config(

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from lvlm.core.registry import recorded_class
 from lvlm.models.vision.pixels import CLIP_MEAN, CLIP_STD, normalize_pixels
 
 
@@ -41,12 +42,8 @@ class VisionTower(nn.Module, ABC):
 
     @classmethod
     def component_class(cls) -> type[VisionTower]:
-        """The class a saved model records: a wrapper class torch makes at run time (FSDP2's ``fully_shard``
-        builds ``FSDP<Tower>`` deriving from ``FSDPModule``) is the same tower, so it records the wrapped class."""
-        for klass in cls.__mro__:
-            if not any(base.__module__.startswith("torch.distributed") for base in klass.__bases__):
-                return klass
-        return cls
+        """The class a saved model records (an FSDP2 wrapper class records the tower class it wraps)."""
+        return recorded_class(cls)
 
     def __init__(self, frozen: bool = True) -> None:
         super().__init__()
