@@ -10,6 +10,7 @@ from lvlm import VideoLLaVA
 from lvlm.apps.fit import lightning_main
 from lvlm.apps.merge_lora import main as merge_main
 from lvlm.apps.run_checkpoint import read_run_checkpoint, rebuild_module
+from lvlm.core.errors import UserError
 from tests.training.launch import checkpoint_callback
 from tests.training.tiny import TinyDataModule, write_recipe
 
@@ -84,7 +85,8 @@ def test_merge_lora_rebuilds_from_the_runs_config_yaml(lora_run, tmp_path):
     checkpoint = read_run_checkpoint(lora_run)
     checkpoint.pop("hyper_parameters")
     torch.save(checkpoint, tmp_path / "bare.ckpt")
-    assert merge_main(["--checkpoint", str(tmp_path / "bare.ckpt"), "--out", str(tmp_path / "x")]) == 1
+    with pytest.raises(UserError, match="records no hyper-parameters; pass --config"):
+        merge_main(["--checkpoint", str(tmp_path / "bare.ckpt"), "--out", str(tmp_path / "x")])
     args = ["--checkpoint", str(tmp_path / "bare.ckpt"), "--config", str(config), "--out", str(tmp_path / "merged")]
     assert merge_main(args) == 0
     merged = VideoLLaVA.from_pretrained(tmp_path / "merged")

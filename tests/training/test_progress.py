@@ -18,5 +18,12 @@ def test_step_bounded_fit_shows_real_counts_and_no_noise(tmp_path, tokenizer_dir
     shown = result.stdout + result.stderr
     assert result.returncode == 0, shown[-3000:]
     assert "Epoch 0" in shown and "/-" not in shown and "2/2" in shown
-    for noise in ("Tip:", "module(s) in eval mode", "LeafSpec", "`IterableDataset` has `__len__`", "Deprecat", "args parameter"):
+    for noise in (
+        "Tip:",
+        "module(s) in eval mode",
+        "LeafSpec",
+        "`IterableDataset` has `__len__`",
+        "Deprecat",
+        "args parameter",
+    ):
         assert noise not in shown, noise
