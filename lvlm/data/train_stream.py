@@ -6,7 +6,9 @@ WebDataset's `resampled=True` recipe with the seed made explicit: `WebDataset(re
 time and `os.urandom` into its shard sampler's seed and reads the rank from the environment, which Lightning
 does not set for worker processes; here rank and world size are given by the DataModule. Because every
 (rank, worker) resamples its own shards, no node split is needed and uneven shards cannot give ranks
-different batch counts: `TrainLoader` yields exactly `batches_per_epoch` batches on every rank.
+different batch counts: `TrainLoader` yields exactly `batches_per_epoch` batches on every rank. With an `index`
+(the exact single pass, :mod:`lvlm.data.single_pass`), each (rank, worker) instead reads its planned share of
+the epoch's samples once, cut into the planned batches.
 
 Batches are formed from tokenized samples (lengths known, media still encoded) and decoded afterwards, so a
 resumed loader fast-forwards by tokenizing, not decoding, the batches it has already delivered.
@@ -30,6 +32,7 @@ from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_pipeline import PreparedSample, SampleProcessor
 from lvlm.data.shard_io import read_shards
+from lvlm.data.single_pass import ShardKeys, cut_batches, plan_worker, planned_samples
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ class TrainStream(torch.utils.data.IterableDataset):
         )
         self.rank, self.world_size = 0, 1
         self.epoch, self.skip_batches = 0, 0
+        self.index: list[ShardKeys] | None = None  # set for the exact single pass (see lvlm.data.single_pass)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -134,19 +138,23 @@ class TrainStream(torch.utils.data.IterableDataset):
         worker = ((0 if info is None else info.id) + self.skip_batches) % num_workers
         skip = len(range(worker, self.skip_batches, num_workers))
         base = (self.seed, self.epoch, self.rank, worker)
-        streams = [
-            self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
-            for i, (urls, _, pattern) in enumerate(self.sources)
-        ]
-        mixed = mix(streams, [w for _, w, _ in self.sources], random.Random(derive_seed(*base, 3)))
-        shuffled = wds.filters.shuffle(self.shuffle_buffer, rng=random.Random(derive_seed(*base, 4)))(mixed)
-        batches = group_batches(
-            self._prepared(shuffled),
-            self.batch_size,
-            random.Random(derive_seed(*base, 5)),
-            self.group_by_modality_length,
-            self.group_buffer,
-        )
+        if self.index is None:
+            streams = [
+                self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
+                for i, (urls, _, pattern) in enumerate(self.sources)
+            ]
+            raw = mix(streams, [w for _, w, _ in self.sources], random.Random(derive_seed(*base, 3)))
+        else:
+            plan = plan_worker(
+                self.index, self.seed, self.epoch, self.rank, self.world_size, self.batch_size, worker, num_workers
+            )
+            raw = planned_samples(plan, lambda url: read_shards([url], self.report.shard_error))
+        shuffled = wds.filters.shuffle(self.shuffle_buffer, rng=random.Random(derive_seed(*base, 4)))(raw)
+        prepared, rng = self._prepared(shuffled), random.Random(derive_seed(*base, 5))
+        if self.index is None:
+            batches = group_batches(prepared, self.batch_size, rng, self.group_by_modality_length, self.group_buffer)
+        else:
+            batches = cut_batches(prepared, plan.batch_sizes, rng, self.group_by_modality_length, self.group_buffer)
         for index in itertools.count():
             self.report.muted = index < skip  # replayed batches were reported before the interruption
             batch = next(batches, None)

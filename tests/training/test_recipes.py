@@ -54,6 +54,7 @@ def test_stage_recipes_parse(stage, trainer):
     assert model["llm"]["init_args"]["pretrained"] == "lmsys/vicuna-7b-v1.5"
     assert model["projector"] == "mlp2x_gelu" and model["chat_template"] == data["template"] == "vicuna_v1"
     assert (model["weight_decay"], model["warmup_ratio"]) == (0.0, 0.03)
+    assert data["sampling"] == "single_pass" and data["samples_per_epoch"] is None  # the paper's one pass
     assert model["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
     global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["batch_size"]
     global_batch *= trainer_cfg["accumulate_grad_batches"]
