@@ -32,6 +32,7 @@ from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
 from lvlm.data.media import media_slots_from_config
+from lvlm.data.packing import PackingCollator
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern, list_keys
@@ -57,6 +58,10 @@ class LVLMDataModule(pl.LightningDataModule):
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
         batch_size: Samples per batch per rank.
+        max_tokens_per_batch: Pack training samples into micro-batches of at most this many tokens (one row,
+            per-sample position ids, no padding: `lvlm.data.packing`) instead of `batch_size` padded samples;
+            at least `max_length`. Resampled only; `batches_per_epoch` then counts packed micro-batches (and
+            `samples_per_epoch` converts with `batch_size` as the expected samples per micro-batch).
         num_workers: DataLoader workers per rank.
         prefetch_factor: Batches prefetched per worker (with workers only).
         pin_memory: Pin batches in page-locked memory.
@@ -97,6 +102,7 @@ class LVLMDataModule(pl.LightningDataModule):
         num_frames: int = 8,
         max_length: int = 2048,
         batch_size: int = 4,
+        max_tokens_per_batch: int | None = None,
         num_workers: int = 0,
         prefetch_factor: int | None = 2,
         pin_memory: bool = False,
@@ -126,7 +132,12 @@ class LVLMDataModule(pl.LightningDataModule):
                 "LVLMDataModule: sampling 'single_pass' takes the epoch length from the data; "
                 "leave batches_per_epoch and samples_per_epoch unset"
             )
-        self.sampling = sampling
+        if max_tokens_per_batch is not None and (max_tokens_per_batch < max_length or sampling != "resampled"):
+            raise ValueError(
+                f"LVLMDataModule: max_tokens_per_batch ({max_tokens_per_batch}) must be at least max_length "
+                f"({max_length}) and needs sampling 'resampled'"
+            )
+        self.sampling, self.max_tokens_per_batch = sampling, max_tokens_per_batch
         self._train_index: list[ShardKeys] | None = None
         self.train_sources, self.val_sources, self.test_sources = (
             list(train_sources),
@@ -237,7 +248,7 @@ class LVLMDataModule(pl.LightningDataModule):
         stream = TrainStream(
             sources,
             self._processor("train", self.augment, keep_meta=False),
-            Collator(self.tokenizer.pad_token_id, "right"),
+            PackingCollator() if self.max_tokens_per_batch else Collator(self.tokenizer.pad_token_id, "right"),
             self.batch_size,
             self.seed,
             BadSampleReport(self.report_dir(), "train", self.rank),
@@ -246,6 +257,7 @@ class LVLMDataModule(pl.LightningDataModule):
         )
         stream.rank, stream.world_size = self.rank, self.world_size
         stream.index = self.train_index() if self.sampling == "single_pass" else None
+        stream.max_tokens_per_batch = self.max_tokens_per_batch
         # A rebuilt loader (e.g. `reload_dataloaders_every_n_epochs`) continues the previous one's epoch count.
         previous = self._train_loader.state_dict() if self._train_loader is not None else None
         self._train_loader = TrainLoader(stream, self.batches_per_epoch, self._loader_kwargs())

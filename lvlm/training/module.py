@@ -25,7 +25,7 @@ from lvlm.training.media_probe import media_slots, placeholder_tokens
 from lvlm.training.optim import param_groups, warmup_cosine
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
-TEXT_KEYS = ("input_ids", "attention_mask", "labels")
+TEXT_KEYS = ("input_ids", "attention_mask", "labels", "position_ids")  # position_ids: packed batches
 
 
 class LVLMModule(pl.LightningModule):
