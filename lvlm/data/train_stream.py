@@ -28,9 +28,9 @@ import webdataset as wds
 
 from lvlm.data.collate import Collator
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.packing import PackingCollator, pack_batches
 from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
-from lvlm.data.packing import PackingCollator, pack_batches
 from lvlm.data.sample_pipeline import PreparedSample, SampleProcessor
 from lvlm.data.shard_io import read_shards
 from lvlm.data.single_pass import ShardKeys, cut_batches, plan_worker, planned_samples
