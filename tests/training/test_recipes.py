@@ -73,7 +73,7 @@ def test_stage_recipes_parse(stage, trainer):
         assert {k: model["lora"][k] for k in ("r", "alpha", "dropout")} == {"r": 128, "alpha": 256, "dropout": 0.05}
     if trainer == "trainer/fsdp.yaml":
         strategy = trainer_cfg["strategy"]["init_args"]
-        assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, 8)
+        assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, "auto")  # = world size
         assert model["fsdp"]["mixed_precision"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
 
 
