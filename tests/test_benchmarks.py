@@ -6,6 +6,7 @@ never a timing or a ratio.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,14 @@ def test_data_throughput_measures_every_pipeline(extra):
     assert "baseline (original procedure)" in out and "lvlm DataModule, raw" in out
     if extra:
         assert "lvlm DataModule, --reencode 112" in out
+
+
+def test_packing_reports_useful_fractions_of_every_layout(tmp_path):
+    out = run("packing.py", "--samples", "600", "--steps", "1", "--scale", "64", "--json", str(tmp_path / "p.json"))
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert (
+        set(result["useful_fraction"]) == set(result["step_time_per_useful_token"]) == {"padded", "grouped", "packed"}
+    )
+    fractions = result["useful_fraction"]
+    assert 0 < fractions["padded"] < fractions["grouped"] < fractions["packed"] <= 1
+    assert set(result["stages"]) == {"stage1", "stage2"} and "stage2:" in out
