@@ -67,3 +67,12 @@ def test_packing_reports_useful_fractions_of_every_layout(tmp_path):
     fractions = result["useful_fraction"]
     assert 0 < fractions["padded"] < fractions["grouped"] < fractions["packed"] <= 1
     assert set(result["stages"]) == {"stage1", "stage2"} and "stage2:" in out
+
+
+def test_gpu_step_tiny_preset_runs_both_layouts_under_fsdp2(tmp_path):
+    out = run("gpu_step.py", "--preset", "tiny", "--steps", "1", "--warmup", "0", "--json", str(tmp_path / "g.json"))
+    result = json.loads((tmp_path / "g.json").read_text())
+    assert set(result["layouts"]) == {"padded", "packed"} and result["settings"]["world_size"] == 1
+    for layout in result["layouts"].values():
+        assert layout["tokens_per_s"] > 0 and layout["peak_memory_gib"] > 0 and layout["mfu"] is None
+    assert "packed " in out and "MFU" in out
