@@ -76,3 +76,15 @@ def test_gpu_step_tiny_preset_runs_both_layouts_under_fsdp2(tmp_path):
     for layout in result["layouts"].values():
         assert layout["tokens_per_s"] > 0 and layout["peak_memory_gib"] > 0 and layout["mfu"] is None
     assert "packed " in out and "MFU" in out
+
+
+def test_fsdp_host_memory_fills_every_shard_exactly(tmp_path):
+    out = run("fsdp_host_memory.py", "--width", "128", "--layers", "1", "--json", str(tmp_path / "m.json"))
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert len(result["peak_rss_per_rank_mib"]) == 2 and result["single_process_peak_rss_mib"] > 0
+    assert result["ratio"] == round(max(result["peak_rss_per_rank_mib"]) / result["single_process_peak_rss_mib"], 3)
+    assert (
+        result["shards_mismatched"] == 0
+        and result["shards_filled_per_rank"][0] == result["shards_filled_per_rank"][1] > 0
+    )
+    assert "ratio" in out

@@ -17,11 +17,13 @@ from typing import Any, Literal
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
 
 from lvlm.training.components import Towers, build, check_factory, plain, tower_factories
 from lvlm.training.lora import LoRASettings, add_lora
 from lvlm.training.media_probe import media_slots, placeholder_tokens
+from lvlm.training.meta_init import load_llm_shards, meta_llm
 from lvlm.training.optim import param_groups, warmup_cosine
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
@@ -132,7 +134,10 @@ class LVLMModule(pl.LightningModule):
         from lvlm.models.video_llava import VideoLLaVA
 
         towers = {name: build(spec, f"model.towers.{name}") for name, spec in self.hparams.towers.items()}
-        llm = build(self.hparams.llm, "model.llm")
+        # Under FSDP2 the LLM's weights are built on meta and each rank loads only its shard (after sharding).
+        sharding = self._trainer is not None and isinstance(self.trainer.strategy, ModelParallelStrategy)
+        on_meta = meta_llm(self.hparams.llm) if sharding else None
+        llm = on_meta[0] if on_meta is not None else build(self.hparams.llm, "model.llm")
         self.model = VideoLLaVA.build(
             llm,
             towers,
@@ -154,6 +159,8 @@ class LVLMModule(pl.LightningModule):
 
             apply_activation_checkpointing(self.model)
         self._shard_if_model_parallel()
+        if on_meta is not None:
+            load_llm_shards(self.model, on_meta[1])
 
     def _shard_if_model_parallel(self) -> None:
         from lightning.pytorch.strategies import ModelParallelStrategy
