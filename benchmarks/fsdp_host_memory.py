@@ -1,9 +1,11 @@
 """Host memory per rank when FSDP2 loads the LLM: meta build + per-rank shard reads vs one whole load.
 
-A random Llama checkpoint whose weights dominate a process's memory (`--width`, `--layers`, fp32 safetensors)
-is written once. Then, each in a fresh process:
+A random Llama checkpoint whose weights dominate a process's memory (`--width`, `--layers`) is written once in
+bf16 and loaded in fp32, as `recipes/finetune.yaml` loads Vicuna (fp16 on disk, fp32 master weights). Then,
+each in a fresh process:
 
-- single: `LanguageModel(pretrained=DIR)`, what every rank did before (the whole LLM in host memory);
+- single: `LanguageModel(pretrained=DIR, torch_dtype="float32")`, what every rank did before (the whole LLM in
+  host memory);
 - 2 ranks (gloo, CPU): `lvlm.training.meta_init.meta_llm` builds the LLM on meta, `VideoLLaVA.build` adds the
   placeholder tokens (tiny towers), `shard_model` applies FSDP2 over both ranks, `load_llm_shards` reads each
   rank's rows, as `LVLMModule.configure_model` does under `ModelParallelStrategy`.
@@ -41,7 +43,7 @@ def write_checkpoint(directory: Path, width: int, layers: int) -> None:
         num_attention_heads=max(1, width // 128),
         max_position_embeddings=4096,
     )
-    LlamaForCausalLM(config).save_pretrained(directory)
+    LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(directory)
 
 
 def peak_rss_mib() -> float:
@@ -51,7 +53,7 @@ def peak_rss_mib() -> float:
 def single(directory: Path) -> dict:
     from lvlm.models.language_model import LanguageModel
 
-    llm = LanguageModel(pretrained=str(directory))
+    llm = LanguageModel(pretrained=str(directory), torch_dtype="float32")
     return {"peak_rss_mib": peak_rss_mib(), "parameters": sum(p.numel() for p in llm.parameters())}
 
 
@@ -72,7 +74,8 @@ def rank(directory: Path) -> dict:
         "image": CLIPVisionTower(vision | {"patch_size": 14}),
         "video": CLIPVisionTower(vision | {"patch_size": 14}),
     }
-    llm, path = meta_llm({"class_path": LLM_CLASS, "init_args": {"pretrained": str(directory)}})
+    spec = {"class_path": LLM_CLASS, "init_args": {"pretrained": str(directory), "torch_dtype": "float32"}}
+    llm, path = meta_llm(spec)
     model = VideoLLaVA.build(llm, towers)
     shard_model(model, init_device_mesh("cpu", (dist.get_world_size(),)))
     filled = load_llm_shards(model, path)
@@ -144,7 +147,7 @@ def main() -> None:
         "shards_filled_per_rank": [r["filled"] for r in ranks],
         "shards_mismatched": sum(r["mismatched"] for r in ranks),
     }
-    print(f"LLM weights {weights_mib:.0f} MiB ({one['parameters'] / 1e6:.0f} M parameters, fp32)")
+    print(f"LLM checkpoint {weights_mib:.0f} MiB ({one['parameters'] / 1e6:.0f} M parameters, bf16; loaded in fp32)")
     print(f"single process, whole load: peak RSS {result['single_process_peak_rss_mib']:.0f} MiB")
     print(f"2 FSDP2 ranks, meta + shard reads: peak RSS {per_rank} MiB; ratio {result['ratio']:.3f}")
     print(f"shards checked against the checkpoint: {result['shards_mismatched']} mismatched")

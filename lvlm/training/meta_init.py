@@ -105,8 +105,8 @@ def load_llm_shards(model: nn.Module, directory: Path) -> int:
     from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
 
     reader, tied = SafetensorsRows(directory), getattr(model.llm.config, "tie_word_embeddings", False)
-    filled: dict[str, nn.Parameter] = {}
-    for name, param in model.named_parameters():
+    filled = 0
+    for name, param in list(model.named_parameters()):
         if not param.is_meta or not isinstance(param, DTensor):
             continue
         shape, offset = compute_local_shape_and_global_offset(param.shape, param.device_mesh, param.placements)
@@ -120,12 +120,13 @@ def load_llm_shards(model: nn.Module, directory: Path) -> int:
         sharded = DTensor.from_local(
             local, param.device_mesh, param.placements, shape=param.shape, stride=param.stride()
         )
-        # state-dict names: the checkpoint wrapper's hooks hide its `_checkpoint_wrapped_module` level there
-        filled[name.replace("._checkpoint_wrapped_module", "")] = nn.Parameter(
-            sharded, requires_grad=param.requires_grad
-        )
-    model.load_state_dict(filled, strict=False, assign=True)  # FSDP2 re-reads its shards in a post-load hook
-    return len(filled)
+        # One parameter at a time, into the module that owns it: FSDP2's post-load hook re-reads (and pads) the
+        # shard right away, so the unpadded rows are freed before the next read and the peak stays one shard.
+        owner, _, leaf = name.rpartition(".")
+        new = nn.Parameter(sharded, requires_grad=param.requires_grad)
+        model.get_submodule(owner).load_state_dict({leaf: new}, strict=False, assign=True)
+        filled += 1
+    return filled
 
 
 def _checkpoint_key(name: str, tied: bool, reader: SafetensorsRows) -> str | None:

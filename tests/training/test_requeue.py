@@ -1,7 +1,8 @@
 """SLURM's warning signal on a 2-process FSDP2 CPU run: SIGUSR1 -> checkpoint -> `scontrol requeue` -> the same
 command resumes from `hpc_ckpt_1.ckpt` and ends with the weights of an uninterrupted run (every tensor within
-1e-6). SLURM is emulated: its environment variables per task (as `srun` sets them) and an `scontrol` on PATH
-that records its arguments; the signal is real."""
+1e-6). The LLM comes from a safetensors checkpoint, so both runs build it on meta and read their shards
+(`lvlm.training.meta_init`). SLURM is emulated: its environment variables per task (as `srun` sets them) and an
+`scontrol` on PATH that records its arguments; the signal is real."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ import lightning.pytorch as pl
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import LlamaConfig, LlamaForCausalLM
 
 from tests.training.launch import REPO, env
-from tests.training.tiny import write_recipe
+from tests.training.tiny import tiny_model_args, write_recipe
 
 MAX_STEPS, SIGNAL_AT = 6, 3
 
@@ -70,6 +72,16 @@ def wait_all(tasks: list[subprocess.Popen], log: Path, timeout: float = 400) -> 
     assert codes == [0, 0], f"exit codes {codes}:\n{tails}"
 
 
+def pretrained_llm(tmp_path: Path) -> dict:
+    """The tiny recipes' LLM saved as a safetensors checkpoint, so FSDP2 builds it on meta and reads shards."""
+    directory = tmp_path / "llm"
+    if not directory.exists():
+        llm = tiny_model_args(tmp_path)["llm"]["init_args"]["config"]
+        torch.manual_seed(0)
+        LlamaForCausalLM(LlamaConfig(**{k: v for k, v in llm.items() if k != "model_type"})).save_pretrained(directory)
+    return {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"pretrained": str(directory)}}
+
+
 def recipe(tmp_path: Path, tokenizer_dir: Path, name: str, pause: bool) -> tuple[list[str], Path]:
     run_dir = tmp_path / name
     callbacks = [{"class_path": "lvlm.training.requeue.RequeueOnSignal"}]
@@ -78,7 +90,12 @@ def recipe(tmp_path: Path, tokenizer_dir: Path, name: str, pause: bool) -> tuple
         callbacks.append({"class_path": f"{__name__}.PauseAtStep", "init_args": {"step": SIGNAL_AT, "marker": marker}})
     trainer = {"max_steps": MAX_STEPS, "logger": False, "default_root_dir": str(run_dir), "callbacks": callbacks}
     path = write_recipe(
-        tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
+        tmp_path / f"{name}.yaml",
+        tokenizer_dir,
+        trainer=trainer,
+        train_llm=True,
+        export_dir=str(run_dir / "model"),
+        llm=pretrained_llm(tmp_path),
     )
     cpu = ["--trainer.accelerator=cpu", "--trainer.devices=2"]  # data_parallel_size: auto = 2
     return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *cpu], run_dir
