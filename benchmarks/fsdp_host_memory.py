@@ -20,6 +20,7 @@ included) read right after loading. After the reading, every rank checks its sha
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -63,9 +64,10 @@ def rank(directory: Path) -> dict:
     from safetensors import safe_open
     from torch.distributed.device_mesh import init_device_mesh
 
+    from lvlm.models.language_model import LanguageModel
     from lvlm.models.video_llava import VideoLLaVA
     from lvlm.models.vision.clip_tower import CLIPVisionTower
-    from lvlm.training.meta_init import LLM_CLASS, PREFIX, load_llm_shards, meta_llm
+    from lvlm.training.meta_init import PREFIX, load_llm_shards, meta_llm
     from lvlm.training.sharding import shard_model
 
     dist.init_process_group("gloo")
@@ -74,8 +76,7 @@ def rank(directory: Path) -> dict:
         "image": CLIPVisionTower(vision | {"patch_size": 14}),
         "video": CLIPVisionTower(vision | {"patch_size": 14}),
     }
-    spec = {"class_path": LLM_CLASS, "init_args": {"pretrained": str(directory), "torch_dtype": "float32"}}
-    llm, path = meta_llm(spec)
+    llm, path = meta_llm(functools.partial(LanguageModel, pretrained=str(directory), torch_dtype="float32"))
     model = VideoLLaVA.build(llm, towers)
     shard_model(model, init_device_mesh("cpu", (dist.get_world_size(),)))
     filled = load_llm_shards(model, path)

@@ -17,6 +17,9 @@ from typing import Any
 
 import torch
 
+from lvlm.core.errors import UserError
+from lvlm.training import rebuild as training_rebuild
+
 STATE_PREFIX = "model."
 
 
@@ -52,36 +55,26 @@ def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
     config = yaml.safe_load(Path(config_path).read_text())
     model = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model, dict):
-        raise ValueError(f"{config_path}: no `model:` section; pass the config.yaml LightningCLI saved with the run")
+        raise UserError(f"{config_path}: no `model:` section; pass the config.yaml LightningCLI saved with the run")
     return model.get("init_args", model) if "class_path" in model else model
 
 
 def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = None, source: str = "checkpoint"):
-    """The run's ``LVLMModule`` with its weights: built from the hyper-parameters (or ``config_path``)."""
-    from lvlm.training.module import LVLMModule
-
+    """The run's ``LVLMModule`` with its weights, rebuilt from its vetted settings (or ``config_path``)."""
     if config_path is not None:
-        hparams = model_args_from_config(config_path)
-        towers = hparams.get("towers")
-        if isinstance(towers, dict) and set(towers) <= {"image", "video", "extra"}:  # LightningCLI's Towers dataclass
-            from lvlm.training.module import Towers
-
-            hparams["towers"] = Towers(**towers)
+        settings, where = model_args_from_config(config_path), f"{config_path}: model"
     elif checkpoint.get("hyper_parameters"):
-        hparams = dict(checkpoint["hyper_parameters"])
+        settings, where = dict(checkpoint["hyper_parameters"]), f"{source}: hyper_parameters"
     else:
-        raise ValueError(
+        raise UserError(
             f"{source}: records no hyper-parameters; pass --config with the config.yaml LightningCLI saved with the run"
         )
-    # The stage-1 projector is overwritten by the checkpoint's weights: do not require its file to exist.
-    hparams["projector_checkpoint"] = None
-    module = LVLMModule(**hparams)
+    module = training_rebuild.rebuild_module(settings, where)
     module.configure_model()
-    state = {k: v for k, v in checkpoint["state_dict"].items()}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing, unexpected = module.load_state_dict(dict(checkpoint["state_dict"]), strict=False)
     if missing or unexpected:
-        raise KeyError(
-            f"{source}: weights do not match the model rebuilt from its hyper-parameters; "
+        raise UserError(
+            f"{source}: weights do not match the model rebuilt from its settings; "
             f"missing {sorted(missing)[:10]} unexpected {sorted(unexpected)[:10]}"
         )
     return module

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
+from lvlm.models.io.hub import resolve_checkpoint_dir
+
 
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
     if value is None or isinstance(value, torch.dtype):
@@ -37,7 +39,7 @@ class LanguageModel(nn.Module):
 
     Args:
         pretrained: a local directory or hub id to load weights from (no code from it ever runs).
-        config: a config (or dict with ``model_type``) to build randomly initialised weights instead.
+        config: a config dict with ``model_type`` (or a ``PretrainedConfig``) to build randomly initialised weights.
         torch_dtype: dtype to load or build in (``"bfloat16"``, ``torch.float32``, ...).
         attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
     """
@@ -45,7 +47,7 @@ class LanguageModel(nn.Module):
     def __init__(
         self,
         pretrained: str | None = None,
-        config: PretrainedConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         torch_dtype: str | torch.dtype | None = None,
         attn_implementation: str = "sdpa",
     ) -> None:
@@ -55,8 +57,6 @@ class LanguageModel(nn.Module):
         self.pretrained = pretrained
         dtype = _dtype(torch_dtype)
         if pretrained is not None:
-            from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
-
             path = resolve_checkpoint_dir(pretrained)
             self.causal_lm = AutoModelForCausalLM.from_pretrained(
                 path, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False

@@ -18,7 +18,7 @@ import json
 import logging
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,6 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 
-LLM_CLASS = "lvlm.models.language_model.LanguageModel"
 PREFIX = "llm.causal_lm."
 DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64}
 
@@ -76,17 +75,18 @@ class SafetensorsRows:
         return total / count
 
 
-def meta_llm(spec: Mapping[str, Any]) -> tuple[nn.Module, Path] | None:
-    """The LLM of a `LanguageModel(pretrained=...)` factory with parameters on meta, and its checkpoint directory;
-    None when the factory is anything else or the checkpoint has no safetensors files."""
+def meta_llm(factory: Callable[[], nn.Module]) -> tuple[nn.Module, Path] | None:
+    """The LLM of a `LanguageModel` factory with `pretrained` (`functools.partial`, as jsonargparse gives
+    `model.llm`), built with its parameters on meta, and its checkpoint directory; None when the factory is
+    anything else or the checkpoint has no safetensors files."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig
 
-    from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
+    from lvlm.models.io.hub import resolve_checkpoint_dir
     from lvlm.models.language_model import LanguageModel
 
-    args = dict(spec.get("init_args") or {})
-    if spec.get("class_path") != LLM_CLASS or not args.get("pretrained"):
+    args = dict(getattr(factory, "keywords", None) or {})
+    if getattr(factory, "func", None) is not LanguageModel or not args.get("pretrained"):
         return None
     directory = Path(resolve_checkpoint_dir(args.pop("pretrained")))
     if not any(directory.glob("*.safetensors")):

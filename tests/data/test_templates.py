@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from lvlm.data.templates import Segment, get_template, llava_v1, plain, vicuna_v1
@@ -77,7 +75,7 @@ def test_bad_turn_order_is_rejected(turns, message) -> None:
 def test_templates_are_frozen_values_and_lookup_is_read_only() -> None:
     assert get_template("vicuna_v1") is vicuna_v1
     assert get_template(plain) is plain
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="values"):
         vicuna_v1.system = "x"  # type: ignore[misc]
     with pytest.raises(KeyError, match="known templates"):
         get_template("llava_v0")

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lvlm import VideoLLaVA
 from lvlm.models.checkpoints.languagebind import load_languagebind_tower
-from lvlm.models.checkpoints.weights import CheckpointKeyError
+from lvlm.models.io.weights import CheckpointKeyError
 from tests.models.original_fixtures import FRAMES, write_languagebind_dir, write_original_dir
 from tests.models.tiny import pixels
 

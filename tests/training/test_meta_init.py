@@ -3,6 +3,8 @@ two ranks with uneven rows: `benchmarks/fsdp_host_memory.py` in tests/test_bench
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -14,7 +16,7 @@ from lvlm import VideoLLaVA
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.vision.clip_tower import CLIPVisionTower
 from lvlm.training.lora import LoRASettings, add_lora
-from lvlm.training.meta_init import LLM_CLASS, SafetensorsRows, load_llm_shards, meta_llm
+from lvlm.training.meta_init import SafetensorsRows, load_llm_shards, meta_llm
 from lvlm.training.sharding import apply_activation_checkpointing, shard_model
 from tests.models.tiny import text_dict, vision_dict
 
@@ -42,7 +44,7 @@ def test_rows_are_read_without_mapping_the_file(checkpoint):
 
 @pytest.mark.parametrize("lora", [False, True])
 def test_meta_build_and_shard_reads_equal_the_whole_load(checkpoint, lora):
-    spec = {"class_path": LLM_CLASS, "init_args": {"pretrained": str(checkpoint), "torch_dtype": "float32"}}
+    spec = functools.partial(LanguageModel, pretrained=str(checkpoint), torch_dtype="float32")
     expected = VideoLLaVA.build(LanguageModel(pretrained=str(checkpoint), torch_dtype="float32"), towers())
     llm, directory = meta_llm(spec)
     assert llm.causal_lm.model.embed_tokens.weight.is_meta and not llm.causal_lm.model.rotary_emb.inv_freq.is_meta

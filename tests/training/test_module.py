@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lvlm import VideoLLaVA
 from lvlm.apps import fit as cli
-from lvlm.training.module import LVLMModule
+from lvlm.training.rebuild import rebuild_module
 from tests.training.tiny import write_recipe, write_tokenizer
 
 
@@ -95,7 +95,7 @@ def test_missing_projector_checkpoint_names_the_path(tmp_path, tokenizer_dir):
         cli.lightning_main("fit", ["-c", str(recipe)])
 
 
-def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
+def test_saved_settings_rebuild_the_lora_model(tmp_path, tokenizer_dir):
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
@@ -104,8 +104,11 @@ def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
     )
     cli.lightning_main("fit", ["-c", str(recipe)])
     (path,) = (tmp_path / "checkpoints").iterdir()
-    module = LVLMModule.load_from_checkpoint(path)
-    saved = torch.load(path, weights_only=False)["state_dict"]
+    checkpoint = torch.load(path, weights_only=True)
+    module = rebuild_module(checkpoint["hyper_parameters"], str(path))
+    module.configure_model()
+    module.load_state_dict(checkpoint["state_dict"])
+    saved = checkpoint["state_dict"]
     assert module.state_dict().keys() == saved.keys() and any(".lora_A." in k for k in saved)
     assert all(torch.equal(module.state_dict()[k], v) for k, v in saved.items())
 

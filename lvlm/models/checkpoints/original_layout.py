@@ -16,12 +16,14 @@ from typing import Any
 import torch
 from transformers.initialization import no_init_weights
 
-from lvlm.models.checkpoints.hub import CheckpointNotFoundError, resolve_checkpoint_dir
-from lvlm.models.checkpoints.languagebind import build_languagebind_tower, read_vision_config, tower_state
-from lvlm.models.checkpoints.weights import load_strict, read_state_dict
+from lvlm.models.checkpoints.languagebind import build_languagebind_tower
+from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.hub import CheckpointNotFoundError, resolve_checkpoint_dir
+from lvlm.models.io.weights import read_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality import Modality
-from lvlm.models.projector import Projector
+from lvlm.models.modality_input import ModalityInput
+from lvlm.models.projector import projector_from_kind
+from lvlm.models.vision.pretrained_dirs import read_vision_config, tower_state
 
 _MM_FIELDS = ("mm_image_tower", "mm_video_tower", "mm_projector_type", "mm_hidden_size", "mm_vision_select_layer")
 
@@ -30,16 +32,14 @@ def is_original_config(config: dict[str, Any]) -> bool:
     return any(field in config for field in _MM_FIELDS)
 
 
-def load_original(
+def read_original(
     directory: Path,
     config: dict[str, Any],
     torch_dtype: torch.dtype | None = None,
     image_tower: str | Path | None = None,
     video_tower: str | Path | None = None,
-):
-    """Build and load the original model; tower configs come from the tower directories it names."""
-    from lvlm.models.video_llava import VideoLLaVA
-
+) -> ModelParts:
+    """The original model's components; tower configs come from the tower directories it names."""
     state = read_state_dict(directory)
     layer = int(config.get("mm_vision_select_layer", -2))
     feature = config.get("mm_vision_select_feature", "patch")
@@ -59,16 +59,15 @@ def load_original(
             )
         llm = LanguageModel(config=_llama_config(config))
         width = next(iter(towers.values())).hidden_size
-        projector = Projector(config.get("mm_projector_type", "mlp2x_gelu"), width, llm.hidden_size)
+        projector = projector_from_kind(config.get("mm_projector_type", "mlp2x_gelu"), width, llm.hidden_size)
     tokens = {"image": "<image>", "video": "<video>"}
     ids = llm.add_tokens([tokens[k] for k in towers])
-    modalities = [Modality(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
-    model = VideoLLaVA(towers, projector, llm, modalities, chat_template="llava_v1")
-    load_strict(model, _to_lvlm(state, towers, config, model), str(directory), dtype=torch_dtype)
-    return model if torch_dtype is None else model.to(torch_dtype)
+    modalities = [ModalityInput(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
+    weights = _to_lvlm(state, towers, llm)
+    return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, weights, str(directory), torch_dtype)
 
 
-def _to_lvlm(state, towers, config, model) -> dict[str, torch.Tensor]:
+def _to_lvlm(state, towers, llm) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for kind, tower in towers.items():
         prefix = f"model.{kind}_tower.{kind}_tower."
@@ -83,8 +82,9 @@ def _to_lvlm(state, towers, config, model) -> dict[str, torch.Tensor]:
         else:
             out[key] = tensor
     # The original vocabulary has no placeholder rows: keep the rows lvlm appended (mean-initialised).
+    own_state = llm.state_dict()
     for name in ("llm.causal_lm.model.embed_tokens.weight", "llm.causal_lm.lm_head.weight"):
-        own = model.state_dict().get(name)
+        own = own_state.get(name.removeprefix("llm."))
         if name in out and own is not None and out[name].shape[0] < own.shape[0]:
             extra = out[name].mean(0, keepdim=True).expand(own.shape[0] - out[name].shape[0], -1)
             out[name] = torch.cat([out[name], extra.to(out[name].dtype)])
