@@ -37,7 +37,7 @@ from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern, list_keys
 from lvlm.data.single_pass import ShardKeys, batches_per_rank
-from lvlm.data.templates import get_template
+from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,8 @@ class LVLMDataModule(pl.LightningDataModule):
         test_sources: Sources of the fixed test set.
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
             tokenizer object.
-        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
+        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`) or a `ChatTemplate` (`lvlm fit` links the
+            model's).
         slots: Media slot dicts (`MediaSlot.to_dict()` form); None gives image + video.
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
@@ -97,7 +98,7 @@ class LVLMDataModule(pl.LightningDataModule):
         val_sources: Sequence[Mapping[str, Any]] = (),
         test_sources: Sequence[Mapping[str, Any]] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
-        template: str = "vicuna_v1",
+        template: str | ChatTemplate = "vicuna_v1",
         slots: list[dict[str, Any]] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,

@@ -35,7 +35,8 @@ class ThroughputLogger(pl.Callback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
         now = time.perf_counter()
-        samples = int(batch["input_ids"].shape[0])
+        keys = batch.get("keys")  # a packed batch is one row holding several samples
+        samples = len(keys) if keys is not None else int(batch["input_ids"].shape[0])
         mask = batch.get("attention_mask")
         tokens = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
         self._samples.update(batch_modalities(batch))
