@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> dict:
     from torch.distributed.device_mesh import init_device_mesh
 
     from lvlm.data.packing import pack_batches
-    from lvlm.training.sharding import apply_activation_checkpointing, shard_model
+    from lvlm.training.sharding import MixedPrecision, apply_activation_checkpointing, shard_model
 
     cuda = torch.cuda.is_available() and args.preset != "tiny"
     rank = int(os.environ.get("RANK", 0))
@@ -164,7 +164,7 @@ def run(args: argparse.Namespace) -> dict:
     if not args.no_checkpointing:
         apply_activation_checkpointing(model)
     mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-    shard_model(model, mesh, mixed_precision={"param_dtype": preset["dtype"], "reduce_dtype": "float32"})
+    shard_model(model, mesh, mixed_precision=MixedPrecision(param_dtype=preset["dtype"], reduce_dtype="float32"))
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     rng = random.Random(rank)
     results = {}
