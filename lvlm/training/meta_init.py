@@ -14,6 +14,7 @@ Checkpoints without safetensors files (`pytorch_model*.bin`) are loaded the ordi
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -85,9 +87,14 @@ def meta_llm(factory: Callable[[], nn.Module]) -> tuple[nn.Module, Path] | None:
     from lvlm.models.io.hub import resolve_checkpoint_dir
     from lvlm.models.language_model import LanguageModel
 
-    args = dict(getattr(factory, "keywords", None) or {})
-    if getattr(factory, "func", None) is not LanguageModel or not args.get("pretrained"):
+    if not isinstance(factory, functools.partial):
         return None
+    # jsonargparse's factory is a partial over an instantiator with the class among its arguments
+    cls = next((a for a in reversed(factory.args) if isinstance(a, type)), factory.func)
+    args = {k: v for k, v in factory.keywords.items() if v is not None or k not in ("config", "pretrained")}
+    if cls is not LanguageModel or not args.get("pretrained"):
+        return None
+    args.pop("config", None)
     directory = Path(resolve_checkpoint_dir(args.pop("pretrained")))
     if not any(directory.glob("*.safetensors")):
         log.warning("%s has no safetensors files: every rank loads the whole LLM", directory)
@@ -126,6 +133,7 @@ def load_llm_shards(model: nn.Module, directory: Path) -> int:
         new = nn.Parameter(sharded, requires_grad=param.requires_grad)
         model.get_submodule(owner).load_state_dict({leaf: new}, strict=False, assign=True)
         filled += 1
+    rank_zero_info(f"lvlm: the LLM was built on meta; each rank read its shards of {filled} tensors from {directory}")
     return filled
 
 

@@ -136,7 +136,9 @@ def test_sigusr1_checkpoints_requeues_and_the_same_command_resumes(tmp_path, tok
     second = srun(args, "2002", fake_bin, tmp_path / "second")  # the requeued job: the same command
     wait_all(second, tmp_path / "second")
     wait_all(uninterrupted, tmp_path / "full")
-    assert "Restoring states from the checkpoint path at" in (tmp_path / "second.0.log").read_text()
+    second_log = (tmp_path / "second.0.log").read_text()
+    assert "Restoring states from the checkpoint path at" in second_log
+    assert "the LLM was built on meta; each rank read its shards" in second_log
     expected, got = load_file(full / "model" / "model.safetensors"), load_file(requeued / "model" / "model.safetensors")
     assert expected.keys() == got.keys()
     for key in expected:
