@@ -88,3 +88,22 @@ def test_fsdp_host_memory_fills_every_shard_exactly(tmp_path):
         and result["shards_filled_per_rank"][0] == result["shards_filled_per_rank"][1] > 0
     )
     assert "ratio" in out
+
+
+def test_shards_scaling_measures_both_worker_counts_in_both_modes(tmp_path):
+    path = tmp_path / "scaling.json"
+    args = ["--records", "6", "--copy-records", "6", "--video-seconds", "0.4", "--size", "64", "--distinct", "2"]
+    out = run("shards_scaling.py", *args, "--reencode", "32", "--workers", "2", "--json", str(path))
+    result = json.loads(path.read_text())
+    assert json.loads(out.splitlines()[-1]) == result
+    assert (
+        set(result["records_per_s"]) == {"1", "2"}
+        and result["records"] == {"copy": 6, "reencode": 6}
+        and result["cores"] == 2
+    )
+    for mode in ("copy", "reencode"):
+        rates = result["modes"][mode]["records_per_s"]
+        assert rates["1"] > 0 and rates["2"] > 0 and result["modes"][mode]["identical_samples"] is True
+        assert result["modes"][mode]["speedup"] == pytest.approx(rates["2"] / rates["1"])
+    assert result["records_per_s"] == result["modes"]["reencode"]["records_per_s"]
+    assert result["modes"]["copy"]["identical_bytes"] is True

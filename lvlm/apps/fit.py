@@ -21,7 +21,9 @@ from lightning.pytorch.cli import LightningCLI
 
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
+from lvlm.apps.quiet import quiet_training_output
 from lvlm.apps.resume_report import report
+from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.module import LVLMModule
 from lvlm.training.progress import StepProgressBar
 
@@ -70,6 +72,14 @@ class LVLMCLI(LightningCLI):
         dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, format="yaml"))
         print(report(ckpt_path, (dumped.get(subcommand) or {}).get("model") or {}), file=sys.stderr)
 
+    def _check_sharded_checkpoint(self) -> None:
+        """torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle: refuse one that would run code, first."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and is_dcp_folder(ckpt_path):
+            check_dcp(ckpt_path)
+
+    before_fit = before_validate = before_test = before_predict = _check_sharded_checkpoint
+
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
     """The CLI over ``args`` (``["fit", "-c", "recipe.yaml", ...]`` when ``run``)."""
@@ -100,8 +110,7 @@ def lightning_main(command: str, argv: list[str]) -> int:
         # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
         argv = [*argv, "--weights_only=true"]
     with warnings.catch_warnings():
-        # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        quiet_training_output()
         build_cli([command, *argv])
     return 0
 

@@ -8,6 +8,8 @@ the partial folder (``--resume``) are not asked again.
 
 Two launchers: ``--num-processes N`` spawns CPU workers with ``torch.multiprocessing``; under ``torchrun``
 (``WORLD_SIZE``/``RANK`` set) every rank runs its share, a gloo barrier waits for all, and rank 0 merges.
+Not ``Trainer.predict`` with a ``BasePredictionWriter``: its distributed sampler pads ranks with repeated
+samples and it cannot skip questions already answered (``--resume``) nor report a bad item and go on.
 """
 
 from __future__ import annotations

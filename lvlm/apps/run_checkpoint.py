@@ -5,47 +5,52 @@ hyper-parameters (``hyper_parameters`` in a ``.ckpt``, ``meta.pt`` next to a DCP
 from the ``config.yaml`` LightningCLI saved with the run, and the weights are then loaded strictly.
 
 A DCP folder (``.metadata`` + ``__<rank>_0.distcp``, written by ``ModelParallelStrategy``) is consolidated
-with ``torch.distributed.checkpoint.format_utils.dcp_to_torch_save`` in one process, no process group needed
-(Lightning's ``consolidate_checkpoint`` does not read ModelParallelStrategy's layout).
+in one process, no process group needed, by :func:`lvlm.models.checkpoints.dcp.load_dcp`: torch's own
+``dcp_to_torch_save`` unpickles ``.metadata`` with plain pickle, which would run a crafted folder's code
+(Lightning's ``consolidate_checkpoint`` does not read ModelParallelStrategy's layout either).
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft.tuners.lora import LoraLayer
 
 from lvlm.core.errors import UserError
+from lvlm.core.outputs import paths_named_in
+from lvlm.models.checkpoints.dcp import is_dcp_folder, load_dcp
+from lvlm.models.io.weights import load_pickled_weights
 from lvlm.training import rebuild as training_rebuild
 
 STATE_PREFIX = "model."
 
-
-def is_dcp_dir(path: Path) -> bool:
-    return path.is_dir() and (path / ".metadata").is_file()
+# Hyper-parameters that name where a run wrote, not what it read: they never choose an output of lvlm.
+OUTPUT_SETTINGS = ("export_dir", "export_projector")
 
 
 def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
     """``{"state_dict": ..., "hyper_parameters": ... (if recorded)}`` from a ``.ckpt`` file or a DCP folder."""
     path = Path(path)
-    if is_dcp_dir(path):
-        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-        with tempfile.TemporaryDirectory() as tmp:
-            dcp_to_torch_save(str(path), str(Path(tmp) / "full.pt"))
-            checkpoint = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
+    if is_dcp_folder(path):
+        checkpoint = load_dcp(path)
         meta = path / "meta.pt"
         if meta.is_file():
-            checkpoint = torch.load(meta, map_location="cpu", weights_only=True) | checkpoint
+            checkpoint = load_pickled_weights(meta) | checkpoint
         return checkpoint
     if path.is_file():
         # weights_only: a checkpoint must never run pickled code; Lightning stores plain containers.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickled_weights(path)
     raise FileNotFoundError(
         f"{path}: not a Lightning .ckpt file nor a DCP checkpoint folder (one with a .metadata file)"
     )
+
+
+def paths_read_by(settings: dict[str, Any]) -> list[str]:
+    """Every existing file or folder named in a run's settings (tokenizer, LLM, towers, projector...): a
+    conversion of the run must not write over them. Output settings (``export_dir``...) are left out."""
+    return paths_named_in(settings, skip=OUTPUT_SETTINGS)
 
 
 def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
@@ -82,9 +87,11 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
 
 def merge_lora_into(causal_lm: torch.nn.Module) -> int:
     """Fold every peft LoRA layer of ``causal_lm`` into its base layer (peft's ``merge`` then unwrap, in place,
-    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers."""
-    from peft.tuners.lora import LoraLayer
+    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers.
 
+    A loop over peft's own ``LoraLayer.merge`` because ``merge_and_unload`` needs a ``PeftModel`` wrapper, and lvlm
+    injects adapters with ``inject_adapter_in_model`` (no wrapper, so parameter names stay where they were).
+    """
     merged = 0
     for name, module in list(causal_lm.named_modules()):
         if not isinstance(module, LoraLayer):

@@ -17,8 +17,10 @@ Templates are values: pass them around, never assign one globally.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal, NamedTuple
+
+from lvlm.core.registry import resolve_component
 
 HUMAN = "human"
 GPT = "gpt"
@@ -227,20 +229,22 @@ plain = Plain()
 _TEMPLATES: dict[str, ChatTemplate] = {t.name: t for t in (vicuna_v1, llava_v1, plain)}
 
 
-def get_template(name: str | ChatTemplate) -> ChatTemplate:
-    """Looks up a built-in template by name (a `ChatTemplate` is returned unchanged).
+def get_template(name: str | ChatTemplate | Mapping[str, Any], where: str = "chat_template") -> ChatTemplate:
+    """A template from a built-in name, a saved ``{class_path, init_args}`` (a user's template round-trips), or a
+    template value (returned unchanged).
 
-    Args:
-        name: `"vicuna_v1"`, `"llava_v1"` or `"plain"`, or a template value.
-
-    Returns:
-        The template.
+    A saved class path resolves only to a ``ChatTemplate`` subclass of lvlm or of a registered plugin
+    (:mod:`lvlm.core.registry`), refused before import otherwise.
 
     Raises:
         KeyError: If the name is unknown; the message lists the known names.
+        UnsafeInputError: A saved class path that is not a template class of lvlm or a registered plugin.
     """
     if isinstance(name, ChatTemplate):
         return name
+    if isinstance(name, Mapping):
+        cls = resolve_component(name.get("class_path"), ChatTemplate, f"{where}.class_path", group="lvlm.templates")
+        return cls(**dict(name.get("init_args") or {}))
     if name not in _TEMPLATES:
         raise KeyError(f"unknown chat template {name!r}; known templates: {sorted(_TEMPLATES)}")
     return _TEMPLATES[name]

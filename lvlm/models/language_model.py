@@ -29,7 +29,8 @@ def text_config_from(config: PretrainedConfig | dict[str, Any]) -> PretrainedCon
     model_type = config.pop("model_type", None)
     if model_type is None:
         raise ValueError("an LLM config dict needs 'model_type' (e.g. 'llama')")
-    for key in ("architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype"):
+    # auto_map would name code to import from a folder: lvlm never runs it (built-in model types only).
+    for key in ("architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype", "auto_map"):
         config.pop(key, None)
     return AutoConfig.for_model(model_type, **config)
 
@@ -63,7 +64,7 @@ class LanguageModel(nn.Module):
             )
         else:
             self.causal_lm = AutoModelForCausalLM.from_config(
-                text_config_from(config), dtype=dtype, attn_implementation=attn_implementation
+                text_config_from(config), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False
             )
             # transformers ties input and output embeddings in `init_weights`, which `no_init_weights` (used to
             # build a model before loading its weights) skips: tie here, as the config says.

@@ -22,7 +22,7 @@ from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.projector import MLPGeluProjector, Projector
-from lvlm.models.supervised_loss import loss_at_positions, supervised_positions
+from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
 from lvlm.models.vision.base import VisionTower
 
 JSON = Any  # plain JSON data (str, numbers, lists, dicts)
@@ -183,9 +183,14 @@ class VideoLLaVA(nn.Module):
         videos: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         loss_only: bool = False,
+        full_vocabulary_loss: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Logits (and loss when ``labels`` are given).
+
+        The loss is taken over the vocabulary without the placeholder rows (they are never targets, and the
+        original model had none): on an original-layout checkpoint it equals the original's loss. The logits
+        are returned whole, placeholder columns included, as transformers' VideoLlava returns them.
 
         Args:
             input_ids: ``[b, l]`` with one placeholder id per visual token (transformers' VideoLlava layout).
@@ -196,6 +201,8 @@ class VideoLLaVA(nn.Module):
             loss_only: with ``labels``, run the LM head only at positions that predict a target in some row
                 (:mod:`lvlm.models.supervised_loss`): the same loss, and ``.logits`` ``[b, n, v]`` at those
                 positions only. For training, where only the loss is read; most positions are visual tokens.
+            full_vocabulary_loss: take the loss over every vocabulary row, placeholders included, as
+                transformers' VideoLlava does (for comparisons with it).
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
@@ -211,12 +218,17 @@ class VideoLLaVA(nn.Module):
         embeds = self.embed_inputs(input_ids, media)
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
+        excluded = () if full_vocabulary_loss else self.placeholder_ids
         if labels is not None and loss_only and "logits_to_keep" not in kwargs and self.llm.keeps_logits_by_index:
             positions = supervised_positions(labels)
             output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)
-            output.loss = loss_at_positions(output.logits, labels, positions)
+            output.loss = loss_at_positions(output.logits, labels, positions, excluded)
             return output
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        if labels is None or full_vocabulary_loss or "logits_to_keep" in kwargs:
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+        output.loss = causal_loss(output.logits, labels, excluded)
+        return output
 
     @torch.no_grad()
     def generate(
@@ -247,13 +259,15 @@ class VideoLLaVA(nn.Module):
             raise ValueError("generate() needs LEFT padding: a prompt row ends in padding")
         embeds = self.embed_inputs(input_ids, media)
         sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        # Placeholder rows get no probability (-inf before any sampling step), also when the caller suppresses more.
+        suppressed = sorted(set(self.placeholder_ids) | set(kwargs.pop("suppress_tokens", None) or ()))
         output = self.llm.causal_lm.generate(
             input_ids=input_ids,
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
-            suppress_tokens=self.placeholder_ids,
+            suppress_tokens=suppressed,
             **sampling,
             **kwargs,
         )

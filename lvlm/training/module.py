@@ -25,13 +25,14 @@ from lightning.pytorch.utilities import rank_zero_info
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from lvlm.core.outputs import staged_output
 from lvlm.data.templates import ChatTemplate, VicunaV1
 from lvlm.modalities.base import Modality, media_slot
 from lvlm.models.io.tokenizer import load_tokenizer
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.video_llava import VideoLLaVA
-from lvlm.training.export import export_model
+from lvlm.training.export import check_export_paths, export_model
 from lvlm.training.lora import LoRASettings, add_lora
 from lvlm.training.meta_init import load_llm_shards, meta_llm
 from lvlm.training.optim import WarmupCosineLR, param_groups
@@ -74,6 +75,8 @@ class LVLMModule(pl.LightningModule):
         export_projector: where to write the projector at the end of fit (default: ``<run dir>/projector.safetensors``
             whenever the projector trained).
         export_dir: write the final model + tokenizer there as an lvlm checkpoint at the end of fit.
+        export_overwrite: replace an existing non-empty ``export_dir`` / ``export_projector`` (whole, once the new
+            export is complete); without it such a run is refused before training starts.
         max_new_tokens: generation length of ``predict``.
     """
 
@@ -96,6 +99,7 @@ class LVLMModule(pl.LightningModule):
         fsdp: FSDPSettings = NO_FSDP_SETTINGS,
         export_projector: str | None = None,
         export_dir: str | None = None,
+        export_overwrite: bool = False,
         max_new_tokens: int = 128,
     ) -> None:
         super().__init__()
@@ -175,6 +179,16 @@ class LVLMModule(pl.LightningModule):
         )
         self.sharded = True
 
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # before any training: an export must not destroy an input, the run or an older export
+            datamodule = getattr(self.trainer, "datamodule", None)
+            check_export_paths(
+                self.hparams,
+                getattr(datamodule, "hparams", None),
+                self.trainer.default_root_dir,
+                self.hparams.export_overwrite,
+            )
+
     # --- steps -------------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Any:
         """Causal LM output of a batch: ``input_ids [b, l]``, ``images [n, 3, h, w]``, ``videos [n, t, 3, h, w]``.
@@ -220,6 +234,7 @@ class LVLMModule(pl.LightningModule):
         return [{"key": key, "text": text.strip()} for key, text in zip(keys, texts)]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Not Lightning's grad_norm: it logs one entry per parameter and, under FSDP2, only local shards' norms.
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
@@ -252,7 +267,9 @@ class LVLMModule(pl.LightningModule):
                 or Path(self.trainer.log_dir or self.trainer.default_root_dir) / PROJECTOR_FILE
             )
             if self.trainer.is_global_zero:
-                rank_zero_info(f"lvlm: projector written to {save_projector(state, path)}")
+                with staged_output(path, directory=False) as staged:
+                    save_projector(state, staged)
+                rank_zero_info(f"lvlm: projector written to {path}")
         if self.hparams.export_dir is not None:
             export_model(
                 self.model,

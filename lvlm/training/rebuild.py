@@ -25,7 +25,14 @@ from lvlm.models.vision.base import VisionTower
 from lvlm.training.module import LVLMModule
 
 COMPONENT_BASES = (VisionTower, Projector, LanguageModel, ChatTemplate, Modality)
-NOT_FROM_FILES = ("optimizer", "lr_scheduler", "projector_checkpoint", "export_dir", "export_projector")
+NOT_FROM_FILES = (
+    "optimizer",
+    "lr_scheduler",
+    "projector_checkpoint",
+    "export_dir",
+    "export_projector",
+    "export_overwrite",
+)
 
 
 def module_settings(saved: Mapping[str, Any], source: str) -> dict[str, Any]:

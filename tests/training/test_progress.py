@@ -1,4 +1,5 @@
-"""The fit progress bar shows real counts (never Lightning's ``Epoch 0/-2`` for a run bounded by max_steps)."""
+"""The fit progress bar shows real counts (never Lightning's ``Epoch 0/-2`` for a run bounded by max_steps), and
+no message the user cannot act on is printed."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from tests.training.launch import REPO, env
 from tests.training.tiny import write_recipe
 
 
-def test_step_bounded_fit_shows_no_negative_epoch_count(tmp_path, tokenizer_dir):
+def test_step_bounded_fit_shows_real_counts_and_no_noise(tmp_path, tokenizer_dir):
     trainer = {"max_steps": 2, "enable_progress_bar": True, "logger": False, "enable_checkpointing": False}
     recipe = write_recipe(tmp_path / "tiny.yaml", tokenizer_dir, trainer=trainer)
     command = [sys.executable, "-m", "lvlm", "fit", "-c", str(recipe)]
@@ -17,3 +18,5 @@ def test_step_bounded_fit_shows_no_negative_epoch_count(tmp_path, tokenizer_dir)
     shown = result.stdout + result.stderr
     assert result.returncode == 0, shown[-3000:]
     assert "Epoch 0" in shown and "/-" not in shown and "2/2" in shown
+    for noise in ("Tip:", "module(s) in eval mode", "LeafSpec", "`IterableDataset` has `__len__`", "Deprecat", "args parameter"):
+        assert noise not in shown, noise

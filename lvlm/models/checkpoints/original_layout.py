@@ -9,7 +9,6 @@ after the vocabulary instead (their embedding rows are never read: features repl
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +51,7 @@ def read_original(
         for kind, name in specs.items():
             if name is None:
                 continue
-            vision = _tower_vision_config(kind, name, state, directory)
+            vision = _tower_vision_config(kind, name, directory)
             # The original ignores mm_vision_select_feature for video: every frame keeps its CLS (spec §1.1).
             towers[kind] = build_languagebind_tower(
                 kind, vision, select_layer=layer, select_feature=feature if kind == "image" else "cls_patch"
@@ -98,44 +97,14 @@ def _llama_config(config: dict[str, Any]) -> dict[str, Any]:
     return llm
 
 
-def _tower_vision_config(
-    kind: str, name: str | Path, state: dict[str, torch.Tensor], directory: Path
-) -> dict[str, Any]:
+def _tower_vision_config(kind: str, name: str | Path, directory: Path) -> dict[str, Any]:
+    """The tower's own ``config.json``: never guessed from the weights (a guessed head count loads silently wrong)."""
     try:
         return read_vision_config(resolve_checkpoint_dir(name))
     except (CheckpointNotFoundError, FileNotFoundError) as error:
-        vision = _infer_vision_config(kind, state)
-        if vision is None:
-            raise CheckpointNotFoundError(
-                f"{directory}: the {kind} tower {name!r} is not available ({error}), and the checkpoint holds no "
-                f"{kind} tower weights to infer its shape from. Pass {kind}_tower=DIR (a local "
-                f"LanguageBind_{kind.title()} copy)."
-            ) from error
-        warnings.warn(
-            f"{directory}: {kind} tower config {name!r} not found; inferred its shape from the weights and assumed "
-            f"LanguageBind's hidden_act='gelu', 64-wide heads. Pass {kind}_tower=DIR to use its own config.json.",
-            stacklevel=4,
-        )
-        return vision
-
-
-def _infer_vision_config(kind: str, state: dict[str, torch.Tensor]) -> dict[str, Any] | None:
-    prefix = f"model.{kind}_tower.{kind}_tower."
-    patch = state.get(prefix + "embeddings.patch_embedding.weight")
-    if patch is None:
-        return None
-    positions = state[prefix + "embeddings.position_embedding.weight"].shape[0]
-    hidden, _, size, _ = patch.shape
-    layers = len({k.split(".")[len(prefix.split(".")) + 1] for k in state if k.startswith(prefix + "encoder.layers.")})
-    temporal = state.get(prefix + "encoder.layers.0.temporal_embedding")
-    return {
-        "hidden_size": hidden,
-        "intermediate_size": state[prefix + "encoder.layers.0.mlp.fc1.weight"].shape[0],
-        "num_hidden_layers": layers,
-        "num_attention_heads": max(1, hidden // 64),
-        "patch_size": size,
-        "image_size": int(round((positions - 1) ** 0.5)) * size,
-        "hidden_act": "gelu",
-        "add_time_attn": temporal is not None,
-        "num_frames": temporal.shape[1] if temporal is not None else 8,
-    }
+        raise CheckpointNotFoundError(
+            f"{directory}: the {kind} tower {name!r} that its config.json names (mm_{kind}_tower) cannot be found "
+            f"({error}). Supply a local copy of it: VideoLLaVA.from_pretrained(dir, {kind}_tower=DIR) where DIR "
+            f"holds LanguageBind_{kind.title()}'s config.json, or put it in the Hugging Face cache "
+            f"(`huggingface-cli download {name}` on a machine with network)."
+        ) from error
