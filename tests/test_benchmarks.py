@@ -58,6 +58,38 @@ def test_data_throughput_measures_every_pipeline(extra):
         assert "lvlm DataModule, --reencode 112" in out
 
 
+def test_packing_reports_useful_fractions_of_every_layout(tmp_path):
+    out = run("packing.py", "--samples", "600", "--steps", "1", "--scale", "64", "--json", str(tmp_path / "p.json"))
+    result = json.loads((tmp_path / "p.json").read_text())
+    assert (
+        set(result["useful_fraction"]) == set(result["step_time_per_useful_token"]) == {"padded", "grouped", "packed"}
+    )
+    fractions = result["useful_fraction"]
+    assert 0 < fractions["padded"] < fractions["grouped"] < fractions["packed"] <= 1
+    assert set(result["stages"]) == {"stage1", "stage2"} and "stage2:" in out
+
+
+def test_gpu_step_tiny_preset_runs_both_layouts_under_fsdp2(tmp_path):
+    out = run("gpu_step.py", "--preset", "tiny", "--steps", "1", "--warmup", "0", "--json", str(tmp_path / "g.json"))
+    result = json.loads((tmp_path / "g.json").read_text())
+    assert set(result["layouts"]) == {"padded", "packed"} and result["settings"]["world_size"] == 1
+    for layout in result["layouts"].values():
+        assert layout["tokens_per_s"] > 0 and layout["peak_memory_gib"] > 0 and layout["mfu"] is None
+    assert "packed " in out and "MFU" in out
+
+
+def test_fsdp_host_memory_fills_every_shard_exactly(tmp_path):
+    out = run("fsdp_host_memory.py", "--width", "128", "--layers", "1", "--json", str(tmp_path / "m.json"))
+    result = json.loads((tmp_path / "m.json").read_text())
+    assert len(result["peak_rss_per_rank_mib"]) == 2 and result["single_process_peak_rss_mib"] > 0
+    assert result["ratio"] == round(max(result["peak_rss_per_rank_mib"]) / result["single_process_peak_rss_mib"], 3)
+    assert (
+        result["shards_mismatched"] == 0
+        and result["shards_filled_per_rank"][0] == result["shards_filled_per_rank"][1] > 0
+    )
+    assert "ratio" in out
+
+
 def test_shards_scaling_measures_both_worker_counts_in_both_modes(tmp_path):
     path = tmp_path / "scaling.json"
     args = ["--records", "6", "--copy-records", "6", "--video-seconds", "0.4", "--size", "64", "--distinct", "2"]

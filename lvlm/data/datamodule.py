@@ -6,7 +6,8 @@ Batch format (see `lvlm.data.collate.Collator`): `input_ids`, `attention_mask`, 
 uint8 0-255 by default, normalised by the towers; float32 normalised with `media_dtype="float32"`); `keys`,
 `modalities`, `meta` lists.
 
-- train: resampled, weighted mix of sources, exactly `batches_per_epoch` batches per rank (`TrainLoader`).
+- train: resampled, weighted mix of sources, exactly `batches_per_epoch` batches per rank (`TrainLoader`); or
+  (`sampling="single_pass"`) every sample once per epoch, the same batch count on every rank.
 - val / test: a fixed finite set, every sample once over all ranks, same batch count on every rank, right
   padding (validation loss).
 - predict: the val (or test) set as generation prompts ending with `"ASSISTANT:"`, left padding,
@@ -33,9 +34,11 @@ from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
 from lvlm.data.media import MediaModality, modality_list
+from lvlm.data.packing import PackingCollator
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
-from lvlm.data.shard_io import expand_pattern
+from lvlm.data.shard_io import expand_pattern, list_keys
+from lvlm.data.single_pass import ShardKeys, batches_per_rank
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 from lvlm.models.io.tokenizer import load_tokenizer
@@ -61,13 +64,23 @@ class LVLMDataModule(pl.LightningDataModule):
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
         batch_size: Samples per batch per rank.
+        max_tokens_per_batch: Pack training samples into micro-batches of at most this many tokens (one row,
+            per-sample position ids, no padding: `lvlm.data.packing`) instead of `batch_size` padded samples;
+            at least `max_length`. Resampled only; `batches_per_epoch` then counts packed micro-batches (and
+            `samples_per_epoch` converts with `batch_size` as the expected samples per micro-batch).
         num_workers: DataLoader workers per rank.
         prefetch_factor: Batches prefetched per worker (with workers only).
         pin_memory: Pin batches in page-locked memory.
         multiprocessing_context: Start method of the DataLoader workers (`fork`, `forkserver`, `spawn`); None
             keeps Python's default. Rank and world size reach workers through the dataset, whatever the method.
-        samples_per_epoch: Training samples per epoch over all ranks (used if `batches_per_epoch` is None).
-        batches_per_epoch: Training batches per epoch on every rank.
+        sampling: `"resampled"` (default): every (rank, worker) draws shards with replacement from the weighted
+            sources, forever, and an epoch is `batches_per_epoch` batches: about a third of the shards go unseen in
+            one epoch's worth of samples. `"single_pass"`: every training sample exactly once per epoch over all
+            ranks and workers (weights ignored), the same batch count on every rank, shards shuffled per epoch
+            (see `lvlm.data.single_pass`); the epoch length comes from the data.
+        samples_per_epoch: Training samples per epoch over all ranks (used if `batches_per_epoch` is None;
+            resampled only).
+        batches_per_epoch: Training batches per epoch on every rank (resampled only).
         seed: Base seed of shard sampling, mixing, shuffling and augmentation (mixed with epoch, rank, worker).
         shuffle_buffer: Training sample shuffle buffer, in samples. It holds encoded media (a few MB per video),
             per worker: mind the memory with long videos.
@@ -95,10 +108,12 @@ class LVLMDataModule(pl.LightningDataModule):
         num_frames: int = 8,
         max_length: int = 2048,
         batch_size: int = 4,
+        max_tokens_per_batch: int | None = None,
         num_workers: int = 0,
         prefetch_factor: int | None = 2,
         pin_memory: bool = False,
         multiprocessing_context: str | None = None,
+        sampling: Literal["resampled", "single_pass"] = "resampled",
         samples_per_epoch: int | None = None,
         batches_per_epoch: int | None = None,
         seed: int = 0,
@@ -114,8 +129,22 @@ class LVLMDataModule(pl.LightningDataModule):
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["modalities"] + ([] if isinstance(tokenizer, str) else ["tokenizer"]))
-        if batches_per_epoch is None and samples_per_epoch is None and train_sources:
+        if sampling not in ("resampled", "single_pass"):
+            raise ValueError(f"LVLMDataModule: sampling must be 'resampled' or 'single_pass', got {sampling!r}")
+        if sampling == "resampled" and batches_per_epoch is None and samples_per_epoch is None and train_sources:
             raise ValueError("LVLMDataModule: set batches_per_epoch or samples_per_epoch (the stream is endless)")
+        if sampling == "single_pass" and (batches_per_epoch is not None or samples_per_epoch is not None):
+            raise ValueError(
+                "LVLMDataModule: sampling 'single_pass' takes the epoch length from the data; "
+                "leave batches_per_epoch and samples_per_epoch unset"
+            )
+        if max_tokens_per_batch is not None and (max_tokens_per_batch < max_length or sampling != "resampled"):
+            raise ValueError(
+                f"LVLMDataModule: max_tokens_per_batch ({max_tokens_per_batch}) must be at least max_length "
+                f"({max_length}) and needs sampling 'resampled'"
+            )
+        self.sampling, self.max_tokens_per_batch = sampling, max_tokens_per_batch
+        self._train_index: list[ShardKeys] | None = None
         self.train_sources, self.val_sources, self.test_sources = (
             list(train_sources),
             list(val_sources),
@@ -165,9 +194,22 @@ class LVLMDataModule(pl.LightningDataModule):
     @property
     def batches_per_epoch(self) -> int:
         """Training batches per epoch on every rank."""
+        if self.sampling == "single_pass":
+            index = self.train_index()
+            return batches_per_rank(sum(len(keys) for _, keys in index), self.world_size, self.batch_size)
         if self._batches_per_epoch is not None:
             return self._batches_per_epoch
         return max(1, (self.samples_per_epoch or 0) // (self.batch_size * self.world_size))
+
+    def train_index(self) -> list[ShardKeys]:
+        """Every training shard's sample keys (single pass; listed once, from the tar headers)."""
+        if self._train_index is None:
+            report = BadSampleReport(self.report_dir(), "train", self.rank)
+            urls = [url for s in self.train_sources for url in expand_pattern(s["pattern"])]
+            self._train_index = [(url, tuple(list_keys(url, report.shard_error))) for url in urls]
+            if len({s.get("weight", 1.0) for s in self.train_sources}) > 1:
+                log.info("single pass: source weights are ignored (every sample is used once per epoch)")
+        return self._train_index
 
     def report_dir(self) -> str:
         """The run directory of the bad-sample report (chosen once)."""
@@ -214,7 +256,9 @@ class LVLMDataModule(pl.LightningDataModule):
         stream = TrainStream(
             sources,
             self._processor("train", self.augment, keep_meta=False),
-            Collator(self.tokenizer.pad_token_id, "right", self.modalities),
+            PackingCollator(self.modalities)
+            if self.max_tokens_per_batch
+            else Collator(self.tokenizer.pad_token_id, "right", self.modalities),
             self.batch_size,
             self.seed,
             BadSampleReport(self.report_dir(), "train", self.rank),
@@ -222,6 +266,8 @@ class LVLMDataModule(pl.LightningDataModule):
             self.group_by_modality_length,
         )
         stream.rank, stream.world_size = self.rank, self.world_size
+        stream.index = self.train_index() if self.sampling == "single_pass" else None
+        stream.max_tokens_per_batch = self.max_tokens_per_batch
         # A rebuilt loader (e.g. `reload_dataloaders_every_n_epochs`) continues the previous one's epoch count.
         previous = self._train_loader.state_dict() if self._train_loader is not None else None
         self._train_loader = TrainLoader(stream, self.batches_per_epoch, self._loader_kwargs())

@@ -9,6 +9,8 @@ glob patterns (`train-*.tar`) by the filesystem (local glob, or fsspec glob for 
 from __future__ import annotations
 
 import glob
+import os
+import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 from urllib.parse import urlparse
@@ -89,7 +91,10 @@ def _close(stream: Any, url: str, handler: Handler) -> None:
 
 
 def list_keys(url: str, handler: Handler) -> list[str]:
-    """The sample keys of one shard, in order, without reading any member's data."""
+    """The sample keys of one shard, in order, without reading any member's data.
+
+    A local tar is read by seeking from header to header; other URLs are streamed (their data is read and dropped).
+    """
     keys: list[str] = []
 
     def record(name: str) -> bool:
@@ -97,6 +102,16 @@ def list_keys(url: str, handler: Handler) -> list[str]:
         if prefix is not None and (not keys or keys[-1] != prefix):
             keys.append(prefix)
         return False
+
+    if os.path.isfile(url):
+        try:
+            with tarfile.open(url, "r:") as tar:
+                for member in tar:
+                    if member.isfile() and not member.name.startswith("__"):  # WebDataset skips `__meta__`
+                        record(member.name)
+        except (OSError, tarfile.TarError) as err:
+            handler(RuntimeError(f"shard {url}: {err}"))
+        return keys
 
     try:
         stream = open_shard(url)

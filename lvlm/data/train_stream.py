@@ -6,7 +6,9 @@ WebDataset's `resampled=True` recipe with the seed made explicit: `WebDataset(re
 time and `os.urandom` into its shard sampler's seed and reads the rank from the environment, which Lightning
 does not set for worker processes; here rank and world size are given by the DataModule. Because every
 (rank, worker) resamples its own shards, no node split is needed and uneven shards cannot give ranks
-different batch counts: `TrainLoader` yields exactly `batches_per_epoch` batches on every rank.
+different batch counts: `TrainLoader` yields exactly `batches_per_epoch` batches on every rank. With an `index`
+(the exact single pass, :mod:`lvlm.data.single_pass`), each (rank, worker) instead reads its planned share of
+the epoch's samples once, cut into the planned batches.
 
 Batches are formed from tokenized samples (lengths known, media still encoded) and decoded afterwards, so a
 resumed loader fast-forwards by tokenizing, not decoding, the batches it has already delivered.
@@ -26,10 +28,12 @@ import webdataset as wds
 
 from lvlm.data.collate import Collator
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.packing import PackingCollator, pack_batches
 from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_pipeline import PreparedSample, SampleProcessor
 from lvlm.data.shard_io import read_shards
+from lvlm.data.single_pass import ShardKeys, cut_batches, plan_worker, planned_samples
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +98,7 @@ class TrainStream(torch.utils.data.IterableDataset):
     Args:
         sources: `(urls, weight, pattern)` per source.
         processor: Sample processor in `"train"` mode.
-        collator: Right-padding collator.
+        collator: Right-padding collator, or the packing collator (with `max_tokens_per_batch`).
         batch_size: Samples per batch.
         seed: Base seed.
         report: Bad-sample report of this rank.
@@ -107,7 +111,7 @@ class TrainStream(torch.utils.data.IterableDataset):
         self,
         sources: Sequence[tuple[Sequence[str], float, str]],
         processor: SampleProcessor,
-        collator: Collator,
+        collator: Collator | PackingCollator,
         batch_size: int,
         seed: int,
         report: BadSampleReport,
@@ -125,6 +129,8 @@ class TrainStream(torch.utils.data.IterableDataset):
         )
         self.rank, self.world_size = 0, 1
         self.epoch, self.skip_batches = 0, 0
+        self.index: list[ShardKeys] | None = None  # set for the exact single pass (see lvlm.data.single_pass)
+        self.max_tokens_per_batch: int | None = None  # set to pack samples (see lvlm.data.packing)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -134,19 +140,25 @@ class TrainStream(torch.utils.data.IterableDataset):
         worker = ((0 if info is None else info.id) + self.skip_batches) % num_workers
         skip = len(range(worker, self.skip_batches, num_workers))
         base = (self.seed, self.epoch, self.rank, worker)
-        streams = [
-            self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
-            for i, (urls, _, pattern) in enumerate(self.sources)
-        ]
-        mixed = mix(streams, [w for _, w, _ in self.sources], random.Random(derive_seed(*base, 3)))
-        shuffled = wds.filters.shuffle(self.shuffle_buffer, rng=random.Random(derive_seed(*base, 4)))(mixed)
-        batches = group_batches(
-            self._prepared(shuffled),
-            self.batch_size,
-            random.Random(derive_seed(*base, 5)),
-            self.group_by_modality_length,
-            self.group_buffer,
-        )
+        if self.index is None:
+            streams = [
+                self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
+                for i, (urls, _, pattern) in enumerate(self.sources)
+            ]
+            raw = mix(streams, [w for _, w, _ in self.sources], random.Random(derive_seed(*base, 3)))
+        else:
+            plan = plan_worker(
+                self.index, self.seed, self.epoch, self.rank, self.world_size, self.batch_size, worker, num_workers
+            )
+            raw = planned_samples(plan, lambda url: read_shards([url], self.report.shard_error))
+        shuffled = wds.filters.shuffle(self.shuffle_buffer, rng=random.Random(derive_seed(*base, 4)))(raw)
+        prepared, rng = self._prepared(shuffled), random.Random(derive_seed(*base, 5))
+        if self.max_tokens_per_batch is not None:
+            batches = pack_batches(prepared, self.max_tokens_per_batch, rng, self.group_by_modality_length)
+        elif self.index is None:
+            batches = group_batches(prepared, self.batch_size, rng, self.group_by_modality_length, self.group_buffer)
+        else:
+            batches = cut_batches(prepared, plan.batch_sizes, rng, self.group_by_modality_length, self.group_buffer)
         for index in itertools.count():
             self.report.muted = index < skip  # replayed batches were reported before the interruption
             batch = next(batches, None)
@@ -239,12 +251,14 @@ class TrainLoader:
             "world_size": self.dataset.world_size,
             "num_workers": self.loader_kwargs.get("num_workers", 0),
             "batch_size": self.dataset.batch_size,
+            "max_tokens_per_batch": self.dataset.max_tokens_per_batch,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restores the resume point; warns when a setting changed (batches then differ from the original run)."""
         current = self.state_dict()
-        changed = [k for k in ("seed", "world_size", "num_workers", "batch_size") if state.get(k) != current[k]]
+        settings = ("seed", "world_size", "num_workers", "batch_size", "max_tokens_per_batch")
+        changed = [k for k in settings if state.get(k) != current[k]]
         if changed:
             log.warning("resuming the training stream with changed %s: the batches will not repeat exactly", changed)
         # A checkpoint taken after the epoch's last batch but before the loader ran out starts the next epoch.

@@ -206,6 +206,11 @@ class VideoLLaVA(nn.Module):
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
+        Packed layout (``lvlm.data.packing``): ``b = 1``, several samples back to back, ``position_ids [1, l]``
+        restarting at 0 at every sample and ``attention_mask=None``; transformers then masks attention
+        block-diagonally (sdpa, eager; flash-attention 2 runs varlen), and the loss equals the padded batch's.
+        With an ``attention_mask`` the position resets are not read as sample boundaries.
+
         Returns:
             The causal LM output: ``.logits`` ``[b, l, v]``, ``.loss`` (shifted cross-entropy) or None.
         """

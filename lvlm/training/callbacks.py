@@ -15,8 +15,9 @@ import lightning.pytorch as pl
 
 
 def batch_size(batch: Mapping[str, Any]) -> int:
-    """Samples in a batch (``ThroughputMonitor``'s ``batch_size_fn``)."""
-    return int(batch["input_ids"].shape[0])
+    """Samples in a batch (``ThroughputMonitor``'s ``batch_size_fn``); a packed batch is one row of several."""
+    keys = batch.get("keys")
+    return len(keys) if keys is not None else int(batch["input_ids"].shape[0])
 
 
 def batch_tokens(batch: Mapping[str, Any]) -> int:

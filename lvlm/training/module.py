@@ -34,6 +34,7 @@ from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.video_llava import VideoLLaVA
 from lvlm.training.export import check_export_paths, export_model
 from lvlm.training.lora import LoRASettings, add_lora
+from lvlm.training.meta_init import load_llm_shards, meta_llm
 from lvlm.training.optim import WarmupCosineLR, param_groups
 from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, load_projector, save_projector
 from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing, shard_model
@@ -41,7 +42,7 @@ from lvlm.training.specs import spec_of
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
 NO_FSDP_SETTINGS = FSDPSettings()
-TEXT_KEYS = ("input_ids", "attention_mask", "labels")
+TEXT_KEYS = ("input_ids", "attention_mask", "labels", "position_ids")  # position_ids: packed batches
 OptimizerFactory = Callable[[Iterable], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
@@ -135,8 +136,12 @@ class LVLMModule(pl.LightningModule):
         if self.model is not None:
             return
         towers = {name: modality.build_tower() for name, modality in self.modalities.items()}
+        # Under FSDP2 the LLM's weights are built on meta and each rank loads only its shard (after sharding).
+        sharding = self._trainer is not None and isinstance(self.trainer.strategy, ModelParallelStrategy)
+        on_meta = meta_llm(self.llm_factory) if sharding else None
+        llm = on_meta[0] if on_meta is not None else self.llm_factory()
         self.model = VideoLLaVA.build(
-            self.llm_factory(),
+            llm,
             towers,
             projector=self.projector_factory,
             tokenizer=self.tokenizer,
@@ -153,6 +158,8 @@ class LVLMModule(pl.LightningModule):
         if self.hparams.activation_checkpointing:
             apply_activation_checkpointing(self.model)
         self._shard_if_model_parallel()
+        if on_meta is not None:
+            load_llm_shards(self.model, on_meta[1])
 
     def _shard_if_model_parallel(self) -> None:
         if self._trainer is None or not isinstance(self.trainer.strategy, ModelParallelStrategy):

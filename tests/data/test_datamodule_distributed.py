@@ -1,4 +1,5 @@
-"""Two CPU processes with torch.distributed (gloo): equal batch counts over uneven shards, exact eval partition."""
+"""Two CPU processes with torch.distributed (gloo): equal batch counts over uneven shards, exact eval partition,
+and the exact single pass of the training stream (2 ranks x 2 workers)."""
 
 from __future__ import annotations
 
@@ -35,7 +36,17 @@ def _run_rank(rank: int, port: int, pattern: str, run_dir: str, out_dir: str) ->
         )
         train_keys = [batch["keys"] for batch in dm.train_dataloader()]
         val_keys = [batch["keys"] for batch in dm.val_dataloader()]
+        single = make_datamodule(
+            Path(run_dir),
+            train_sources=[{"pattern": pattern}],
+            sampling="single_pass",
+            batches_per_epoch=None,
+            num_workers=2,
+            batch_size=3,
+        )
+        single_keys = [batch["keys"] for batch in single.train_dataloader()]
         result = {"rank": dm.rank, "world_size": dm.world_size, "train": train_keys, "val": val_keys}
+        result["single_pass"] = single_keys
         gathered: list[dict | None] = [None] * WORLD_SIZE
         dist.all_gather_object(gathered, result)
         if rank == 0:
@@ -67,3 +78,7 @@ def test_two_ranks_get_equal_batch_counts_and_an_exact_eval_partition(tmp_path: 
     everything = [s["__key__"] for shard in shards for s in shard]
     assert sorted(seen) == sorted(everything) and len(seen) == len(set(seen)) == 25
     assert torch.tensor([len(b) for b in results[0]["val"]]).sum() == 12  # rank 0: samples 0..11 of 25
+    # Training, single pass (2 ranks x 2 workers): every key exactly once, ceil(12 / 3) = 4 batches on each rank.
+    assert [len(r["single_pass"]) for r in results] == [4, 4]
+    seen = [key for r in results for batch in r["single_pass"] for key in batch]
+    assert sorted(seen) == sorted(everything) and len(seen) == len(set(seen)) == 25

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -79,5 +80,44 @@ def test_documented_command_parses(line):
         assert int(sbatch["nodes"]) == trainer["num_nodes"]
         assert int(sbatch["ntasks-per-node"]) == trainer["devices"] == int(sbatch["gres"].rsplit(":", 1)[1])
         world = trainer["num_nodes"] * trainer["devices"]
-        assert trainer["strategy"]["init_args"]["data_parallel_size"] == world
+        assert trainer["strategy"]["class_path"] == "lvlm.training.strategy.FSDP2Strategy"
+        assert trainer["strategy"]["init_args"]["data_parallel_size"] == "auto"  # = world
         assert world * config["data"]["init_args"]["batch_size"] * trainer["accumulate_grad_batches"] == 128
+    if "--nnodes=" in line:
+        assert f"--nnodes={trainer['num_nodes']}" in line
+
+
+TEMPLATE = REPO / "recipes" / "slurm" / "train.sbatch"
+
+
+def sbatch_lines() -> list[str]:
+    return [line for line in code_lines() if line.startswith("sbatch ")]
+
+
+def test_the_slurm_template_is_valid_bash():
+    subprocess.run(["bash", "-n", str(TEMPLATE)], check=True)
+
+
+@pytest.mark.parametrize("line", sbatch_lines())
+def test_sbatch_lines_give_the_papers_global_batch(line):
+    """`sbatch [opts] recipes/slurm/train.sbatch RECIPE ARGS`: the template's `srun` line, with the variables SLURM
+    sets from its #SBATCH lines, parses and keeps the stage's global batch."""
+    words = shlex.split(line)
+    at = words.index("recipes/slurm/train.sbatch")
+    recipe, overrides = words[at + 1], words[at + 2 :]
+    text = TEMPLATE.read_text()
+    sbatch = dict(re.findall(r"#SBATCH --([\w-]+)=(\S+)", text))
+    srun = re.search(r"^srun (.*?)$", text.replace("\\\n", " "), flags=re.M).group(1)
+    srun = srun.replace('"$recipe"', recipe).replace('"$@"', shlex.join(overrides))
+    srun = srun.replace('"$SLURM_JOB_NUM_NODES"', sbatch["nodes"]).replace(
+        '"$SLURM_NTASKS_PER_NODE"', sbatch["ntasks-per-node"]
+    )
+    args = [str(REPO / a) if a.startswith("recipes/") else a for a in shlex.split(srun)[2:]]
+    config = print_config(*args)
+    trainer, data = config["trainer"], config["data"]["init_args"]
+    assert int(sbatch["gres"].rsplit(":", 1)[1]) == int(trainer["devices"])  # the variable arrives as a string
+    world = int(trainer["num_nodes"]) * int(trainer["devices"])
+    expected = 256 if recipe.endswith("pretrain.yaml") else 128
+    assert world * data["batch_size"] * trainer["accumulate_grad_batches"] == expected
+    assert data["sampling"] == "single_pass"
+    assert any(c["class_path"] == "lvlm.training.requeue.RequeueOnSignal" for c in trainer["callbacks"])

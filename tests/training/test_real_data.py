@@ -62,3 +62,13 @@ def test_fit_validate_predict_with_the_real_data_module(world_recipe, tmp_path):
     assert (image.tower_facts.preprocessing.size, image.image_mode) == (28, "pad")
     predictions = built.trainer.predict(model, datamodule=data)
     assert len(predictions) == 1 and len(predictions[0]) == 2 and {"key", "text"} <= set(predictions[0][0])
+
+
+def test_fit_on_packed_batches(world_recipe, tmp_path):
+    """`data.init_args.max_tokens_per_batch`: one-row batches with position ids reach the model through the module."""
+    args = ["-c", str(world_recipe), "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}"]
+    built = cli.build_cli([*args, "--data.init_args.max_tokens_per_batch=1024"], run=False)
+    batch = next(iter(built.datamodule.train_dataloader()))
+    assert batch["input_ids"].shape[0] == 1 and len(batch["keys"]) > 1 and "attention_mask" not in batch
+    built.trainer.fit(built.model, datamodule=built.datamodule)
+    assert built.trainer.global_step == 2 and bool(built.trainer.callback_metrics["train/loss"].isfinite())

@@ -61,6 +61,7 @@ def test_stage_recipes_parse(stage, trainer):
     assert optimizer["class_path"] == "torch.optim.AdamW" and optimizer["init_args"]["weight_decay"] == 0.0
     assert schedule["class_path"] == "lvlm.training.optim.WarmupCosineLR"
     assert schedule["init_args"]["warmup_ratio"] == 0.03
+    assert data["sampling"] == "single_pass" and data["samples_per_epoch"] is None  # the paper's one pass
     assert model["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
     global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["batch_size"]
     global_batch *= trainer_cfg["accumulate_grad_batches"]
@@ -80,7 +81,7 @@ def test_stage_recipes_parse(stage, trainer):
         assert {k: model["lora"][k] for k in ("r", "alpha", "dropout")} == {"r": 128, "alpha": 256, "dropout": 0.05}
     if trainer == "trainer/fsdp.yaml":
         strategy = trainer_cfg["strategy"]["init_args"]
-        assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, 8)
+        assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, "auto")  # = world size
         precision = model["fsdp"]["mixed_precision"]
         assert (precision["param_dtype"], precision["reduce_dtype"]) == ("bfloat16", "float32")
 
@@ -155,7 +156,7 @@ def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypa
         assert config["trainer"]["default_root_dir"] == f"{run}/{stage}"
         assert config["trainer"]["logger"]["init_args"]["save_dir"] == run
         assert config["trainer"]["logger"]["init_args"]["name"] == stage
-        assert config["trainer"]["strategy"]["class_path"].endswith("ModelParallelStrategy")  # the -c given after
+        assert config["trainer"]["strategy"]["class_path"].endswith("FSDP2Strategy")  # the -c given after
     assert pretrain["model"]["export_projector"] == f"{run}/pretrain/projector.safetensors"
     assert finetune["model"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
     assert pretrain["model"]["export_dir"] is None and finetune["model"]["export_dir"] == f"{run}/model"
