@@ -39,6 +39,7 @@ from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern, list_keys
 from lvlm.data.single_pass import ShardKeys, batches_per_rank
+from lvlm.data.sources import DataSource, source_dicts
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 from lvlm.models.io.tokenizer import load_tokenizer
@@ -50,7 +51,8 @@ class LVLMDataModule(pl.LightningDataModule):
     """Streams Video-LLaVA style WebDataset shards.
 
     Args:
-        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, manifests written by
+        train_sources: `[{"pattern": str, "weight": float}]` (:class:`lvlm.data.sources.DataSource`, typed); patterns
+            are brace/glob paths, manifests written by
             `lvlm shards` (`DIR/manifest.json`), fsspec or `pipe:` URLs. A source with `"format": "captions"`
             holds caption pairs (img2dataset/video2dataset: `key.jpg|mp4` + `key.txt`), turned into a one-turn
             conversation asking `"prompt"` (default `lvlm.data.captions.DEFAULT_CAPTION_PROMPT`).
@@ -99,9 +101,9 @@ class LVLMDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        train_sources: Sequence[Mapping[str, Any]] = (),
-        val_sources: Sequence[Mapping[str, Any]] = (),
-        test_sources: Sequence[Mapping[str, Any]] = (),
+        train_sources: Sequence[DataSource] = (),
+        val_sources: Sequence[DataSource] = (),
+        test_sources: Sequence[DataSource] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
         template: str | ChatTemplate = "vicuna_v1",
         modalities: Mapping[str, MediaModality] | None = None,
@@ -146,9 +148,9 @@ class LVLMDataModule(pl.LightningDataModule):
         self.sampling, self.max_tokens_per_batch = sampling, max_tokens_per_batch
         self._train_index: list[ShardKeys] | None = None
         self.train_sources, self.val_sources, self.test_sources = (
-            list(train_sources),
-            list(val_sources),
-            list(test_sources),
+            source_dicts(train_sources),
+            source_dicts(val_sources),
+            source_dicts(test_sources),
         )
         check_source_formats([*self.train_sources, *self.val_sources, *self.test_sources])
         self.tokenizer = _load_tokenizer(tokenizer)

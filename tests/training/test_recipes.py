@@ -117,6 +117,8 @@ def test_partial_overrides_at_any_depth_from_the_command_line():
         (["--model.fsdp.reshard_after_forward", "1"], ['"model.fsdp.reshard_after_forward"']),
         (["--model.lora.rank", "8"], ['"model.lora"', "rank"]),
         (["--optimizer", "torch.optim.NoSuchOptimizer"], ['"model.optimizer"', "NoSuchOptimizer"]),
+        (["--data.init_args.train_sources", '[{"patern": "x"}]'], ['"train_sources"', "patern"]),
+        (["--data.init_args.sampling", "shuffled"], ['"sampling"', "shuffled"]),
     ],
 )
 def test_unknown_keys_and_wrong_types_fail_before_anything_is_built(args, named, capsys):
