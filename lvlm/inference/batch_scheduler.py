@@ -1,0 +1,166 @@
+"""A scheduler thread that batches concurrent requests into shared ``generate`` calls.
+
+Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. The scheduler
+takes the first queued request, waits a short window for others that arrived with it (and for those still
+being prepared), and runs the compatible ones as one left-padded batch through
+:func:`lvlm.inference.batch_generate.generate_ids`. Greedy requests always batch together; sampled requests
+batch only with the same temperature and top-p, and a seeded one runs alone so its seed reproduces it.
+The model is only ever touched by this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import torch
+from transformers import StoppingCriteriaList
+
+from lvlm.data.collate import ProcessedSample
+from lvlm.inference.answer_rows import AnswerRow, RowTracker
+from lvlm.inference.batch_generate import GenerationSettings, generate_ids
+from lvlm.inference.session import InferenceSession
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerClosedError(RuntimeError):
+    """The scheduler is shutting down and takes no new requests."""
+
+
+@dataclass
+class QueuedRequest:
+    """A prepared prompt waiting for its batch; ``future`` resolves to its finished :class:`AnswerRow`."""
+
+    sample: ProcessedSample
+    settings: GenerationSettings
+    row: AnswerRow
+    future: Future = field(default_factory=Future)
+
+    def group(self) -> tuple:
+        """Requests of one group can share a batch and still answer as they would alone."""
+        if self.settings.temperature == 0:
+            return ("greedy",)
+        if self.settings.seed is not None:
+            return ("seeded", id(self))
+        return ("sampled", self.settings.temperature, self.settings.top_p)
+
+
+class BatchScheduler:
+    """Runs queued requests in batches on one thread.
+
+    Args:
+        session: the loaded checkpoint.
+        max_batch_size: most requests per ``generate`` call.
+        window_s: how long the first request of a batch waits for others.
+        max_wait_s: how long it waits at most for requests that arrived but are still being prepared.
+    """
+
+    def __init__(
+        self, session: InferenceSession, max_batch_size: int = 8, window_s: float = 0.01, max_wait_s: float = 0.25
+    ) -> None:
+        self.session = session
+        self.max_batch_size = max_batch_size
+        self.window_s = window_s
+        self.max_wait_s = max(max_wait_s, window_s)
+        self.tokenizer_lock = threading.Lock()
+        self.batch_sizes: Counter[int] = Counter()  # batch size -> how many batches ran at that size
+        self._queue: deque[QueuedRequest] = deque()
+        self._preparing = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lvlm-batch-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request as being prepared, so a batch about to start waits for it (up to ``max_wait_s``)."""
+        with self._cond:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._preparing -= 1
+                self._cond.notify_all()
+
+    def submit(self, sample: ProcessedSample, settings: GenerationSettings, row: AnswerRow) -> Future:
+        """Queue a prepared prompt; the future gives the finished row (or the exception generation raised)."""
+        request = QueuedRequest(sample, settings, row)
+        with self._cond:
+            if self._closed:
+                raise SchedulerClosedError("the server is shutting down")
+            self._queue.append(request)
+            self._cond.notify_all()
+        return request.future
+
+    def close(self) -> None:
+        """Finish every queued request, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while (batch := self._next_batch()) is not None:
+            self._generate(batch)
+
+    def _next_batch(self) -> list[QueuedRequest] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            start = time.monotonic()
+            while len(self._queue) < self.max_batch_size and not self._closed:
+                waited = time.monotonic() - start
+                limit = self.max_wait_s if self._preparing else self.window_s
+                if waited >= limit:
+                    break
+                self._cond.wait(limit - waited)
+            return self._take_compatible()
+
+    def _take_compatible(self) -> list[QueuedRequest]:
+        """The first request and the queued ones of its group that fit its batch (positions included)."""
+        first = self._queue[0]
+        batch: list[QueuedRequest] = []
+        longest, most_new = 0, 0
+        for request in list(self._queue):
+            if len(batch) == self.max_batch_size or request.group() != first.group():
+                continue
+            length = max(longest, len(request.sample.input_ids))
+            new = max(most_new, request.row.max_tokens)
+            if batch and length + new > self.session.max_length:
+                continue  # padded to a longer prompt it would run out of positions: it waits for the next batch
+            batch.append(request)
+            longest, most_new = length, new
+            self._queue.remove(request)
+        return batch
+
+    def _generate(self, batch: list[QueuedRequest]) -> None:
+        rows = [request.row for request in batch]
+        tracker = RowTracker(rows, self.session.tokenizer, self.tokenizer_lock)
+        settings = replace(batch[0].settings, max_new_tokens=max(row.max_tokens for row in rows))
+        self.batch_sizes[len(batch)] += 1
+        try:
+            with torch.inference_mode():
+                generate_ids(
+                    self.session, [r.sample for r in batch], settings, stopping_criteria=StoppingCriteriaList([tracker])
+                )
+            tracker.finish_all()
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
+            log.exception("generation failed for a batch of %d", len(batch))
+            for request in batch:
+                request.future.set_exception(err)
+            return
+        for request in batch:
+            request.future.set_result(request.row)
