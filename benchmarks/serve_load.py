@@ -3,8 +3,8 @@
 A real server (``python -m lvlm serve`` in its own process, on 127.0.0.1) serves a small random model built here:
 CLIP image tower and LanguageBind video tower at 224 px (patch 32: 49 tokens per image, 50 per video frame,
 8 frames), a 4-layer Llama of width 256 and its own BPE tokenizer; no download. Its end-of-sequence logit is
-held at 0 (below the best of the other logits) so every answer runs to its ``max_tokens``, drawn per request between ``--min-tokens`` and
-``--max-tokens`` (64-128 by default: a realistic chat answer). Clients use the official ``openai`` client with
+held at 0 (below the best of the other logits) so every answer runs to its ``max_tokens``, drawn per request
+between ``--min-tokens`` and ``--max-tokens`` (64-128 by default: a realistic chat answer). Clients use the official ``openai`` client with
 greedy decoding and send base64 ``data:`` URLs of real PNG images and H.264 mp4 clips (320x240), so the server
 decodes the media as it would in use.
 
@@ -44,12 +44,12 @@ from lvlm.models.language_model import LanguageModel
 from lvlm.models.video_llava import VideoLLaVA
 from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTower
 
-WORDS = (
+WORDS = str.split(
     "the a an is are was on in of to with and or but what where which who how many colour color shape red green "
     "blue yellow white black circle square triangle moves left right up down describe this picture video clip "
     "there one two three small large object background person walks runs car dog cat table camera scene frame "
     "first then after before while slowly quickly bright dark light image shows appears near far side top bottom"
-).split()
+)
 COLOURS = [(220, 40, 40), (40, 180, 60), (40, 70, 220), (230, 200, 40), (200, 60, 200), (40, 200, 200)]
 
 
@@ -62,6 +62,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--max-tokens", type=int, default=128)
     p.add_argument("--small", action="store_true", help="a much smaller model and media (for a quick test)")
     p.add_argument("--max-batch-size", type=int, default=8)
+    p.add_argument("--threads", type=int, default=1, help="the server's torch threads (1: steady on a shared machine)")
     return p.parse_args()
 
 
@@ -78,9 +79,17 @@ def build_checkpoint(directory: Path, small: bool) -> None:
     )  # fmt: skip
     llm = LanguageModel(
         config=dict(
-            model_type="llama", vocab_size=len(tok), hidden_size=width, intermediate_size=int(2.75 * width),
-            num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=1024,
-            pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
+            model_type="llama",
+            vocab_size=len(tok),
+            hidden_size=width,
+            intermediate_size=int(2.75 * width),
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=1024,
+            pad_token_id=tok.pad_token_id,
+            bos_token_id=tok.bos_token_id,
+            eos_token_id=tok.eos_token_id,
         )  # fmt: skip
     )
     towers = {
@@ -141,8 +150,8 @@ def request_sets(count: int, args: argparse.Namespace) -> dict[str, list[dict]]:
 
 def start_server(checkpoint: Path, args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    argv = [sys.executable, "-m", "lvlm", "serve", "--model", str(checkpoint), "--port", "0",
-            "--served-model-name", "bench", "--max-batch-size", str(args.max_batch_size)]  # fmt: skip
+    argv = [sys.executable, "-m", "lvlm", "serve", "--model", str(checkpoint), "--port", "0", "--served-model-name",
+            "bench", "--max-batch-size", str(args.max_batch_size), "--threads", str(args.threads)]  # fmt: skip
     server = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     line = server.stdout.readline()
     if "http://" not in line:
@@ -197,14 +206,17 @@ def main() -> int:
             results = {name: [run_clients(base_url, reqs, c) for c in args.concurrency] for name, reqs in sets.items()}
         finally:
             server.terminate()
-            server.wait(timeout=120)
+            print(server.communicate(timeout=120)[0].strip())  # the server's batch sizes
     return report(results, args)
 
 
 def report(results: dict[str, list[dict]], args: argparse.Namespace) -> int:
     identical = all(run["answers"] == runs[0]["answers"] for runs in results.values() for run in runs)
-    speedups = {name: round(runs[-1]["requests_per_s"] / runs[0]["requests_per_s"], 2) for name, runs in results.items()}
-    print(f"answers: {args.min_tokens}-{args.max_tokens} tokens per request (greedy); cores: {os.cpu_count()}")
+    speedups = {
+        name: round(runs[-1]["requests_per_s"] / runs[0]["requests_per_s"], 2) for name, runs in results.items()
+    }
+    print(f"answers: {args.min_tokens}-{args.max_tokens} tokens per request (greedy); cores: {os.cpu_count()}, "
+          f"server threads: {args.threads}")  # fmt: skip
     print(f"{'set':<6}{'clients':>8}{'req/s':>9}{'tok/s':>9}{'p50 s':>8}{'p99 s':>8}{'speedup':>9}")
     for name, runs in results.items():
         for run in runs:
@@ -219,7 +231,10 @@ def report(results: dict[str, list[dict]], args: argparse.Namespace) -> int:
             "identical_answers": identical,
             "answer_tokens": [args.min_tokens, args.max_tokens],
             "cpu_count": os.cpu_count(),
-            "results": {n: [{k: v for k, v in r.items() if k != "answers"} for r in runs] for n, runs in results.items()},
+            "server_threads": args.threads,
+            "results": {
+                n: [{k: v for k, v in r.items() if k != "answers"} for r in runs] for n, runs in results.items()
+            },
         }
         args.json.write_text(json.dumps(out, indent=2) + "\n")
     return 0 if identical else 1

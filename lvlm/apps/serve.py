@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-media-items", type=int, default=8, help="images and videos per request")
     p.add_argument("--max-frames", type=int, default=64, help="visual frames per request (image 1, video its frames)")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
-    p.add_argument("--batch-window-ms", type=float, default=10.0, help="how long a batch waits for more requests")
+    p.add_argument("--batch-window-ms", type=float, default=20.0, help="how long a batch waits for more requests")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadiest on a busy machine)")
     return p
 
 
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm serve`` until SIGTERM or Ctrl-C; returns the exit status."""
     args = build_parser().parse_args(argv)
     limits, api_key = _limits(args), _api_key(args)
+    import torch
     import uvicorn
 
     from lvlm.inference.batch_scheduler import BatchScheduler
@@ -99,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     from lvlm.inference.serve_media import describe_root
     from lvlm.inference.session import TemplateNotRecordedError, load_session
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         session = load_session(args.model, args.template, num_frames=args.num_frames, image_mode=args.image_mode,
                                torch_dtype=args.dtype, device=args.device)  # fmt: skip
@@ -115,7 +119,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{session.num_frames} frames per video; media: {describe_root(limits.media)})", flush=True)  # fmt: skip
     logging.getLogger("lvlm").setLevel(logging.INFO)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
-    print("lvlm serve: stopped", flush=True)
+    sizes = dict(sorted(scheduler.batch_sizes.items()))
+    answered = sum(size * count for size, count in sizes.items())
+    print(f"lvlm serve: stopped after {answered} requests in {sum(sizes.values())} batches (size: count {sizes})",
+          flush=True)  # fmt: skip
     return 0
 
 

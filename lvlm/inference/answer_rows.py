@@ -105,17 +105,27 @@ class RowTracker(StoppingCriteria):
         rows: one :class:`AnswerRow` per prompt of the batch, in batch order.
         tokenizer: the checkpoint's tokenizer.
         lock: held while decoding (the tokenizer is shared with request threads).
+        on_finish: called with a row's index as soon as it is done, so its answer need not wait for the batch.
     """
 
-    def __init__(self, rows: Sequence[AnswerRow], tokenizer: PreTrainedTokenizerBase, lock: threading.Lock) -> None:
+    def __init__(
+        self,
+        rows: Sequence[AnswerRow],
+        tokenizer: PreTrainedTokenizerBase,
+        lock: threading.Lock,
+        on_finish: Callable[[int], None] | None = None,
+    ) -> None:
         self.rows = list(rows)
         self.tokenizer = tokenizer
         self.lock = lock
+        self.on_finish = on_finish
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor | None = None, **kwargs) -> torch.Tensor:
-        for row, token in zip(self.rows, input_ids[:, -1].tolist(), strict=True):
+        for index, (row, token) in enumerate(zip(self.rows, input_ids[:, -1].tolist(), strict=True)):
             if row.finish_reason is None:
                 row.step(token, self.tokenizer, self.lock)
+                if row.finish_reason is not None and self.on_finish is not None:
+                    self.on_finish(index)
         done = [row.finish_reason is not None for row in self.rows]
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 

@@ -63,7 +63,7 @@ class BatchScheduler:
     """
 
     def __init__(
-        self, session: InferenceSession, max_batch_size: int = 8, window_s: float = 0.01, max_wait_s: float = 0.25
+        self, session: InferenceSession, max_batch_size: int = 8, window_s: float = 0.02, max_wait_s: float = 0.25
     ) -> None:
         self.session = session
         self.max_batch_size = max_batch_size
@@ -148,7 +148,7 @@ class BatchScheduler:
 
     def _generate(self, batch: list[QueuedRequest]) -> None:
         rows = [request.row for request in batch]
-        tracker = RowTracker(rows, self.session.tokenizer, self.tokenizer_lock)
+        tracker = RowTracker(rows, self.session.tokenizer, self.tokenizer_lock, lambda i: _resolve(batch[i]))
         settings = replace(batch[0].settings, max_new_tokens=max(row.max_tokens for row in rows))
         self.batch_sizes[len(batch)] += 1
         try:
@@ -160,7 +160,13 @@ class BatchScheduler:
         except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
             log.exception("generation failed for a batch of %d", len(batch))
             for request in batch:
-                request.future.set_exception(err)
+                if not request.future.done():
+                    request.future.set_exception(err)
             return
         for request in batch:
-            request.future.set_result(request.row)
+            _resolve(request)
+
+
+def _resolve(request: QueuedRequest) -> None:
+    if not request.future.done():
+        request.future.set_result(request.row)

@@ -210,7 +210,9 @@ def test_bad_requests_get_openai_errors_and_the_server_goes_on(server, media_dir
         "ends_with_assistant": {**ok, "messages": [*user([media]), {"role": "assistant", "content": "red"}]},
         "wrong_field_type": {**ok, "temperature": "hot", "messages": user("hi")},
     }
-    got, text = post(server, bodies.get(case), raw=b'{"model": "tiny", "messages": [' if case == "malformed_json" else None)
+    got, text = post(
+        server, bodies.get(case), raw=b'{"model": "tiny", "messages": [' if case == "malformed_json" else None
+    )
     error = json.loads(text)["error"]
     assert (got, error["code"]) == (status, code), error
     assert error["message"] and error["type"] in {"invalid_request_error", "not_found_error", "permission_error"}
