@@ -4,9 +4,9 @@ A real server (``python -m lvlm serve`` in its own process, on 127.0.0.1) serves
 CLIP image tower and LanguageBind video tower at 224 px (patch 32: 49 tokens per image, 50 per video frame,
 8 frames), a 4-layer Llama of width 256 and its own BPE tokenizer; no download. Its end-of-sequence logit is
 held at 0 (below the best of the other logits) so every answer runs to its ``max_tokens``, drawn per request
-between ``--min-tokens`` and ``--max-tokens`` (64-128 by default: a realistic chat answer). Clients use the official ``openai`` client with
-greedy decoding and send base64 ``data:`` URLs of real PNG images and H.264 mp4 clips (320x240), so the server
-decodes the media as it would in use.
+between ``--min-tokens`` and ``--max-tokens`` (64-128 by default: a realistic chat answer). Clients use the
+official ``openai`` client with greedy decoding and send base64 ``data:`` URLs of real PNG images and H.264 mp4
+clips (320x240), so the server decodes the media as it would in use.
 
 Two request sets: ``image`` (one image per request) and ``mix`` (images, videos, and an image with a video in
 one message, in turn). Each set is sent by 1, 4 and 8 closed-loop clients; 1 client is the one-by-one baseline.
