@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -89,6 +90,10 @@ def _is_loopback(host: str) -> bool:
         return host == "localhost"
 
 
+def _stopped(signum: int, frame: object) -> None:
+    """The handler uvicorn's re-raised SIGTERM/SIGINT reach after the drain: nothing left to do."""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm serve`` until SIGTERM or Ctrl-C; returns the exit status."""
     args = build_parser().parse_args(argv)
@@ -118,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"lvlm serve: model {name!r} at http://{host}:{port}/v1 ({session.template.name} template, "
           f"{session.num_frames} frames per video; media: {describe_root(limits.media)})", flush=True)  # fmt: skip
     logging.getLogger("lvlm").setLevel(logging.INFO)
+    # uvicorn drains on SIGTERM/SIGINT, then raises the signal again under the handlers it found: these make
+    # that a normal return, so the process reports and exits 0 after a clean shutdown.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
     sizes = dict(sorted(scheduler.batch_sizes.items()))
     answered = sum(size * count for size, count in sizes.items())

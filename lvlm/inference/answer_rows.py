@@ -95,7 +95,7 @@ def _visible(text: str, stop: Sequence[str]) -> str:
     not a half-decoded character, not the start of a stop string."""
     text = text.rstrip().rstrip("\ufffd")
     held = max((k for s in stop for k in range(1, len(s)) if text.endswith(s[:k])), default=0)
-    return text[: len(text) - held]
+    return text[: len(text) - held].rstrip()
 
 
 class RowTracker(StoppingCriteria):
