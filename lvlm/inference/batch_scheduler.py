@@ -1,10 +1,11 @@
-"""A scheduler thread that batches concurrent requests into shared ``generate`` calls.
+"""A scheduler thread that batches concurrent requests into shared forward passes (continuous batching).
 
-Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. The scheduler
-takes the first queued request, waits a short window for others that arrived with it (and for those still
-being prepared), and runs the compatible ones as one left-padded batch through
-:func:`lvlm.inference.batch_generate.generate_ids`. Greedy requests always batch together; sampled requests
-batch only with the same temperature and top-p, and a seeded one runs alone so its seed reproduces it.
+Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing
+runs, the scheduler takes the first queued request and waits a short window for others that arrived with it
+(and for those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`.
+While it runs, requests of its group join it between decoding steps and finished ones leave it at once.
+Greedy requests always share a batch; sampled requests only with the same temperature and top-p; a seeded
+one runs alone through :func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it.
 The model is only ever touched by this thread.
 """
 
@@ -25,6 +26,7 @@ from transformers import StoppingCriteriaList
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.answer_rows import AnswerRow, RowTracker
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
+from lvlm.inference.continuous_batch import RunningBatch
 from lvlm.inference.session import InferenceSession
 
 log = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class BatchScheduler:
         self.window_s = window_s
         self.max_wait_s = max(max_wait_s, window_s)
         self.tokenizer_lock = threading.Lock()
-        self.batch_sizes: Counter[int] = Counter()  # batch size -> how many batches ran at that size
+        self.batch_sizes: Counter[int] = Counter()  # rows in a forward pass -> how many passes had that many
         self._queue: deque[QueuedRequest] = deque()
         self._preparing = 0
         self._closed = False
@@ -111,8 +113,39 @@ class BatchScheduler:
             self._thread.join()
 
     def _run(self) -> None:
-        while (batch := self._next_batch()) is not None:
-            self._generate(batch)
+        running: RunningBatch | None = None
+        group: tuple = ()
+        while True:
+            if running is None:
+                joining = self._next_batch()
+                if joining is None:
+                    return
+                group = joining[0].group()
+                if group[0] == "seeded":
+                    self._generate(joining)
+                    continue
+                running = RunningBatch(self.session, joining[0].settings, self.tokenizer_lock, _resolve)
+            else:
+                with self._cond:
+                    joining = self._take_compatible(group, self.max_batch_size - len(running))
+            running = self._advance(running, joining)
+
+    def _advance(self, running: RunningBatch, joining: list[QueuedRequest]) -> RunningBatch | None:
+        """Admit the joining requests, run one decoding step; None once no row is left (or the batch failed)."""
+        try:
+            if joining:
+                self.batch_sizes[len(joining)] += 1
+                running.admit([r.sample for r in joining], [r.row for r in joining], joining)
+            if len(running):
+                self.batch_sizes[len(running)] += 1
+                running.step()
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
+            log.exception("generation failed for a batch of %d", len(running) + len(joining))
+            for request in [*running.owners, *joining]:
+                if not request.future.done():
+                    request.future.set_exception(err)
+            return None
+        return running if len(running) else None
 
     def _next_batch(self) -> list[QueuedRequest] | None:
         with self._cond:
@@ -127,22 +160,12 @@ class BatchScheduler:
                 if waited >= limit:
                     break
                 self._cond.wait(limit - waited)
-            return self._take_compatible()
+            return self._take_compatible(self._queue[0].group(), self.max_batch_size)
 
-    def _take_compatible(self) -> list[QueuedRequest]:
-        """The first request and the queued ones of its group that fit its batch (positions included)."""
-        first = self._queue[0]
-        batch: list[QueuedRequest] = []
-        longest, most_new = 0, 0
-        for request in list(self._queue):
-            if len(batch) == self.max_batch_size or request.group() != first.group():
-                continue
-            length = max(longest, len(request.sample.input_ids))
-            new = max(most_new, request.row.max_tokens)
-            if batch and length + new > self.session.max_length:
-                continue  # padded to a longer prompt it would run out of positions: it waits for the next batch
-            batch.append(request)
-            longest, most_new = length, new
+    def _take_compatible(self, group: tuple, room: int) -> list[QueuedRequest]:
+        """Up to ``room`` queued requests of ``group``, oldest first (called with the lock held)."""
+        batch = [request for request in self._queue if request.group() == group][:room]
+        for request in batch:
             self._queue.remove(request)
         return batch
 

@@ -28,7 +28,7 @@ def test_requests_arriving_together_share_one_batch(session, prompts):
         futures = [scheduler.submit(sample, GenerationSettings(n), AnswerRow(n)) for sample, n in zip(prompts, lengths)]
     rows = [future.result(timeout=60) for future in futures]
     scheduler.close()
-    assert scheduler.batch_sizes == {3: 1}
+    assert max(scheduler.batch_sizes) == 3  # one prefill and the first steps ran all three rows at once
     alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(prompts, lengths)]
     assert [row.ids for row in rows] == alone
     assert [row.finish_reason for row in rows] == ["length"] * 3
