@@ -6,6 +6,7 @@ never a timing or a ratio.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,3 +56,14 @@ def test_data_throughput_measures_every_pipeline(extra):
     assert "baseline (original procedure)" in out and "lvlm DataModule, raw" in out
     if extra:
         assert "lvlm DataModule, --reencode 112" in out
+
+
+def test_serve_load_checks_answers_and_writes_speedups(tmp_path):
+    out = run("serve_load.py", "--small", "--requests", "2", "--concurrency", "1", "2", "--min-tokens", "3",
+              "--max-tokens", "5", "--json", str(tmp_path / "load.json"))  # fmt: skip
+    assert "same greedy answers at every concurrency: yes" in out
+    assert "lvlm serve: stopped after" in out  # the server's own count of the requests it batched
+    result = json.loads((tmp_path / "load.json").read_text())
+    assert set(result["speedup_at_2"]) == {"image", "mix"} and result["identical_answers"] is True
+    runs = result["results"]["mix"]
+    assert [r["clients"] for r in runs] == [1, 2] and all(r["output_tokens"] >= 2 * 3 for r in runs)

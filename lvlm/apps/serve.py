@@ -3,7 +3,7 @@
     lvlm serve --model CKPT                                   # http://127.0.0.1:8000/v1
     lvlm serve --model CKPT --port 9000 --media-root /data --api-key-env LVLM_API_KEY
 
-Concurrent requests are batched (``--max-batch-size``); greedy answers equal one-by-one generation. SIGTERM
+Concurrent requests are batched continuously (``--max-batch-size``); greedy answers equal one-by-one generation. SIGTERM
 or Ctrl-C stops taking requests, finishes the ones in flight, then exits. ``docs/inference.md`` describes the API.
 """
 

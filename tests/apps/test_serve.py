@@ -5,7 +5,10 @@ Answers are compared with the library's own greedy generation for the same conve
 
 from __future__ import annotations
 
+import functools
+import http.server
 import json
+import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -248,3 +251,22 @@ def test_api_key(session):  # noqa: F811
         assert ask(live.client("s3cret"), "answer yes or no", max_tokens=2).choices[0].message.content
     finally:
         live.stop()
+
+
+def test_remote_media_when_allowed(session, media_dir):  # noqa: F811
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media_dir))
+    handler.log_message = lambda *args: None
+    files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=files.serve_forever, daemon=True).start()
+    live = LiveServer(session, ServeLimits(MediaPolicy(allow_remote=True)))
+    try:
+        base = f"http://127.0.0.1:{files.server_address[1]}"
+        reply = ask(live.client(), [text_part(QUESTION), video_part(f"{base}/right.mp4")])
+        with pytest.raises(openai.BadRequestError, match="cannot fetch"):
+            ask(live.client(), [text_part(QUESTION), video_part(f"{base}/missing.mp4")])
+    finally:
+        live.stop()
+        files.shutdown()
+    answer, _ = expected_answer(session, [{"from": "human", "value": "<video>\n" + QUESTION}],
+                                [("video", media_dir / "right.mp4")], TOKENS)  # fmt: skip
+    assert reply.choices[0].message.content == answer
