@@ -202,7 +202,7 @@ def main() -> int:
         sets = request_sets(args.requests, args)
         server, base_url = start_server(checkpoint, args)
         try:
-            run_clients(base_url, sets["image"][:1], 1)  # warm-up (first-call allocations)
+            run_clients(base_url, sets["image"][:1] + sets["mix"][1:3], 1)  # warm-up: first image, video, both
             results = {name: [run_clients(base_url, reqs, c) for c in args.concurrency] for name, reqs in sets.items()}
         finally:
             server.terminate()

@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=int, default=64, help="visual frames per request (image 1, video its frames)")
     p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
     p.add_argument("--batch-window-ms", type=float, default=20.0, help="how long a batch waits for more requests")
+    p.add_argument("--prepare-workers", type=int, default=1,
+                   help="processes that decode media and tokenize (0: threads of the server process)")  # fmt: skip
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadiest on a busy machine)")
     return p
 
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from lvlm.inference.batch_scheduler import BatchScheduler
     from lvlm.inference.serve_app import create_app
     from lvlm.inference.serve_media import describe_root
+    from lvlm.inference.serve_workers import PreparationPool
     from lvlm.inference.session import TemplateNotRecordedError, load_session
 
     if args.threads:
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(str(err)) from err
     name = args.served_model_name or Path(args.model).resolve().name
     scheduler = BatchScheduler(session, args.max_batch_size, args.batch_window_ms / 1000)
-    app = create_app(session, name, limits, scheduler, api_key)
+    pool = PreparationPool(session, limits, args.prepare_workers) if args.prepare_workers > 0 else None
+    app = create_app(session, name, limits, scheduler, api_key, pool)
     sock = bind(args.host, args.port)
     host, port = sock.getsockname()[:2]
     if not _is_loopback(args.host) and api_key is None:
@@ -129,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, _stopped)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
     sizes = dict(sorted(scheduler.batch_sizes.items()))
-    answered = sum(size * count for size, count in sizes.items())
-    print(f"lvlm serve: stopped after {answered} requests in {sum(sizes.values())} batches (size: count {sizes})",
-          flush=True)  # fmt: skip
+    print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}", flush=True)
     return 0
 
 

@@ -72,6 +72,7 @@ class BatchScheduler:
         self.window_s = window_s
         self.max_wait_s = max(max_wait_s, window_s)
         self.tokenizer_lock = threading.Lock()
+        self.requests = 0  # queued so far
         self.batch_sizes: Counter[int] = Counter()  # rows in a forward pass -> how many passes had that many
         self._queue: deque[QueuedRequest] = deque()
         self._preparing = 0
@@ -101,6 +102,7 @@ class BatchScheduler:
             if self._closed:
                 raise SchedulerClosedError("the server is shutting down")
             self._queue.append(request)
+            self.requests += 1
             self._cond.notify_all()
         return request.future
 

@@ -27,6 +27,7 @@ from lvlm.inference.batch_scheduler import BatchScheduler, SchedulerClosedError
 from lvlm.inference.serve_errors import ApiError, bad_request
 from lvlm.inference.serve_prepare import PreparedPrompt, prepare_job
 from lvlm.inference.serve_requests import ChatJob, ServeLimits, parse_request
+from lvlm.inference.serve_workers import PreparationPool
 from lvlm.inference.session import InferenceSession
 
 FINISHED = object()
@@ -38,6 +39,7 @@ def create_app(
     limits: ServeLimits | None = None,
     scheduler: BatchScheduler | None = None,
     api_key: str | None = None,
+    preparation: PreparationPool | None = None,
 ) -> FastAPI:
     """The server's ASGI application; the scheduler starts and (after finishing its queue) stops with it.
 
@@ -47,6 +49,7 @@ def create_app(
         limits: request limits and media policy.
         scheduler: the batching scheduler (default: batches of up to 8).
         api_key: when set, every request needs ``Authorization: Bearer <api_key>``.
+        preparation: worker processes that prepare requests (default: threads of this process).
     """
     limits = limits or ServeLimits()
     scheduler = scheduler or BatchScheduler(session)
@@ -57,6 +60,8 @@ def create_app(
         scheduler.start()
         yield
         await run_in_threadpool(scheduler.close)
+        if preparation is not None:
+            preparation.close()
 
     app = FastAPI(title="lvlm", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.scheduler = scheduler
@@ -103,7 +108,12 @@ def create_app(
             if job.model != model_name:
                 raise _unknown_model(job.model, model_name)
             completion_id = f"chatcmpl-{uuid.uuid4().hex}"
-            prompt = await run_in_threadpool(prepare_job, session, job, limits, scheduler.tokenizer_lock, completion_id)
+            if preparation is not None:
+                prompt = await asyncio.wrap_future(preparation.submit(job, completion_id))
+            else:
+                prompt = await run_in_threadpool(
+                    prepare_job, session, job, limits, scheduler.tokenizer_lock, completion_id
+                )
         header = {"id": completion_id, "created": int(time.time()), "model": model_name}
         if job.stream:
             return StreamingResponse(_stream(scheduler, job, prompt, header), media_type="text/event-stream")

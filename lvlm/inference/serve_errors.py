@@ -38,6 +38,9 @@ class ApiError(Exception):
         self.code = code
         self.param = param
 
+    def __reduce__(self) -> tuple:  # raised in a preparation worker, unpickled in the server
+        return (type(self), (self.status, self.message, self.code, self.param))
+
     def body(self) -> dict[str, Any]:
         """The JSON body OpenAI's API answers an error with."""
         kind = ERROR_TYPES.get(self.status, "invalid_request_error" if self.status < 500 else "server_error")
