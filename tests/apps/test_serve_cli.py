@@ -39,7 +39,8 @@ def readme_commands() -> tuple[str, str]:
 def served(checkpoint_dir, media_dir):  # noqa: F811
     serve, _ = readme_commands()
     paths = {"quickstart/model": str(checkpoint_dir), "media": str(media_dir)}
-    argv = [LVLM, *[paths.get(arg, arg) for arg in shlex.split(serve)[1:]], "--port", "0"]
+    # --port 0: a free port; worker processes are tested in tests/inference/test_serve_workers.py (slow to spawn)
+    argv = [LVLM, *[paths.get(arg, arg) for arg in shlex.split(serve)[1:]], "--port", "0", "--prepare-workers", "0"]
     env = os.environ | {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     first = proc.stdout.readline()
