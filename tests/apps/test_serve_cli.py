@@ -101,3 +101,17 @@ def test_sigterm_finishes_the_stream_in_flight(served):
     assert "".join(pieces) == whole.choices[0].message.content and finish == whole.choices[0].finish_reason
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0 and "lvlm serve: stopped after" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--api-key-env", "LVLM_TEST_UNSET_KEY"], "--api-key-env LVLM_TEST_UNSET_KEY: that environment variable is"),
+        (["--media-root", "/no/such/folder"], "--media-root /no/such/folder: no such folder"),
+    ],
+)
+def test_bad_options_exit_2_before_loading(checkpoint_dir, flags, message):  # noqa: F811
+    env = {k: v for k, v in os.environ.items() if k != "LVLM_TEST_UNSET_KEY"}
+    done = subprocess.run([LVLM, "serve", "--model", str(checkpoint_dir), *flags], capture_output=True, text=True,
+                          env=env, timeout=120)  # fmt: skip
+    assert done.returncode == 2 and f"lvlm serve: {message}" in done.stderr
