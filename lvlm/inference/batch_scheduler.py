@@ -36,7 +36,7 @@ class SchedulerClosedError(RuntimeError):
     """The scheduler is shutting down and takes no new requests."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity: the queue removes exactly this request (its tensors have no truth value)
 class QueuedRequest:
     """A prepared prompt waiting for its batch; ``future`` resolves to its finished :class:`AnswerRow`."""
 
@@ -115,6 +115,19 @@ class BatchScheduler:
             self._thread.join()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as err:  # a bug here must not leave requests waiting forever
+            log.exception("the batch scheduler stopped")
+            with self._cond:
+                self._closed = True
+                failed, self._queue = list(self._queue), deque()
+            for request in failed:
+                if not request.future.done():
+                    request.future.set_exception(err)
+            raise
+
+    def _loop(self) -> None:
         running: RunningBatch | None = None
         group: tuple = ()
         while True:
@@ -129,7 +142,10 @@ class BatchScheduler:
                 running = RunningBatch(self.session, joining[0].settings, self.tokenizer_lock, _resolve)
             else:
                 with self._cond:
-                    joining = self._take_compatible(group, self.max_batch_size - len(running))
+                    # A request of another group at the head of the queue: admit no more, so that the batch
+                    # drains and that request is not starved by a steady stream of this group's.
+                    blocked = bool(self._queue) and self._queue[0].group() != group
+                    joining = [] if blocked else self._take_compatible(group, self.max_batch_size - len(running))
             running = self._advance(running, joining)
 
     def _advance(self, running: RunningBatch, joining: list[QueuedRequest]) -> RunningBatch | None:

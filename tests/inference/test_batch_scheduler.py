@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from lvlm.inference.answer_rows import AnswerRow
@@ -42,3 +44,20 @@ def test_only_compatible_requests_share_a_batch(prompts):
     seeded = [QueuedRequest(prompts[0], GenerationSettings(4, temperature=0.7, seed=1), AnswerRow(4)) for _ in "ab"]
     assert greedy[0].group() == greedy[1].group() != sampled.group()
     assert seeded[0].group() != seeded[1].group()  # a seed reproduces an answer only when it runs alone
+
+
+def test_a_request_of_another_group_is_not_starved(session, prompts):
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0)
+    scheduler.start()
+    first = scheduler.submit(prompts[0], GenerationSettings(20), AnswerRow(20))
+    while not scheduler.batch_sizes:  # the greedy batch is running
+        time.sleep(0.001)
+    sampled = scheduler.submit(prompts[1], GenerationSettings(2, temperature=0.5, seed=1), AnswerRow(2))
+    later = scheduler.submit(prompts[2], GenerationSettings(2), AnswerRow(2))  # greedy: could join, must not
+    done_order: list[str] = []
+    for name, future in (("first", first), ("sampled", sampled), ("later", later)):
+        future.add_done_callback(lambda _, name=name: done_order.append(name))
+    for future in (first, sampled, later):
+        future.result(timeout=60)
+    scheduler.close()
+    assert done_order == ["first", "sampled", "later"]
