@@ -164,7 +164,7 @@ def run_clients(base_url: str, requests: list[dict], clients: int) -> dict:
     """Send ``requests`` from ``clients`` closed-loop clients; answers in request order, rates, latencies."""
     local = threading.local()
     answers: list[str | None] = [None] * len(requests)
-    tokens, latencies = [0] * len(requests), [0.0] * len(requests)
+    tokens, prompts, latencies = [0] * len(requests), [0] * len(requests), [0.0] * len(requests)
 
     def send(index: int) -> None:
         if not hasattr(local, "client"):
@@ -173,6 +173,7 @@ def run_clients(base_url: str, requests: list[dict], clients: int) -> dict:
         reply = local.client.chat.completions.create(model="bench", temperature=0, **requests[index])
         latencies[index] = time.perf_counter() - start
         answers[index], tokens[index] = reply.choices[0].message.content, reply.usage.completion_tokens
+        prompts[index] = reply.usage.prompt_tokens
 
     start = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
@@ -186,6 +187,7 @@ def run_clients(base_url: str, requests: list[dict], clients: int) -> dict:
         "requests_per_s": round(len(requests) / wall, 3),
         "output_tokens_per_s": round(sum(tokens) / wall, 1),
         "output_tokens": sum(tokens),
+        "mean_prompt_tokens": round(sum(prompts) / len(prompts)),
         "p50_latency_s": round(statistics.median(ordered), 3),
         "p99_latency_s": round(ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))], 3),
         "answers": answers,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import logging
 import os
 import signal
 import socket
@@ -100,8 +99,27 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm serve`` until SIGTERM or Ctrl-C; returns the exit status."""
     args = build_parser().parse_args(argv)
     limits, api_key = _limits(args), _api_key(args)
-    import torch
     import uvicorn
+
+    app, scheduler, banner = _build_app(args, limits, api_key)
+    sock = bind(args.host, args.port)
+    host, port = sock.getsockname()[:2]
+    if not _is_loopback(args.host) and api_key is None:
+        print(f"lvlm serve: warning: listening on {host} with no API key (--api-key-env)", file=sys.stderr)
+    print(f"lvlm serve: {banner.replace('{url}', f'http://{host}:{port}/v1')}", flush=True)
+    # uvicorn drains on SIGTERM/SIGINT, then raises the signal again under the handlers it found: these make
+    # that a normal return, so the process reports and exits 0 after a clean shutdown.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _stopped)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
+    sizes = dict(sorted(scheduler.batch_sizes.items()))
+    print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}", flush=True)
+    return 0
+
+
+def _build_app(args: argparse.Namespace, limits, api_key: str | None) -> tuple:
+    """The checkpoint loaded, the scheduler and preparation workers made, the app; and a start-up line."""
+    import torch
 
     from lvlm.inference.batch_scheduler import BatchScheduler
     from lvlm.inference.serve_app import create_app
@@ -119,22 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     name = args.served_model_name or Path(args.model).resolve().name
     scheduler = BatchScheduler(session, args.max_batch_size, args.batch_window_ms / 1000)
     pool = PreparationPool(session, limits, args.prepare_workers) if args.prepare_workers > 0 else None
-    app = create_app(session, name, limits, scheduler, api_key, pool)
-    sock = bind(args.host, args.port)
-    host, port = sock.getsockname()[:2]
-    if not _is_loopback(args.host) and api_key is None:
-        print(f"lvlm serve: warning: listening on {host} with no API key (--api-key-env)", file=sys.stderr)
-    print(f"lvlm serve: model {name!r} at http://{host}:{port}/v1 ({session.template.name} template, "
-          f"{session.num_frames} frames per video; media: {describe_root(limits.media)})", flush=True)  # fmt: skip
-    logging.getLogger("lvlm").setLevel(logging.INFO)
-    # uvicorn drains on SIGTERM/SIGINT, then raises the signal again under the handlers it found: these make
-    # that a normal return, so the process reports and exits 0 after a clean shutdown.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, _stopped)
-    uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
-    sizes = dict(sorted(scheduler.batch_sizes.items()))
-    print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}", flush=True)
-    return 0
+    banner = (f"model {name!r} at {{url}} ({session.template.name} template, {session.num_frames} frames per "
+              f"video; media: {describe_root(limits.media)})")  # fmt: skip
+    return create_app(session, name, limits, scheduler, api_key, pool), scheduler, banner
 
 
 if __name__ == "__main__":

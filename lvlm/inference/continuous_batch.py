@@ -22,6 +22,7 @@ from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWar
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, collate_for_generation
+from lvlm.inference.growing_cache import growing_cache
 from lvlm.inference.session import InferenceSession
 
 
@@ -68,7 +69,7 @@ class RunningBatch:
         media = {slot.batch_key: batch[slot.batch_key] for slot in self.session.slots if slot.batch_key in batch}
         embeds = self.model.embed_inputs(batch["input_ids"], media)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
-        cache = DynamicCache(config=self.model.llm.config)
+        cache = growing_cache(self.model.llm.config)
         out = self.model.llm(
             inputs_embeds=embeds,
             attention_mask=mask,
@@ -147,7 +148,7 @@ class RunningBatch:
             keys = torch.cat([_pad_left(a.keys, length, dim=2), _pad_left(b.keys, length, dim=2)])
             values = torch.cat([_pad_left(a.values, length, dim=2), _pad_left(b.values, length, dim=2)])
             pairs.append((keys, values))
-        self.cache, self.mask = DynamicCache(pairs, config=self.model.llm.config), torch.cat([old, new])
+        self.cache, self.mask = growing_cache(self.model.llm.config, pairs), torch.cat([old, new])
 
 
 def _pad_left(tensor: torch.Tensor, length: int, dim: int = 1) -> torch.Tensor:

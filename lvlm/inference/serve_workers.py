@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -48,6 +49,7 @@ class PreparationPool:
 
 
 def _start(session: InferenceSession, limits: ServeLimits) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the server stops us
     torch.set_num_threads(1)
     _worker.update(session=session, limits=limits, lock=threading.Lock())
 
