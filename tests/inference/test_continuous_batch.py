@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+import torch
+
 from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
 from lvlm.inference.continuous_batch import RunningBatch
@@ -33,3 +35,18 @@ def test_rows_join_and_leave_a_running_batch(session, media_dir):
     assert [row.ids for row in rows] == alone
     assert finished == [0, 2, 1]  # each answered as soon as it was done, not when the batch ended
     assert any(after < before for before, after in zip(widths, widths[1:]))  # padding columns trimmed
+
+
+def test_sampled_rows_follow_the_warpers_and_never_emit_placeholders(session):
+    samples = [prepare_prompt(session, question_conversation(q)) for q in ("answer yes or no", "describe this clip")]
+    torch.manual_seed(0)
+    rows = [AnswerRow(16), AnswerRow(16)]
+    batch = RunningBatch(session, GenerationSettings(temperature=1.5, top_p=0.9), threading.Lock(), lambda _: None)
+    assert [type(w).__name__ for w in batch.warpers] == ["TemperatureLogitsWarper", "TopPLogitsWarper"]
+    batch.admit(samples, rows, [0, 1])
+    while len(batch):
+        batch.step()
+    emitted = {token for row in rows for token in row.ids}
+    assert emitted and not emitted & set(session.model.placeholder_ids)
+    greedy = [generate_ids(session, [s], GenerationSettings(16))[0] for s in samples]
+    assert [row.ids for row in rows] != greedy  # it really sampled
