@@ -19,6 +19,8 @@ from pathlib import Path
 
 from lvlm.core.errors import UserError
 
+SWITCH_INTERVAL_S = 0.0005
+
 # uvicorn, torch and the model are imported once the arguments are known to be good.
 
 
@@ -111,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     # that a normal return, so the process reports and exits 0 after a clean shutdown.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, _stopped)
+    # The model's thread gives the interpreter lock up at every torch call and must take it back from the thread
+    # serving HTTP; Python's default 5 ms switch interval can stall each of those hand-overs that long.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
     sizes = dict(sorted(scheduler.batch_sizes.items()))
     print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}", flush=True)

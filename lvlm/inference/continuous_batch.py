@@ -22,7 +22,7 @@ from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWar
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, collate_for_generation
-from lvlm.inference.growing_cache import growing_cache
+from lvlm.inference.growing_cache import growing_cache, stack_right_aligned
 from lvlm.inference.session import InferenceSession
 
 
@@ -142,17 +142,12 @@ class RunningBatch:
             self.cache, self.mask, self.last = cache, mask, tokens[:0]
             return
         length = max(self.mask.shape[1], mask.shape[1])
-        old, new = _pad_left(self.mask, length), _pad_left(mask, length)
-        pairs = []
-        for a, b in zip(self.cache.layers, cache.layers, strict=True):
-            keys = torch.cat([_pad_left(a.keys, length, dim=2), _pad_left(b.keys, length, dim=2)])
-            values = torch.cat([_pad_left(a.values, length, dim=2), _pad_left(b.values, length, dim=2)])
-            pairs.append((keys, values))
-        self.cache, self.mask = growing_cache(self.model.llm.config, pairs), torch.cat([old, new])
+        self.mask = torch.cat([_pad_left(self.mask, length), _pad_left(mask, length)])
+        self.cache = stack_right_aligned([self.cache, cache], self.model.llm.config)
 
 
 def _pad_left(tensor: torch.Tensor, length: int, dim: int = 1) -> torch.Tensor:
-    """Zeros in front along ``dim`` up to ``length`` (``[b, h, l, d]`` caches on dim 2, ``[b, l]`` masks on 1)."""
+    """Zeros in front along ``dim`` up to ``length``."""
     missing = length - tensor.shape[dim]
     if missing == 0:
         return tensor

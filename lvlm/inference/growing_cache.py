@@ -52,10 +52,35 @@ def _append(cached: torch.Tensor, new: torch.Tensor, layer: GrowingLayer, name: 
     return buffer[:, :, : length + added]
 
 
-def growing_cache(config: PretrainedConfig, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]] = ()) -> DynamicCache:
-    """A ``DynamicCache`` of :class:`GrowingLayer` for ``config``, filled with ``(keys, values)`` per layer if given."""
+def growing_cache(config: PretrainedConfig) -> DynamicCache:
+    """An empty ``DynamicCache`` of :class:`GrowingLayer` for ``config``."""
     cache = DynamicCache(config=config)
     cache.layers = [GrowingLayer() for _ in cache.layers]
-    for layer, (keys, values) in zip(cache.layers, pairs, strict=False):
-        layer.update(keys, values)
     return cache
+
+
+def stack_right_aligned(caches: Sequence[DynamicCache], config: PretrainedConfig) -> DynamicCache:
+    """The rows of several caches in one, each padded with zeros on the left to the longest (one copy per layer).
+
+    Positions are aligned on the right, as left-padded prompts are; the caller's attention mask hides the padding.
+    """
+    merged = growing_cache(config)
+    length = max(cache.get_seq_length() for cache in caches)
+    for index, layer in enumerate(merged.layers):
+        parts = [cache.layers[index] for cache in caches]
+        layer.lazy_initialization(parts[0].keys, parts[0].values)
+        layer._key_buffer = _stack(length, [part.keys for part in parts])
+        layer._value_buffer = _stack(length, [part.values for part in parts])
+        layer.keys, layer.values = layer._key_buffer[:, :, :length], layer._value_buffer[:, :, :length]
+    return merged
+
+
+def _stack(length: int, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``[b_i, h, l_i, d]`` tensors → one buffer ``[sum b_i, h, room, d]``, each ending at position ``length``."""
+    rows, heads, width = sum(t.shape[0] for t in tensors), tensors[0].shape[1], tensors[0].shape[3]
+    buffer = tensors[0].new_zeros(rows, heads, max(2 * length, MIN_ROOM), width)
+    start = 0
+    for tensor in tensors:
+        buffer[start : start + tensor.shape[0], :, length - tensor.shape[2] : length] = tensor
+        start += tensor.shape[0]
+    return buffer
