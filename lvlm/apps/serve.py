@@ -53,11 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _limits(args: argparse.Namespace):
+    if args.media_root is not None and not args.media_root.is_dir():
+        raise UserError(f"--media-root {args.media_root}: no such folder")
     from lvlm.inference.serve_media import MediaPolicy
     from lvlm.inference.serve_requests import ServeLimits
 
-    if args.media_root is not None and not args.media_root.is_dir():
-        raise UserError(f"--media-root {args.media_root}: no such folder")
     policy = MediaPolicy(args.media_root, args.allow_remote_media, int(args.max_media_mb * 2**20))
     return ServeLimits(policy, int(args.max_body_mb * 2**20), args.max_tokens, args.max_media_items,
                        args.max_frames, args.temperature)  # fmt: skip
@@ -100,7 +100,8 @@ def _stopped(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm serve`` until SIGTERM or Ctrl-C; returns the exit status."""
     args = build_parser().parse_args(argv)
-    limits, api_key = _limits(args), _api_key(args)
+    api_key = _api_key(args)
+    limits = _limits(args)
     import uvicorn
 
     app, scheduler, banner = _build_app(args, limits, api_key)
