@@ -58,6 +58,25 @@ def test_data_throughput_measures_every_pipeline(extra):
         assert "lvlm DataModule, --reencode 112" in out
 
 
+def test_shards_scaling_measures_both_worker_counts_in_both_modes(tmp_path):
+    path = tmp_path / "scaling.json"
+    args = ["--records", "6", "--copy-records", "6", "--video-seconds", "0.4", "--size", "64", "--distinct", "2"]
+    out = run("shards_scaling.py", *args, "--reencode", "32", "--workers", "2", "--json", str(path))
+    result = json.loads(path.read_text())
+    assert json.loads(out.splitlines()[-1]) == result
+    assert (
+        set(result["records_per_s"]) == {"1", "2"}
+        and result["records"] == {"copy": 6, "reencode": 6}
+        and result["cores"] == 2
+    )
+    for mode in ("copy", "reencode"):
+        rates = result["modes"][mode]["records_per_s"]
+        assert rates["1"] > 0 and rates["2"] > 0 and result["modes"][mode]["identical_samples"] is True
+        assert result["modes"][mode]["speedup"] == pytest.approx(rates["2"] / rates["1"])
+    assert result["records_per_s"] == result["modes"]["reencode"]["records_per_s"]
+    assert result["modes"]["copy"]["identical_bytes"] is True
+
+
 def test_serve_load_checks_answers_and_writes_speedups(tmp_path):
     out = run("serve_load.py", "--small", "--requests", "2", "--concurrency", "1", "2", "--min-tokens", "3",
               "--max-tokens", "5", "--json", str(tmp_path / "load.json"))  # fmt: skip

@@ -3,6 +3,12 @@
 Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`. With ``--model DIR``
 it first generates the predictions (``lvlm.inference.predict_records``) and writes them to
 ``OUT/predictions.jsonl``.
+
+Outputs (``OUT/<protocol>.json``, ``.md``, ``tensorboard/<protocol>/``) are checked before any work: one that
+is, contains or lies inside an input is refused, an existing one needs ``--overwrite`` and is then replaced
+whole. Exit status: 0 scored (bad prediction records skipped and listed in the JSON), 2 refused (bad
+arguments or an unusable input file), 3 some items could not be judged and ``--allow-partial`` was not given
+(the JSON lists them and gives no metric).
 """
 
 from __future__ import annotations
@@ -13,10 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from lvlm.core.errors import UserError
+from lvlm.core.outputs import check_output, staged_output
 from lvlm.eval.evaluate import evaluate_predictions
 from lvlm.eval.judges import JudgeConfigError, make_judge
-from lvlm.eval.records import EvalInputError
-from lvlm.eval.results import write_all
+from lvlm.eval.results import EvalResult, result_paths, write_all
+
+SHOWN_SKIPPED = 20
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +34,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--model", type=Path, help="a checkpoint directory: generate the predictions first")
     parser.add_argument("--out", required=True, type=Path, help="folder for <protocol>.json, .md and tensorboard/")
     parser.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard event file")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing results of this protocol")
+    parser.add_argument("--encoding", default="auto", help="of the prediction file (auto: UTF-8, else Latin-1)")
     g = parser.add_argument_group("with --model")
     g.add_argument("--questions-json", type=Path, help="questions as `lvlm predict --questions` reads them")
     g.add_argument("--media-root", type=Path, help="folder relative media paths start from")
@@ -40,6 +51,9 @@ def _video_qa_parser(sub: Any) -> None:
     p.add_argument("--allow-missing", action="store_true", help="score even if some questions lack a prediction")
     p.add_argument("--judge", choices=["exact", "openai"], default="exact")
     p.add_argument("--exact-equal", action="store_true", help="exact judge: whole answer only, no containment")
+    p.add_argument(
+        "--allow-partial", action="store_true", help="when the judge fails on some items, score the judged ones"
+    )
     g = p.add_argument_group("openai judge")
     g.add_argument("--base-url", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--judge-model", help="judge model name, e.g. a pinned local model")
@@ -100,12 +114,25 @@ def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[
             "questions": args.questions,
             "answers": args.answers,
             "allow_missing": args.allow_missing,
+            "allow_partial": args.allow_partial,
+            "encoding": args.encoding,
         }
     if args.protocol == "pope":
-        return {"questions_dir": args.questions_dir, "allow_missing": args.allow_missing}
+        return {"questions_dir": args.questions_dir, "allow_missing": args.allow_missing, "encoding": args.encoding}
     if args.protocol == "vqa":
-        return {"annotations": args.annotations, "allow_missing": args.allow_missing}
-    return {}
+        return {"annotations": args.annotations, "allow_missing": args.allow_missing, "encoding": args.encoding}
+    return {"encoding": args.encoding}
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, results that would overwrite an input or (without --overwrite) earlier results."""
+    names = ("predictions", "model", "questions_json", "questions", "answers", "questions_dir", "annotations")
+    inputs = [getattr(args, name, None) for name in names]
+    outputs = list(result_paths(args.out, args.protocol, not args.no_tensorboard).values())
+    if args.model is not None:
+        outputs += [args.out / "predictions.jsonl", args.out / "predictions.skipped.jsonl"]
+    for path in outputs:
+        check_output(path, inputs, overwrite=args.overwrite, what="--out")
 
 
 def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
@@ -113,41 +140,59 @@ def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentPar
     questions = args.questions_json or (args.questions if args.protocol == "video-qa" else None)
     if questions is None:
         parser.error("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
-    from lvlm.inference import predict_records
+    from lvlm.inference import predict_records  # on use: torch loads only when predictions are generated
+    from lvlm.inference.question_files import read_question_records
 
     skipped: list = []
-    records = json.loads(Path(questions).read_text(encoding="utf-8"))
+    records, _, _ = read_question_records(questions)  # a JSON list or JSONL (POPE's own question files)
     media_root = args.media_root or Path(questions).parent
     predictions = predict_records(
         args.model, records, media_root=media_root, batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens, skipped=skipped,
     )  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "predictions.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in predictions), encoding="utf-8")
-    if skipped:
-        lines = [json.dumps(s.to_dict(), ensure_ascii=False) + "\n" for s in skipped]
-        (args.out / "predictions.skipped.jsonl").write_text("".join(lines), encoding="utf-8")
+    for target, rows in ((path, predictions), (args.out / "predictions.skipped.jsonl", [s.to_dict() for s in skipped])):
+        with staged_output(target, directory=False) as staged:
+            staged.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     print(f"predicted {len(predictions)} answers with {args.model}, skipped {len(skipped)} -> {path}")
     return path
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm eval PROTOCOL ...``; returns the exit status (2 for bad input or an unusable judge)."""
+    """Run ``lvlm eval PROTOCOL ...``; returns the exit status (0 scored, 3 unjudged items; UserError: 2)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    _check_outputs(args)
     try:
         predictions = args.predictions if args.model is None else _generate_predictions(args, parser)
         result = evaluate_predictions(args.protocol, predictions, **_options(args, parser))
-    except (EvalInputError, JudgeConfigError) as err:
-        print(f"lvlm eval {args.protocol}: error: {err}", file=sys.stderr)
-        return 2
+    except JudgeConfigError as err:
+        raise UserError(str(err)) from None
     written = write_all(result, args.out, tensorboard=not args.no_tensorboard)
     print(result.table("plain"))
     if result.counts:
         print("counts: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    _report_skipped(result)
     print("wrote " + ", ".join(str(p) for p in written.values()))
+    if result.status == "incomplete":
+        print(
+            f"lvlm eval {args.protocol}: {result.counts.get('failed')} of {result.counts.get('questions')} items could "
+            "not be judged (see 'items' in the JSON): no metric is given. Fix the judge and run again (judged items "
+            "are cached), or pass --allow-partial to score the judged ones.",
+            file=sys.stderr,
+        )
+        return 3
     return 0
+
+
+def _report_skipped(result: EvalResult) -> None:
+    if not result.skipped:
+        return
+    print(f"skipped {len(result.skipped)} prediction record(s) (listed under 'skipped' in the JSON):", file=sys.stderr)
+    for entry in result.skipped[:SHOWN_SKIPPED]:
+        print(f"  {entry['source']} (key {entry['key']}): {entry['reason']}: {entry['detail']}", file=sys.stderr)
+    if len(result.skipped) > SHOWN_SKIPPED:
+        print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
 
 
 if __name__ == "__main__":

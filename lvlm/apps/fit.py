@@ -10,13 +10,22 @@ and the towers' token counts and preprocessing as ``data.slots`` (:meth:`LVLMMod
 
 from __future__ import annotations
 
+import sys
 import warnings
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from lvlm.apps.experiment import is_experiment, run_experiment
+from lvlm.apps.fit_args import rewrite_args
+from lvlm.apps.quiet import quiet_training_output
+from lvlm.apps.resume_report import report
+from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.module import LVLMModule
+from lvlm.training.progress import StepProgressBar
 
 CONFIG_FLAGS = ("-c", "--config")
 
@@ -29,12 +38,47 @@ def _slots_of(module: LVLMModule) -> list[dict[str, Any]]:
     return module.media_slots()
 
 
+def _template_of(module: LVLMModule) -> Any:
+    return module.chat_template
+
+
 class LVLMCLI(LightningCLI):
-    """LightningCLI for :class:`LVLMModule` and any data module taking ``tokenizer`` and ``slots``."""
+    """LightningCLI for :class:`LVLMModule` and any data module taking ``tokenizer``, ``template`` and ``slots``.
+
+    The data side is given the module's tokenizer (placeholders added), its chat template and one slot per
+    modality, so neither is written twice in a recipe.
+    """
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.link_arguments("model", "data.init_args.tokenizer", compute_fn=_tokenizer_of, apply_on="instantiate")
         parser.link_arguments("model", "data.init_args.slots", compute_fn=_slots_of, apply_on="instantiate")
+        parser.link_arguments("model", "data.init_args.template", compute_fn=_template_of, apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Any:
+        """The trainer, with :class:`StepProgressBar` unless the recipe turns the bar off or brings its own."""
+        config = self._get(self.config_init, "trainer", default={})
+        callbacks = config.get("callbacks") or []
+        own_bar = any(isinstance(c, ProgressBar) for c in (callbacks if isinstance(callbacks, list) else [callbacks]))
+        if config.get("enable_progress_bar") is not False and not own_bar and "callbacks" not in kwargs:
+            kwargs["callbacks"] = [*(callbacks if isinstance(callbacks, list) else [callbacks]), StepProgressBar()]
+        return super().instantiate_trainer(**kwargs)
+
+    def _parse_ckpt_path(self) -> None:
+        """Never apply (or import) a checkpoint's saved settings: print how they differ from the recipe's."""
+        subcommand = self.config.get("subcommand")
+        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
+        if not ckpt_path:
+            return
+        dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, format="yaml"))
+        print(report(ckpt_path, (dumped.get(subcommand) or {}).get("model") or {}), file=sys.stderr)
+
+    def _check_sharded_checkpoint(self) -> None:
+        """torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle: refuse one that would run code, first."""
+        ckpt_path = self.config[self.subcommand].get("ckpt_path")
+        if ckpt_path and is_dcp_folder(ckpt_path):
+            check_dcp(ckpt_path)
+
+    before_fit = before_validate = before_test = before_predict = _check_sharded_checkpoint
 
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
@@ -46,7 +90,8 @@ def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
         parser_kwargs={"parser_mode": "omegaconf"},
-        args=args,
+        auto_configure_optimizers=False,
+        args=rewrite_args(args),
         run=run,
     )
 
@@ -61,20 +106,31 @@ def lightning_main(command: str, argv: list[str]) -> int:
         from lvlm.apps.predict import main as predict_main
 
         return predict_main(argv)
+    if not any(arg.startswith("--weights_only") for arg in argv):
+        # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
+        argv = [*argv, "--weights_only=true"]
     with warnings.catch_warnings():
-        # `lvlm` passes its own argv on purpose; LightningCLI warns when sys.argv is also set.
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        quiet_training_output()
         build_cli([command, *argv])
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``lvlm run RECIPE.yaml [overrides]`` = ``lvlm fit -c RECIPE.yaml [overrides]``."""
+    """``lvlm run RECIPE.yaml [overrides]`` = ``lvlm fit -c RECIPE.yaml [overrides]``; an experiment file
+    (``recipes/ablations/*.yaml``) runs its stages one after the other (``--stage NAME`` for one)."""
     argv = list(argv or [])
     if not argv or argv[0] in {"-h", "--help"} or not argv[0].endswith((".yaml", ".yml")):
         print(
             "usage: lvlm run RECIPE.yaml [more -c files and --key value overrides]\n"
-            "       the same as: lvlm fit -c RECIPE.yaml [...]"
+            "       the same as: lvlm fit -c RECIPE.yaml [...]\n"
+            "       lvlm run EXPERIMENT.yaml [--stage NAME] [...]: every stage of an experiment (recipes/ablations)"
         )
         return 0 if argv and argv[0] in {"-h", "--help"} else 2
+    if is_experiment(argv[0]):
+        rest, only = list(argv[1:]), None
+        if "--stage" in rest:
+            at = rest.index("--stage")
+            only = rest[at + 1] if at + 1 < len(rest) else ""
+            del rest[at : at + 2]
+        return run_experiment(argv[0], rest, lambda args: lightning_main("fit", args), only=only)
     return lightning_main("fit", ["-c", argv[0], *argv[1:]])

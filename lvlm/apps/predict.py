@@ -1,11 +1,14 @@
-"""``lvlm predict``: batched generation over a JSON list of questions or WebDataset shards → one JSONL file.
+"""``lvlm predict``: batched generation over a question file (JSON list or JSONL) or WebDataset shards → JSONL.
 
     lvlm predict --model CKPT --questions questions.json --media-root media/ --out predictions.jsonl
     lvlm predict --model CKPT --shards 'val-{000000..000003}.tar' --out predictions.jsonl --num-processes 2
     torchrun --nproc-per-node 4 -m lvlm.apps.predict --model CKPT --questions q.json --out p.jsonl
 
 Each line is ``{"key", "question", "answer", "prediction", ...metadata}``, in input order. Skipped questions
-(missing or undecodable media, ...) are listed with key and reason in ``OUT.skipped.jsonl`` and on stderr.
+(unusable records, missing or undecodable media, unreadable shard parts, ...) are listed with source, key and
+reason in ``OUT.skipped.jsonl`` and summarised on stderr. Exit status: 0 the run finished (skipped questions
+included), 2 refused before any work (bad arguments, an unusable input file, an output that would overwrite
+an input or an earlier result); an interrupted run is continued with ``--resume``.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
-from lvlm.apps.predict_parallel import PredictJob, run_distributed, run_spawned, skipped_path, write_outputs
+from lvlm.apps.predict_output import PartialRun, ResumeError, skipped_path
+from lvlm.apps.predict_parallel import PredictJob, output_files, run_distributed, run_spawned
+from lvlm.core.errors import UserError
+from lvlm.core.outputs import check_output
 from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.predict import PredictionResult
+from lvlm.inference.questions import Question
 from lvlm.inference.session import TemplateNotRecordedError
 
 SHOWN_SKIPPED = 20
@@ -27,10 +35,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lvlm predict", description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--questions", help='JSON list: [{"id", "image"|"video", "question"|"conversations", "answer"}]')
-    src.add_argument("--shards", nargs="+", help="WebDataset shards (paths or brace patterns), read in order")
-    p.add_argument("--media-root", help="folder media paths are relative to (default: the JSON file's folder)")
-    p.add_argument("--out", required=True, help="merged JSONL of predictions")
+    src.add_argument("--questions", help="JSON list or JSONL of question objects (POPE's own files included)")
+    src.add_argument("--shards", nargs="+", help="WebDataset shards (paths, brace or glob patterns), read in order")
+    p.add_argument("--media-root", help="folder media paths are relative to (default: the question file's folder)")
+    p.add_argument("--encoding", default="auto", help="of the question file (default auto: UTF-8, else Latin-1)")
+    p.add_argument("--out", required=True, help="merged JSONL of predictions (written when the run is complete)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output (and any partial run)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-new-tokens", type=int, default=128)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
@@ -42,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-mode", choices=["pad", "crop"], default="pad", help="pad to square (default) or crop")
     p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
     p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
 
@@ -63,45 +75,96 @@ def job_from_args(args: argparse.Namespace) -> PredictJob:
         settings=settings,
         batch_size=args.batch_size,
         session_options=session_options,
+        encoding=args.encoding,
+        progress=not args.no_progress,
     )
 
 
+def check_inputs(job: PredictJob, overwrite: bool) -> dict[int, str]:
+    """Read and check every question before any model loads; refuse outputs that would destroy an input.
+
+    Returns:
+        ``index -> key`` of every question of the input.
+    """
+    keys: dict[int, str] = {}
+    invalid: list[Question] = []
+    media: list[str] = []
+    for question in job.all_questions():
+        keys[question.index] = question.key
+        if question.error is not None:
+            invalid.append(question)
+        media += [source for _, source in question.media if isinstance(source, str)]
+    inputs = [*job.input_paths(), *dict.fromkeys(media)]
+    for path in output_files(job.out):
+        check_output(path, inputs, overwrite=overwrite or path.name.endswith(".partial"), what="--out")
+    if invalid:
+        print(f"{len(invalid)} of {len(keys)} questions cannot be asked; they are skipped and listed in "
+              f"{skipped_path(job.out)}:", file=sys.stderr)  # fmt: skip
+        for q in invalid[:SHOWN_SKIPPED]:
+            print(f"  {q.source} (key {q.key}): {getattr(q.error, 'reason', 'invalid')}: {q.error}", file=sys.stderr)
+    return keys
+
+
+def still_to_answer(partial: PartialRun, keys: dict[int, str]) -> list[int]:
+    """The indices not in the partial folder; a question there under another key means the input changed."""
+    done = partial.done()
+    for index, key in done.items():
+        if keys.get(index) != key:
+            raise ResumeError(
+                f"--resume: {partial.dir} answered question {index} as key {key!r}, but the input now has "
+                f"{keys.get(index)!r} there: the input changed; pass --overwrite to start over"
+            )
+    if done:
+        print(f"resuming: {len(done)} of {len(keys)} questions already done in {partial.dir}", file=sys.stderr)
+    return [i for i in keys if i not in done]
+
+
 def report(result: PredictionResult, out: str, seconds: float) -> None:
-    print(f"wrote {len(result.predictions)} predictions to {out} in {seconds:.1f} s")
+    print(f"wrote {len(result.predictions)} predictions to {out} in {seconds:.1f} s; skipped {len(result.skipped)}")
     if result.skipped:
         print(f"skipped {len(result.skipped)} question(s), listed in {skipped_path(out)}:", file=sys.stderr)
         for s in result.skipped[:SHOWN_SKIPPED]:
-            print(f"  {s.key} ({s.reason}): {s.detail}", file=sys.stderr)
+            print(f"  {s.source} (key {s.key}): {s.reason}: {s.detail}", file=sys.stderr)
         if len(result.skipped) > SHOWN_SKIPPED:
             print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
 
 
+def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
+    keys = check_inputs(job, args.overwrite)
+    partial = PartialRun(job.out)
+    identity = job.identity()
+    partial.check(identity, args.resume, args.overwrite)
+    todo = still_to_answer(partial, keys) if args.resume else list(keys)  # read-only: every rank checks
+
+    def prepare() -> list[int]:
+        partial.prepare(identity, args.resume)
+        return todo
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return run_distributed(job, prepare)  # None on ranks other than 0
+    if args.num_processes > 1:
+        run_spawned(job, prepare(), args.num_processes)
+    else:
+        session = job.load_session()  # before the partial folder exists: a checkpoint error leaves nothing behind
+        job.run(prepare(), session=session)
+    return partial.finish()
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm predict``; returns the exit status (2 for unusable input)."""
+    """Run ``lvlm predict``; returns the exit status (2: refused before any work, nothing written)."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.num_processes < 1:
         parser.error("--num-processes must be >= 1")
+    if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        parser.error("--num-processes spawns workers itself; under torchrun leave it at 1")
+    if not Path(args.model).exists():
+        raise UserError(f"--model {args.model}: no such checkpoint directory")
     start = time.perf_counter()
     try:
-        job = job_from_args(args)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            if args.num_processes > 1:
-                parser.error("--num-processes spawns workers itself; under torchrun leave it at 1")
-            result = run_distributed(job)
-            if result is None:  # not rank 0: rank 0 writes the merged file and the report
-                return 0
-        elif args.num_processes > 1:
-            result = run_spawned(job, args.num_processes)
-        else:
-            result = job.run()
-            write_outputs(job.out, result)
-    except (TemplateNotRecordedError, FileNotFoundError, ValueError) as err:
-        print(f"lvlm predict: error: {err}", file=sys.stderr)
-        return 2
-    report(result, args.out, time.perf_counter() - start)
+        result = _run(job_from_args(args), args)
+    except (TemplateNotRecordedError, FileNotFoundError) as err:
+        raise UserError(f"--model {args.model}: {err}") from None
+    if result is not None:
+        report(result, args.out, time.perf_counter() - start)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,29 +1,40 @@
-"""Multi-process prediction: shard the questions by index, answer them in N processes, merge into ONE file.
+"""One prediction job, answered by one process or shared by index between N processes.
 
-Process ``r`` of ``N`` answers the questions whose index ``i`` has ``i % N == r`` and writes
-``OUT.part{r}-of-{N}`` lines ``{"index": i, "record": ...}`` (or ``{"index": i, "skipped": ...}``). The merge
-sorts by index, so the merged file is ordered like the input, and each record was written by the process that
-answered it, from its own question: keys, questions and references cannot drift apart (the original's bug).
+Process ``r`` of ``N`` answers the questions whose index ``i`` has ``i % N == r`` and appends each finished
+batch to ``OUT.partial/rank{r}-of-{N}.jsonl`` (:mod:`lvlm.apps.predict_output`); the merge sorts by index, so
+the output is ordered like the input and each record was written by the process that answered it, from its
+own question: keys, questions and references cannot drift apart (the original's bug). Questions already in
+the partial folder (``--resume``) are not asked again.
 
 Two launchers: ``--num-processes N`` spawns CPU workers with ``torch.multiprocessing``; under ``torchrun``
 (``WORLD_SIZE``/``RANK`` set) every rank runs its share, a gloo barrier waits for all, and rank 0 merges.
+Not ``Trainer.predict`` with a ``BasePredictionWriter``: its distributed sampler pads ranks with repeated
+samples and it cannot skip questions already answered (``--resume``) nor report a bad item and go on.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import sys
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
+from lvlm.apps.predict_output import PartialRun, PartWriter, partial_path, skipped_path
 from lvlm.inference.batch_generate import GenerationSettings
-from lvlm.inference.predict import PredictionResult, SkippedQuestion, predict
-from lvlm.inference.questions import Question, questions_from_json, questions_from_shards
-from lvlm.inference.session import load_session
+from lvlm.inference.predict import PredictionResult, predict
+from lvlm.inference.question_files import questions_from_file
+from lvlm.inference.question_shards import questions_from_shards, shard_urls
+from lvlm.inference.questions import Question
+from lvlm.inference.session import InferenceSession, load_session
+
+
+def _local(url: str) -> bool:
+    return "://" not in url and not url.startswith("pipe:")
 
 
 @dataclass
@@ -32,12 +43,14 @@ class PredictJob:
 
     Attributes:
         model_dir: the checkpoint.
-        out: the merged JSONL file; the skipped questions go to ``OUT`` with suffix ``.skipped.jsonl``.
-        questions_json: a JSON list of questions (or ``shards``).
-        media_root: folder relative media paths start from (default: the JSON file's folder).
-        shards: WebDataset shard paths or brace patterns.
+        out: the final JSONL file (report of skipped questions: ``OUT`` with suffix ``.skipped.jsonl``).
+        questions_json: a JSON-list or JSONL question file (or ``shards``).
+        media_root: folder relative media paths start from (default: the question file's folder).
+        shards: WebDataset shard paths or brace/glob patterns.
         settings, batch_size: generation.
         session_options: keyword arguments of :func:`~lvlm.inference.session.load_session`.
+        encoding: of the question file (``auto``: UTF-8, else Latin-1, reported).
+        progress: show a progress bar on stderr.
     """
 
     model_dir: str
@@ -48,97 +61,92 @@ class PredictJob:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     batch_size: int = 8
     session_options: dict[str, Any] = field(default_factory=dict)
+    encoding: str = "auto"
+    progress: bool = True
 
-    def questions(self, rank: int = 0, world: int = 1) -> Iterator[Question]:
-        """This process's share of the questions: every ``world``-th one from ``rank``."""
-        source = (
-            questions_from_json(self.questions_json, self.media_root)
-            if self.questions_json is not None
-            else questions_from_shards(self.shards)
-        )
-        return (q for q in source if q.index % world == rank)
+    def all_questions(self) -> Iterator[Question]:
+        """Every question of the input, in order (unusable ones carry their error)."""
+        if self.questions_json is not None:
+            return iter(questions_from_file(self.questions_json, self.media_root, self.encoding)[0])
+        return questions_from_shards(self.shards)
 
-    def run(self, rank: int = 0, world: int = 1) -> PredictionResult:
+    def input_paths(self) -> list[str]:
+        """The local files and folders this job reads (an output may be none of them, nor inside one)."""
+        paths = [self.model_dir]
+        if self.questions_json is not None:
+            paths.append(self.questions_json)
+        else:
+            paths += [url for url in shard_urls(self.shards) if _local(url)]
+        return paths
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the interrupted one (not the batch size or process count)."""
+        absolute = os.path.abspath
+        return {
+            "model": absolute(self.model_dir),
+            "questions": None if self.questions_json is None else absolute(self.questions_json),
+            "media_root": None if self.media_root is None else absolute(self.media_root),
+            "shards": [absolute(u) if _local(u) else u for u in shard_urls(self.shards)] if self.shards else [],
+            "encoding": self.encoding,
+            "settings": asdict(self.settings),
+            "session": {k: v for k, v in sorted(self.session_options.items()) if k != "device"},
+        }
+
+    def load_session(self, rank: int = 0) -> InferenceSession:
         options = dict(self.session_options)
         if str(options.get("device", "cpu")) == "cuda":
             options["device"] = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-        session = load_session(self.model_dir, **options)
-        return predict(session, self.questions(rank, world), self.settings, self.batch_size)
+        return load_session(self.model_dir, **options)
+
+    def run(
+        self, todo: Collection[int], rank: int = 0, world: int = 1, session: InferenceSession | None = None
+    ) -> None:
+        """Answer this process's share of the questions ``todo``, appending each batch to its part file."""
+        mine = {i for i in todo if i % world == rank}
+        if not mine:
+            return
+        session = session or self.load_session(rank)
+        questions = (q for q in self.all_questions() if q.index in mine)
+        writer = PartWriter(PartialRun(self.out).part_file(rank, world))
+        bar = tqdm(
+            total=len(mine), desc="predict" if world == 1 else f"predict rank {rank}", unit="q",
+            position=rank, disable=not self.progress, file=sys.stderr, dynamic_ncols=True,
+        )  # fmt: skip
+
+        def on_batch(answered: int, skipped: int) -> None:
+            bar.set_postfix(skipped=skipped, refresh=False)
+            bar.update(answered + skipped - bar.n)
+
+        try:
+            predict(session, questions, self.settings, self.batch_size, on_batch=on_batch, sink=writer.write)
+        finally:
+            writer.close()
+            bar.close()
 
 
-def skipped_path(out: str | Path) -> Path:
-    out = Path(out)
-    return out.with_name(out.name.removesuffix(".jsonl") + ".skipped.jsonl")
-
-
-def part_path(out: str | Path, rank: int, world: int) -> Path:
-    out = Path(out)
-    return out.with_name(f"{out.name}.part{rank}-of-{world}")
-
-
-def write_part(path: Path, result: PredictionResult) -> None:
-    with path.open("w", encoding="utf-8") as f:
-        for index, record in zip(result.indices, result.predictions):
-            f.write(json.dumps({"index": index, "record": record}, ensure_ascii=False) + "\n")
-        for skipped in result.skipped:
-            f.write(json.dumps({"index": skipped.index, "skipped": skipped.to_dict()}, ensure_ascii=False) + "\n")
-
-
-def write_outputs(out: str | Path, result: PredictionResult) -> None:
-    """The merged predictions (input order) and, if any question was skipped, the skipped report."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    order = sorted(range(len(result.indices)), key=result.indices.__getitem__)
-    with out.open("w", encoding="utf-8") as f:
-        for i in order:
-            f.write(json.dumps(result.predictions[i], ensure_ascii=False) + "\n")
-    report = skipped_path(out)
-    if result.skipped:
-        with report.open("w", encoding="utf-8") as f:
-            for skipped in sorted(result.skipped, key=lambda s: s.index):
-                f.write(json.dumps(skipped.to_dict(), ensure_ascii=False) + "\n")
-    elif report.exists():
-        report.unlink()
-
-
-def merge_parts(out: str | Path, world: int) -> PredictionResult:
-    """Read every process's part file, write the merged outputs, delete the parts."""
-    merged = PredictionResult()
-    for rank in range(world):
-        path = part_path(out, rank, world)
-        for line in path.read_text(encoding="utf-8").splitlines():
-            item = json.loads(line)
-            if "record" in item:
-                merged.indices.append(item["index"])
-                merged.predictions.append(item["record"])
-            else:
-                merged.skipped.append(SkippedQuestion(**item["skipped"]))
-    write_outputs(out, merged)
-    for rank in range(world):
-        part_path(out, rank, world).unlink()
-    order = sorted(range(len(merged.indices)), key=merged.indices.__getitem__)
-    merged.predictions = [merged.predictions[i] for i in order]
-    merged.indices = sorted(merged.indices)
-    merged.skipped.sort(key=lambda s: s.index)
-    return merged
-
-
-def _spawned_worker(rank: int, world: int, job: PredictJob, threads: int) -> None:
+def _spawned_worker(rank: int, world: int, job: PredictJob, todo: list[int], threads: int) -> None:
     torch.set_num_threads(threads)
-    write_part(part_path(job.out, rank, world), job.run(rank, world))
+    job.run(todo, rank, world)
 
 
-def run_spawned(job: PredictJob, num_processes: int) -> PredictionResult:
-    """Answer with ``num_processes`` spawned worker processes (CPU threads split between them), then merge."""
+def run_spawned(job: PredictJob, todo: list[int], num_processes: int) -> None:
+    """Answer ``todo`` with ``num_processes`` spawned worker processes (CPU threads split between them)."""
     import torch.multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // num_processes)
-    mp.spawn(_spawned_worker, args=(num_processes, job, threads), nprocs=num_processes, join=True)
-    return merge_parts(job.out, num_processes)
+    mp.spawn(_spawned_worker, args=(num_processes, job, todo, threads), nprocs=num_processes, join=True)
 
 
-def run_distributed(job: PredictJob) -> PredictionResult | None:
-    """Under torchrun: answer this rank's share, wait for all ranks, merge on rank 0 (others return None)."""
+def run_distributed(job: PredictJob, prepare: Callable[[], list[int]]) -> PredictionResult | None:
+    """Under torchrun: rank 0 prepares the partial folder, every rank answers its share, rank 0 merges.
+
+    Args:
+        job: the job.
+        prepare: called on rank 0 before anyone answers; returns the indices still to answer.
+
+    Returns:
+        The merged result on rank 0, None on the others.
+    """
     import torch.distributed as dist
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
@@ -146,11 +154,18 @@ def run_distributed(job: PredictJob) -> PredictionResult | None:
     if started:
         dist.init_process_group("gloo")
     try:
-        write_part(part_path(job.out, rank, world), job.run(rank, world))
+        shared = [prepare() if rank == 0 else None]
+        dist.broadcast_object_list(shared, src=0)
+        job.run(shared[0], rank, world)
         dist.barrier()
-        result = merge_parts(job.out, world) if rank == 0 else None
+        result = PartialRun(job.out).finish() if rank == 0 else None
         dist.barrier()
         return result
     finally:
         if started:
             dist.destroy_process_group()
+
+
+def output_files(out: str | Path) -> list[Path]:
+    """Every path a job writes: the final file, the skipped report and the partial folder."""
+    return [Path(out), skipped_path(out), partial_path(out)]

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lvlm.data import synthetic
-from lvlm.models.checkpoints.weights import write_state_dict
+from lvlm.models.io.weights import write_state_dict
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
 COLORS, SHAPES, DIRECTIONS = list(synthetic.COLORS), list(synthetic.SHAPES), list(synthetic.DIRECTIONS)

@@ -5,44 +5,52 @@ hyper-parameters (``hyper_parameters`` in a ``.ckpt``, ``meta.pt`` next to a DCP
 from the ``config.yaml`` LightningCLI saved with the run, and the weights are then loaded strictly.
 
 A DCP folder (``.metadata`` + ``__<rank>_0.distcp``, written by ``ModelParallelStrategy``) is consolidated
-with ``torch.distributed.checkpoint.format_utils.dcp_to_torch_save`` in one process, no process group needed
-(Lightning's ``consolidate_checkpoint`` does not read ModelParallelStrategy's layout).
+in one process, no process group needed, by :func:`lvlm.models.checkpoints.dcp.load_dcp`: torch's own
+``dcp_to_torch_save`` unpickles ``.metadata`` with plain pickle, which would run a crafted folder's code
+(Lightning's ``consolidate_checkpoint`` does not read ModelParallelStrategy's layout either).
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
+from peft.tuners.lora import LoraLayer
+
+from lvlm.core.errors import UserError
+from lvlm.core.outputs import paths_named_in
+from lvlm.models.checkpoints.dcp import is_dcp_folder, load_dcp
+from lvlm.models.io.weights import load_pickled_weights
+from lvlm.training import rebuild as training_rebuild
 
 STATE_PREFIX = "model."
 
-
-def is_dcp_dir(path: Path) -> bool:
-    return path.is_dir() and (path / ".metadata").is_file()
+# Hyper-parameters that name where a run wrote, not what it read: they never choose an output of lvlm.
+OUTPUT_SETTINGS = ("export_dir", "export_projector")
 
 
 def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
     """``{"state_dict": ..., "hyper_parameters": ... (if recorded)}`` from a ``.ckpt`` file or a DCP folder."""
     path = Path(path)
-    if is_dcp_dir(path):
-        from torch.distributed.checkpoint.format_utils import dcp_to_torch_save
-
-        with tempfile.TemporaryDirectory() as tmp:
-            dcp_to_torch_save(str(path), str(Path(tmp) / "full.pt"))
-            checkpoint = torch.load(Path(tmp) / "full.pt", map_location="cpu", weights_only=True)
+    if is_dcp_folder(path):
+        checkpoint = load_dcp(path)
         meta = path / "meta.pt"
         if meta.is_file():
-            checkpoint = torch.load(meta, map_location="cpu", weights_only=True) | checkpoint
+            checkpoint = load_pickled_weights(meta) | checkpoint
         return checkpoint
     if path.is_file():
         # weights_only: a checkpoint must never run pickled code; Lightning stores plain containers.
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickled_weights(path)
     raise FileNotFoundError(
         f"{path}: not a Lightning .ckpt file nor a DCP checkpoint folder (one with a .metadata file)"
     )
+
+
+def paths_read_by(settings: dict[str, Any]) -> list[str]:
+    """Every existing file or folder named in a run's settings (tokenizer, LLM, towers, projector...): a
+    conversion of the run must not write over them. Output settings (``export_dir``...) are left out."""
+    return paths_named_in(settings, skip=OUTPUT_SETTINGS)
 
 
 def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
@@ -52,36 +60,26 @@ def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
     config = yaml.safe_load(Path(config_path).read_text())
     model = config.get("model") if isinstance(config, dict) else None
     if not isinstance(model, dict):
-        raise ValueError(f"{config_path}: no `model:` section; pass the config.yaml LightningCLI saved with the run")
+        raise UserError(f"{config_path}: no `model:` section; pass the config.yaml LightningCLI saved with the run")
     return model.get("init_args", model) if "class_path" in model else model
 
 
 def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = None, source: str = "checkpoint"):
-    """The run's ``LVLMModule`` with its weights: built from the hyper-parameters (or ``config_path``)."""
-    from lvlm.training.module import LVLMModule
-
+    """The run's ``LVLMModule`` with its weights, rebuilt from its vetted settings (or ``config_path``)."""
     if config_path is not None:
-        hparams = model_args_from_config(config_path)
-        towers = hparams.get("towers")
-        if isinstance(towers, dict) and set(towers) <= {"image", "video", "extra"}:  # LightningCLI's Towers dataclass
-            from lvlm.training.module import Towers
-
-            hparams["towers"] = Towers(**towers)
+        settings, where = model_args_from_config(config_path), f"{config_path}: model"
     elif checkpoint.get("hyper_parameters"):
-        hparams = dict(checkpoint["hyper_parameters"])
+        settings, where = dict(checkpoint["hyper_parameters"]), f"{source}: hyper_parameters"
     else:
-        raise ValueError(
+        raise UserError(
             f"{source}: records no hyper-parameters; pass --config with the config.yaml LightningCLI saved with the run"
         )
-    # The stage-1 projector is overwritten by the checkpoint's weights: do not require its file to exist.
-    hparams["projector_checkpoint"] = None
-    module = LVLMModule(**hparams)
+    module = training_rebuild.rebuild_module(settings, where)
     module.configure_model()
-    state = {k: v for k, v in checkpoint["state_dict"].items()}
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    missing, unexpected = module.load_state_dict(dict(checkpoint["state_dict"]), strict=False)
     if missing or unexpected:
-        raise KeyError(
-            f"{source}: weights do not match the model rebuilt from its hyper-parameters; "
+        raise UserError(
+            f"{source}: weights do not match the model rebuilt from its settings; "
             f"missing {sorted(missing)[:10]} unexpected {sorted(unexpected)[:10]}"
         )
     return module
@@ -89,9 +87,11 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
 
 def merge_lora_into(causal_lm: torch.nn.Module) -> int:
     """Fold every peft LoRA layer of ``causal_lm`` into its base layer (peft's ``merge`` then unwrap, in place,
-    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers."""
-    from peft.tuners.lora import LoraLayer
+    what ``merge_and_unload`` does for a ``PeftModel``). Returns the number of merged layers.
 
+    A loop over peft's own ``LoraLayer.merge`` because ``merge_and_unload`` needs a ``PeftModel`` wrapper, and lvlm
+    injects adapters with ``inject_adapter_in_model`` (no wrapper, so parameter names stay where they were).
+    """
     merged = 0
     for name, module in list(causal_lm.named_modules()):
         if not isinstance(module, LoraLayer):

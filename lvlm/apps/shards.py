@@ -1,21 +1,34 @@
-"""``lvlm shards``: Video-LLaVA/LLaVA JSON lists + media folders -> WebDataset shards, with a skip report.
+"""``lvlm shards``: Video-LLaVA/LLaVA JSON lists + media folders -> WebDataset shards, a manifest and a report.
 
 Example::
 
     lvlm shards llava_image_tune_.json videochatgpt_tune_.json --image-folder data/llava_image_tune \\
-        --video-folder data/videochatgpt_tune --out shards/stage2 --reencode 336 --max-count 5000
+        --video-folder data/videochatgpt_tune --out shards/stage2 --reencode 336 --max-count 5000 --workers 16
+
+Every input file is read and every record checked before any media is touched; a bad record is skipped and
+listed (file, index, key, reason) in ``OUT/skipped.jsonl``, never a reason to stop. The result is built in a
+work folder beside ``OUT`` and moved into place when complete; ``--resume`` continues an interrupted run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from lvlm.data.shards import ShardWriter, SkippedSample, convert_record, sanitize_key
+import tqdm
+
+from lvlm.core.errors import UserError
+from lvlm.core.outputs import check_output, staged_output
+from lvlm.data.conversion import ConvertOptions, write_shards
+from lvlm.data.conversion_log import ConversionLog, Progress, work_folder
+from lvlm.data.manifest import MANIFEST_NAME, build_manifest
+from lvlm.data.records import Record, load_records, needed_folders
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,89 +37,170 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lvlm shards",
         description="Convert Video-LLaVA/LLaVA JSON lists (id, image, video, conversations) and their media "
         "folders into WebDataset shards (docs/data-format.md). Bad records are skipped and listed in "
-        "OUT/skipped.jsonl; counts go to OUT/report.json.",
+        "OUT/skipped.jsonl; counts go to OUT/report.json; OUT/manifest.json lists the shards for recipes.",
     )
     parser.add_argument("json_files", nargs="+", type=Path, help="JSON files, each a list of records")
     parser.add_argument("--image-folder", type=Path, help="folder that 'image' paths are relative to")
     parser.add_argument("--video-folder", type=Path, help="folder that 'video' paths are relative to")
-    parser.add_argument("--out", type=Path, required=True, help="output folder for shards and the report")
+    parser.add_argument("--out", type=Path, required=True, help="output folder for shards, manifest and report")
     parser.add_argument("--prefix", default="shard", help="shard name prefix: PREFIX-000000.tar (default: shard)")
     parser.add_argument("--max-count", type=int, default=10_000, help="samples per shard (default: 10000)")
     parser.add_argument("--max-size", type=float, default=1e9, help="bytes per shard (default: 1e9)")
+    parser.add_argument("--workers", type=int, default=1, help="processes converting records (default: 1)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue an interrupted conversion into --out")
+    again.add_argument("--overwrite", action="store_true", help="replace a non-empty --out once the new one is done")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     store = parser.add_mutually_exclusive_group()
     store.add_argument("--reencode", type=int, metavar="SHORT_SIDE", help="re-encode videos to H.264, GOP 8")
     store.add_argument("--frames", type=int, metavar="N", help="store N uniformly sampled JPEG frames per video")
     return parser
 
 
-def load_records(path: Path) -> list[Any]:
-    """The records of one JSON file; raises ``ValueError`` naming the file if it is not a JSON list."""
-    try:
-        records = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path}: cannot read JSON ({err})") from err
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of records, got {type(records).__name__}")
-    return records
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm shards``; returns 0 on success (even with skipped records), 1 if an input file is unusable."""
+    """Run ``lvlm shards``; returns 0 when the shards, manifest and report are written (even with skips).
+
+    Raises:
+        UserError: An unusable input file, folder or option, or an output that would destroy an input or mix
+            with an earlier one (``lvlm`` prints the message, no traceback, and exits 2).
+    """
     args = build_parser().parse_args(argv)
-    try:
-        inputs = [(path, load_records(path)) for path in args.json_files]
-    except ValueError as err:
-        print(f"lvlm shards: {err}", file=sys.stderr)
-        return 1
-    args.out.mkdir(parents=True, exist_ok=True)
-    used: set[str] = set()
-    skipped: list[dict[str, Any]] = []
-    written = 0
-    pattern = str(args.out / f"{args.prefix}-%06d.tar")
-    with ShardWriter(pattern, max_count=args.max_count, max_size=args.max_size) as writer:
-        for path, records in inputs:
-            for index, record in enumerate(records):
-                raw_id = (
-                    record.get("id", f"{path.stem}_{index}") if isinstance(record, dict) else f"{path.stem}_{index}"
-                )
-                key = sanitize_key(raw_id, used)
-                try:
-                    sample = convert_record(
-                        record,
-                        key,
-                        image_folder=args.image_folder,
-                        video_folder=args.video_folder,
-                        reencode=args.reencode,
-                        frames=args.frames,
-                    )
-                except SkippedSample as skip:
-                    skipped.append({"key": key, "id": raw_id, "file": str(path), "index": index} | _reason(skip))
-                    continue
-                writer.write(sample)
-                written += 1
-    report = write_report(args.out, writer.paths, written, skipped, [str(p) for p, _ in inputs])
-    print(json.dumps(report, indent=2))
+    _check_options(args)
+    records = load_records(args.json_files)
+    _check_folders(args, records)
+    inputs = [*args.json_files, args.image_folder, args.video_folder]
+    log = ConversionLog(work_folder(args.out))
+    check_output(log.work, inputs, overwrite=True, what="the work folder of --out")
+    settings = _settings(args)
+    if args.resume:
+        progress = log.resume(settings)
+        check_output(args.out, inputs, overwrite=log.saved_settings()["overwrite"] or progress.done, what="--out")
+    else:
+        if log.work.exists() and not args.overwrite:
+            raise UserError(
+                f"an interrupted conversion into {args.out} exists ({log.work}): pass --resume to continue it, "
+                "or --overwrite to start again"
+            )
+        check_output(args.out, inputs, overwrite=args.overwrite, what="--out")
+        progress = log.start(settings)
+    if not progress.done:
+        options = ConvertOptions(args.image_folder, args.video_folder, args.reencode, args.frames)
+        with _progress_bar(len(records), progress.next, disable=args.no_progress) as bar:
+            write_shards(
+                records,
+                log,
+                progress,
+                options,
+                prefix=args.prefix,
+                max_count=args.max_count,
+                max_size=args.max_size,
+                workers=args.workers,
+                on_record=bar.update,
+            )
+        progress = log.resume(settings)
+    report = publish(args.out, log, progress, records, [str(p) for p in args.json_files])
+    print(json.dumps({k: v for k, v in report.items() if k != "renamed"} | {"renamed": len(report["renamed"])}))
     return 0
 
 
-def _reason(skip: SkippedSample) -> dict[str, str]:
-    return {"reason": skip.reason, "detail": skip.detail}
+def publish(out: Path, log: ConversionLog, progress: Progress, records: list[Record], inputs: list[str]) -> dict:
+    """Move the finished shards into ``out`` with ``manifest.json``, ``report.json`` and ``skipped.jsonl``.
 
-
-def write_report(
-    out: Path, shards: list[Path], written: int, skipped: list[dict[str, Any]], inputs: list[str]
-) -> dict[str, Any]:
-    """Write ``report.json`` (counts) and ``skipped.jsonl`` (one line per skipped record) into ``out``."""
+    ``out`` is replaced whole (built in a temporary sibling, then swapped in), so it holds exactly the shards
+    the report lists. Returns the report.
+    """
+    skipped, renamed = progress.entries("skipped"), progress.entries("renamed")
+    by_reason = Counter(entry["reason"] for entry in skipped)
+    manifest = build_manifest(progress.shards, by_reason)
     report = {
         "inputs": inputs,
-        "written": written,
+        "records": len(records),
+        "written": manifest["samples"],
+        "samples_by_modality": manifest["samples_by_modality"],
         "skipped": len(skipped),
-        "skipped_by_reason": dict(sorted(Counter(s["reason"] for s in skipped).items())),
-        "shards": [p.name for p in shards],
+        "skipped_by_reason": manifest["skipped_by_reason"],
+        "renamed": renamed,
+        "shards": [shard["url"] for shard in progress.shards],
+        "manifest": MANIFEST_NAME,
         "skipped_list": "skipped.jsonl",
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    with open(out / "skipped.jsonl", "w", encoding="utf-8") as f:
-        for line in skipped:
-            f.write(json.dumps(line, ensure_ascii=False) + "\n")
+    with staged_output(out, directory=True) as staged:
+        for shard in progress.shards:
+            _link_or_copy(log.work / shard["url"], staged / shard["url"])
+        (staged / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        (staged / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        with open(staged / "skipped.jsonl", "w", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(entry) + "\n" for entry in skipped)  # ASCII: ids may hold lone surrogates
+    log.remove()
     return report
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    for flag, value in [("--max-count", args.max_count), ("--workers", args.workers), ("--max-size", args.max_size)]:
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    for flag, value in [("--reencode", args.reencode), ("--frames", args.frames)]:
+        if value is not None and value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if not args.prefix or any(c in args.prefix for c in "/\\%.\x00"):
+        raise UserError(f"--prefix {args.prefix!r} must be a non-empty name without '/', '\\\\', '%' or '.'")
+
+
+def _check_folders(args: argparse.Namespace, records: list[Record]) -> None:
+    needed = needed_folders(records)
+    for kind, folder in [("image", args.image_folder), ("video", args.video_folder)]:
+        if folder is not None and not folder.is_dir():
+            raise UserError(f"--{kind}-folder {folder} is not a folder")
+        if folder is None and needed[kind]:
+            first = next(r for r in records if r.problem is None and r.modality() in (kind, "image+video"))
+            raise UserError(
+                f"{first.file}: {needed[kind]} record(s) name a '{kind}' (the first: index {first.index}) "
+                f"but no --{kind}-folder was given"
+            )
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """What decides the shards' content; a resumed run must have the same (``overwrite`` excepted)."""
+
+    def identity(path: Path) -> dict[str, Any]:
+        stat = path.stat()
+        return {"path": os.path.abspath(path), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+    def folder(path: Path | None) -> str | None:
+        return None if path is None else os.path.abspath(path)
+
+    return {
+        "inputs": [identity(p) for p in args.json_files],
+        "image_folder": folder(args.image_folder),
+        "video_folder": folder(args.video_folder),
+        "out": os.path.abspath(args.out),
+        "prefix": args.prefix,
+        "max_count": args.max_count,
+        "max_size": args.max_size,
+        "reencode": args.reencode,
+        "frames": args.frames,
+        "overwrite": args.overwrite,
+    }
+
+
+def _progress_bar(total: int, done: int, disable: bool) -> tqdm.tqdm:
+    """Records done, rate and ETA on stderr: redrawn twice a second on a terminal, every 30 s in a log file."""
+    tqdm.tqdm.monitor_interval = 0  # no monitor thread: worker processes are forked from this one
+    interactive = sys.stderr.isatty()
+    return tqdm.tqdm(
+        total=total,
+        initial=done,
+        unit="rec",
+        desc="lvlm shards",
+        file=sys.stderr,
+        mininterval=0.5 if interactive else 30.0,
+        disable=disable,
+        dynamic_ncols=interactive,
+    )
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

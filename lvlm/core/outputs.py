@@ -8,10 +8,11 @@ the old output is replaced whole (no file of it survives), and only after the ne
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +59,23 @@ def check_output(
     if out.exists() and not overwrite and (out.is_file() or any(out.iterdir())):
         raise OutputError(f"{what} {output} exists and is not empty: choose a new path or pass --overwrite")
     return Path(os.path.abspath(os.fspath(output)))
+
+
+def paths_named_in(settings: object, skip: Collection[str] = ()) -> list[str]:
+    """Every existing file or folder a settings tree names (a glob by the files it matches): what a job reads, so
+    what its outputs must leave alone. Values under a key in ``skip`` (the outputs themselves) are left out."""
+    if isinstance(settings, dict):
+        return [p for key, value in settings.items() if key not in skip for p in paths_named_in(value, skip)]
+    if isinstance(settings, (list, tuple)):
+        return [p for value in settings for p in paths_named_in(value, skip)]
+    if not isinstance(settings, str) or not 0 < len(settings) < 4096 or "\0" in settings:
+        return []
+    try:
+        if any(char in settings for char in "*?["):
+            return sorted(glob.glob(os.path.expanduser(settings)))
+        return [settings] if Path(settings).expanduser().exists() else []
+    except (OSError, ValueError):
+        return []
 
 
 def _replace(staged: Path, final: Path) -> None:

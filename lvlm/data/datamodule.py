@@ -25,8 +25,9 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import torch.distributed as dist
 import torch.utils.data
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
+from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
@@ -34,8 +35,9 @@ from lvlm.data.media import media_slots_from_config
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
 from lvlm.data.shard_io import expand_pattern
-from lvlm.data.templates import get_template
+from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
+from lvlm.models.io.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +46,15 @@ class LVLMDataModule(pl.LightningDataModule):
     """Streams Video-LLaVA style WebDataset shards.
 
     Args:
-        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, fsspec or `pipe:`
-            URLs.
+        train_sources: `[{"pattern": str, "weight": float}]`; patterns are brace/glob paths, manifests written by
+            `lvlm shards` (`DIR/manifest.json`), fsspec or `pipe:` URLs. A source with `"format": "captions"`
+            holds caption pairs (img2dataset/video2dataset: `key.jpg|mp4` + `key.txt`), turned into a one-turn
+            conversation asking `"prompt"` (default `lvlm.data.captions.DEFAULT_CAPTION_PROMPT`).
         val_sources: Sources of the fixed validation set (weights ignored).
         test_sources: Sources of the fixed test set.
         tokenizer: A directory or hub id for `AutoTokenizer.from_pretrained` (never with remote code), or a
             tokenizer object.
-        template: Chat template name (`vicuna_v1`, `llava_v1`, `plain`).
+        template: Chat template, or a built-in name (`vicuna_v1`, `llava_v1`, `plain`); `lvlm fit` links the model's.
         slots: Media slot dicts (`MediaSlot.to_dict()` form); None gives image + video.
         num_frames: Frames per video.
         max_length: Maximum tokens per sample, visual tokens included.
@@ -84,7 +88,7 @@ class LVLMDataModule(pl.LightningDataModule):
         val_sources: Sequence[Mapping[str, Any]] = (),
         test_sources: Sequence[Mapping[str, Any]] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
-        template: str = "vicuna_v1",
+        template: str | ChatTemplate = "vicuna_v1",
         slots: list[dict[str, Any]] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,
@@ -115,6 +119,7 @@ class LVLMDataModule(pl.LightningDataModule):
             list(val_sources),
             list(test_sources),
         )
+        check_source_formats([*self.train_sources, *self.val_sources, *self.test_sources])
         self.tokenizer = _load_tokenizer(tokenizer)
         self.template = get_template(template)
         self.slots = media_slots_from_config(slots)
@@ -187,6 +192,7 @@ class LVLMDataModule(pl.LightningDataModule):
             keep_meta,
             self.video_backend,
             self.media_dtype,
+            caption_prompts([*self.train_sources, *self.val_sources, *self.test_sources]),
         )
 
     def _loader_kwargs(self) -> dict[str, Any]:
@@ -279,7 +285,7 @@ def _load_tokenizer(tokenizer: str | PreTrainedTokenizerBase) -> PreTrainedToken
     elif not tokenizer:
         raise ValueError("LVLMDataModule: give `tokenizer` (a directory, a hub id, or a tokenizer object)")
     else:
-        loaded = AutoTokenizer.from_pretrained(os.path.expanduser(tokenizer), trust_remote_code=False)
+        loaded = load_tokenizer(os.path.expanduser(tokenizer))
     if loaded.pad_token_id is None and loaded.unk_token is not None:
         log.info("the tokenizer has no pad token: padding with %r, as the original does for Vicuna", loaded.unk_token)
         loaded.pad_token = loaded.unk_token

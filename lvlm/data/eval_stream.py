@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -18,10 +19,10 @@ import torch.utils.data
 
 from lvlm.data.collate import Collator
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.eval_samples import read_samples, sample_keys
 from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_pipeline import SampleProcessor
-from lvlm.data.shard_io import list_keys, read_shards
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,21 @@ SampleRef = tuple[str, str]
 
 
 def build_index(urls: Sequence[str], report: BadSampleReport) -> list[SampleRef]:
-    """Lists every sample of the shards, in order, reading only tar headers."""
-    return [(url, key) for url in urls for key in list_keys(url, report.shard_error)]
+    """Lists every sample of the shards, in order, reading only tar headers.
+
+    A key that appears more than once (in one shard or in several) is listed once per copy, so every copy is
+    evaluated, and reported (`duplicate_key`, by rank 0) since downstream results are matched by key.
+    """
+    index = [(url, key) for url in urls for key in sample_keys(url, report.shard_error)]
+    if report.rank == 0:
+        places: dict[str, list[str]] = defaultdict(list)
+        for url, key in index:
+            places[key].append(url)
+        for key, where in places.items():
+            if len(where) > 1:
+                detail = f"key {key!r} appears {len(where)} times ({', '.join(sorted(set(where)))}); every copy is "
+                report.record(key, "duplicate_key", detail + "evaluated, but keys should be unique", where[0])
+    return index
 
 
 def partition(num_samples: int, world_size: int, rank: int, batch_size: int) -> list[list[int]]:
@@ -91,15 +105,26 @@ class EvalStream(torch.utils.data.IterableDataset):
         mine = self.batches[worker::num_workers]
         if not mine:
             return
-        slot = {self.index[i]: (b, i) for b, batch in enumerate(mine) for i in batch}
+        # the n-th copy of a repeated key is the n-th place it holds in the index: copies are never merged
+        places: dict[SampleRef, list[int]] = defaultdict(list)
+        for position, ref in enumerate(self.index):
+            places[ref].append(position)
+        batch_of = {i: b for b, batch in enumerate(mine) for i in batch}
+        copies: Counter[SampleRef] = Counter()
         urls = list(dict.fromkeys(self.index[i][0] for batch in mine for i in batch))
         done: list[dict[int, Any]] = [{} for _ in mine]
         next_batch = 0
-        for raw in read_shards(urls, self.report.shard_error):
+        for raw in read_samples(urls, self.report.shard_error):
             ref = (str(raw.get("__url__", "")), str(raw.get("__key__", "")))
-            if ref not in slot:
+            copy = copies[ref]
+            copies[ref] += 1
+            if copy >= len(places.get(ref, ())):  # the shard changed since it was indexed
+                self.report.record(ref[1], "not_indexed", "a sample not listed when the set was indexed", ref[0])
                 continue
-            b, i = slot[ref]
+            i = places[ref][copy]
+            if i not in batch_of:  # another rank's or another worker's sample
+                continue
+            b = batch_of[i]
             done[b][i] = self._process(raw)
             while next_batch < len(mine) and len(done[next_batch]) == len(mine[next_batch]):
                 yield from self._collate(done[next_batch], mine[next_batch])

@@ -8,12 +8,13 @@ media it keeps). `load` decodes and transforms the kept media (expensive). Both 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.data.captions import caption_record
 from lvlm.data.collate import ProcessedSample
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.media import MediaSlot
@@ -68,6 +69,8 @@ class SampleProcessor:
         video_backend: Video decoder (`"pyav"`, `"decord"`); None for the default.
         media_dtype: `"float32"`: normalised pixels; `"uint8"`: 0-255 pixels, a quarter of the bytes through
             the DataLoader's inter-process queues, normalised by the towers (on the GPU in training).
+        caption_prompts: Shard URL -> prompt, for caption-pair shards (`lvlm.data.captions`): their samples
+            become a one-turn conversation asking that prompt.
     """
 
     def __init__(
@@ -83,12 +86,14 @@ class SampleProcessor:
         keep_meta: bool = False,
         video_backend: str | None = None,
         media_dtype: Literal["float32", "uint8"] = "float32",
+        caption_prompts: Mapping[str, str] | None = None,
     ) -> None:
         if media_dtype not in ("float32", "uint8"):
             raise ValueError(f"media_dtype must be 'float32' or 'uint8', got {media_dtype!r}")
         self.normalize = media_dtype == "float32"
         self.tokenizer, self.template, self.slots = tokenizer, template, list(slots)
         self.video_backend = video_backend
+        self.caption_prompts = dict(caption_prompts or {})
         self.keep_meta = keep_meta or mode == "prompt"
         self.num_frames, self.max_length, self.mode, self.augment = num_frames, max_length, mode, augment
         self.reseed(seed)
@@ -120,7 +125,8 @@ class SampleProcessor:
             BadSampleError: Bad JSON shape, unknown members, marker/media count mismatch, too long.
         """
         key, url = str(raw.get("__key__", "?")), str(raw.get("__url__", ""))
-        record = _read_json(raw, key)
+        prompt = self.caption_prompts.get(url)
+        record = _read_json(raw, key) if prompt is None else caption_record(raw, prompt)
         members = media_members(raw)
         videos = members["videos"] + members["frames"]
         payloads = {"image": [data for _, data in members["images"]], "video": [data for _, data in videos]}

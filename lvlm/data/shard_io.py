@@ -2,7 +2,8 @@
 
 URLs may be local paths, `pipe:` commands, http(s), or any fsspec URL (`s3://`, `gs://`, ...; fsspec is used for
 schemes WebDataset's `gopen` does not know). Brace patterns (`shard-{000..009}.tar`) are expanded by WebDataset;
-glob patterns (`train-*.tar`) by the filesystem (local glob, or fsspec glob for remote URLs).
+glob patterns (`train-*.tar`) by the filesystem (local glob, or fsspec glob for remote URLs). A source ending in
+`.json` is a manifest written by `lvlm shards` (`lvlm.data.manifest`): it expands into the shards it lists.
 """
 
 from __future__ import annotations
@@ -16,18 +17,25 @@ import webdataset as wds
 from webdataset.gopen import gopen_schemes
 from webdataset.tariterators import base_plus_ext, group_by_keys, tar_file_expander
 
+from lvlm.data.manifest import is_manifest, manifest_shards
+
 Handler = Callable[[Exception], bool]
 
 
 def expand_pattern(pattern: str) -> list[str]:
-    """Expands a source pattern (braces, globs, `::`-joined lists) into a sorted list of shard URLs.
+    """Expands a source pattern (braces, globs, manifests, `::`-joined lists) into a list of shard URLs.
+
+    Globs are sorted; a manifest gives its shards in its own order.
 
     Raises:
         FileNotFoundError: If the pattern matches no shard.
+        lvlm.data.manifest.ManifestError: If a manifest is unreadable, malformed or names missing shards.
     """
     urls: list[str] = []
     for url in wds.shardlists.expand_urls(pattern):
-        if url.startswith("pipe:") or not any(c in url for c in "*?["):
+        if is_manifest(url):
+            urls += manifest_shards(url, open_shard)
+        elif url.startswith("pipe:") or not any(c in url for c in "*?["):
             urls.append(url)
         elif "://" in url:
             import fsspec

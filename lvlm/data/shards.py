@@ -1,6 +1,7 @@
-"""Writing shards: an atomic shard writer, and the conversion of one Video-LLaVA/LLaVA JSON record to a sample.
+"""The conversion of one Video-LLaVA/LLaVA JSON record to a shard sample (and the shard writer, re-exported).
 
-The member layout is :mod:`lvlm.data.sample_format` (re-exported here: :func:`media_members`).
+The member layout is :mod:`lvlm.data.sample_format` (re-exported here: :func:`media_members`); the atomic
+shard writer is :mod:`lvlm.data.shard_writer` (re-exported here: :class:`ShardWriter`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import webdataset as wds
 from PIL import Image
 
 from lvlm.data.decoding import MediaDecodeError, decode_image, decode_video
@@ -24,69 +24,9 @@ from lvlm.data.sample_format import (
     media_members,
     member_name,
 )
+from lvlm.data.shard_writer import ShardWriter
 
-__all__ = ["ShardWriter", "SkippedSample", "convert_record", "media_members", "sanitize_key"]
-
-
-class ShardWriter:
-    """Write samples into numbered tar shards; a shard gets its final name only once complete.
-
-    Each shard is written as ``<name>.tar.tmp`` and renamed when it is full or the writer closes, so a reader
-    never sees a half-written shard and a crashed run leaves only ``*.tmp`` files, never a truncated ``.tar``.
-
-    Args:
-        pattern: Shard path with a ``%06d``-style field, e.g. ``"out/train-%06d.tar"``.
-        max_count: Samples per shard.
-        max_size: Bytes per shard (a shard is closed before a sample would exceed it, unless it is empty).
-        mtime: Timestamp written into the tar headers; a fixed value makes the tars byte-for-byte reproducible.
-    """
-
-    def __init__(self, pattern: str, max_count: int = 10_000, max_size: float = 1e9, mtime: float | None = None):
-        self.pattern, self.max_count, self.max_size, self.mtime = pattern, max_count, max_size, mtime
-        self.paths: list[Path] = []
-        self._writer: wds.TarWriter | None = None
-        self._file: io.BufferedWriter | None = None
-        self._count = self._size = 0
-
-    def write(self, sample: dict[str, Any]) -> None:
-        """Write one sample: ``__key__`` plus members whose values are bytes (or str)."""
-        size = sum(len(v) for k, v in sample.items() if not k.startswith("_"))
-        if self._writer is not None and (self._count >= self.max_count or self._size + size > self.max_size):
-            self._finish()
-        if self._writer is None:
-            path = Path(self.pattern % len(self.paths))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(f"{path}.tmp", "wb")  # noqa: SIM115 - closed in _finish
-            self._writer = wds.TarWriter(self._file, encoder=False, mtime=self.mtime)
-            self.paths.append(path)
-        self._writer.write(sample)
-        self._count += 1
-        self._size += size
-
-    def close(self) -> list[Path]:
-        """Finish the open shard. Returns the paths of all shards written."""
-        if self._writer is not None:
-            self._finish()
-        return self.paths
-
-    def _finish(self) -> None:
-        assert self._writer is not None and self._file is not None
-        self._writer.close()
-        self._file.close()
-        path = self.paths[-1]
-        Path(f"{path}.tmp").replace(path)
-        self._writer, self._file, self._count, self._size = None, None, 0, 0
-
-    def __enter__(self) -> ShardWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        if exc_type is None:
-            self.close()
-        elif self._writer is not None and self._file is not None:  # drop the incomplete shard, keep finished ones
-            self._writer.close()
-            self._file.close()
-            Path(f"{self.paths.pop()}.tmp").unlink(missing_ok=True)
+__all__ = ["ShardWriter", "SkippedSample", "convert_record", "convert_safely", "media_members", "sanitize_key"]
 
 
 def encode_json(value: Any) -> bytes:
@@ -116,6 +56,9 @@ class SkippedSample(Exception):
         super().__init__(f"{reason}: {detail}")
         self.reason, self.detail = reason, detail
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:  # crosses process boundaries (lvlm shards --workers)
+        return SkippedSample, (self.reason, self.detail)
+
 
 def convert_record(
     record: Any,
@@ -141,7 +84,7 @@ def convert_record(
 
     Raises:
         SkippedSample: With reason ``bad_json``, ``placeholder_mismatch``, ``missing_file``, ``path_escape``,
-            ``unsupported_format`` or ``undecodable_media``.
+            ``bad_path``, ``unreadable_media``, ``unsupported_format`` or ``undecodable_media``.
     """
     conversations = _checked_conversations(record)
     images, videos = _paths(record, "image"), _paths(record, "video")
@@ -171,16 +114,45 @@ def convert_record(
 
 
 def resolve_media(folder: Path | None, rel: str, kind: str) -> Path:
-    """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out)."""
+    """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out).
+
+    A path the filesystem cannot follow (a symlink loop, a NUL byte, an over-long name) or that is not a
+    regular file (a folder, a FIFO, a device) is a :class:`SkippedSample`, never an exception of its own.
+    """
     if folder is None:
         raise SkippedSample("missing_file", f"{kind} {rel!r} given but no --{kind}-folder")
-    root = folder.resolve()
-    path = (root / rel).resolve()
-    if not path.is_relative_to(root):
-        raise SkippedSample("path_escape", f"{kind} path {rel!r} resolves to {path}, outside {root}")
-    if not path.is_file():
-        raise SkippedSample("missing_file", f"{kind} file {path} does not exist")
+    try:
+        root = folder.resolve()
+        path = (root / rel).resolve()
+        if not path.is_relative_to(root):
+            raise SkippedSample("path_escape", f"{kind} path {rel!r} resolves to {path}, outside {root}")
+        if not path.is_file():
+            raise SkippedSample("missing_file", f"{kind} file {path} does not exist or is not a regular file")
+    except (OSError, ValueError, RuntimeError) as err:  # ELOOP, ENAMETOOLONG, NUL byte; 3.11 raises RuntimeError
+        raise SkippedSample("bad_path", f"{kind} path {rel!r:.200} cannot be followed: {err}") from err
     return path
+
+
+def read_media(path: Path) -> bytes:
+    """The bytes of a media file; an unreadable file (permissions, I/O error) is a :class:`SkippedSample`."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise SkippedSample("unreadable_media", f"{path}: {err.strerror or err}") from err
+
+
+def convert_safely(record: Any, key: str, **options: Any) -> dict[str, Any] | SkippedSample:
+    """:func:`convert_record`, returning the reason instead of raising: no record can stop a conversion.
+
+    Anything other than a :class:`SkippedSample` (a decoder crash, a library bug) becomes reason
+    ``conversion_error`` with the exception's type and message.
+    """
+    try:
+        return convert_record(record, key, **options)
+    except SkippedSample as skip:
+        return skip
+    except Exception as err:  # noqa: BLE001 - one record never aborts the run; the report says what happened
+        return SkippedSample("conversion_error", f"{type(err).__name__}: {err}"[:500])
 
 
 def _checked_conversations(record: Any) -> list[dict[str, str]]:
@@ -209,7 +181,7 @@ def _paths(record: dict[str, Any], field: str) -> list[str]:
 
 
 def _image_member(path: Path, key: str) -> tuple[bytes, str]:
-    data = path.read_bytes()
+    data = read_media(path)
     try:
         image = decode_image(data, key=key)
     except MediaDecodeError as err:
@@ -232,7 +204,7 @@ def _video_member(path: Path, key: str, reencode: int | None) -> tuple[bytes, st
         raise SkippedSample("undecodable_media", f"{path}: {err.reason}") from err
     if ext not in VIDEO_EXTENSIONS:
         raise SkippedSample("unsupported_format", f"{path}: .{ext} is not one of {VIDEO_EXTENSIONS}; use --reencode")
-    return path.read_bytes(), ext
+    return read_media(path), ext
 
 
 def _frame_members(path: Path, num_frames: int, key: str) -> list[bytes]:

@@ -12,14 +12,15 @@ Rendered strings (spec §4, `videollava/conversation.py`):
 - `plain` (LLaVA-1.5 pre-training style): the human turn is reduced to its visual markers, then the caption
   and `"\\n"`; the caption and its newline are the target; no EOS.
 
-Templates are frozen dataclasses: pass them around, never assign one globally.
+Templates are values: pass them around, never assign one globally.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, NamedTuple
+
+from lvlm.core.registry import resolve_component
 
 HUMAN = "human"
 GPT = "gpt"
@@ -42,11 +43,14 @@ class Segment(NamedTuple):
     is_eos: bool = False
 
 
-@dataclass(frozen=True)
 class ChatTemplate:
-    """A conversation format.
+    """A conversation format (a value: equal templates compare equal; never assigned globally).
 
-    Attributes:
+    Recipes name a template by class path (``lvlm.data.templates.VicunaV1``, or a user's subclass with its own
+    :meth:`segments`); a saved model records ``{class_path, init_args}`` (:meth:`init_args`), so a user's
+    template round-trips through save and load.
+
+    Args:
         name: The template's name (`vicuna_v1`, `llava_v1`, `plain`).
         system: System prompt placed before the first turn (empty for `plain`).
         roles: Display names of the human and the assistant.
@@ -55,12 +59,43 @@ class ChatTemplate:
         style: `"two"` for the Vicuna v1 format, `"plain"` for caption pre-training.
     """
 
-    name: str
-    system: str
-    roles: tuple[str, str] = ("USER", "ASSISTANT")
-    sep: str = " "
-    sep2: str = "</s>"
-    style: Literal["two", "plain"] = "two"
+    def __init__(
+        self,
+        name: str,
+        system: str = "",
+        roles: tuple[str, str] = ("USER", "ASSISTANT"),
+        sep: str = " ",
+        sep2: str = "</s>",
+        style: Literal["two", "plain"] = "two",
+    ) -> None:
+        if style not in ("two", "plain"):
+            raise ValueError(f"template {name!r}: style must be 'two' or 'plain', got {style!r}")
+        values = {"name": name, "system": system, "roles": tuple(roles), "sep": sep, "sep2": sep2, "style": style}
+        for attr, value in values.items():
+            object.__setattr__(self, attr, value)
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        raise AttributeError(f"chat templates are values: make a new one instead of setting {attr!r}")
+
+    def init_args(self) -> dict[str, Any]:
+        """The constructor arguments (what a saved model records)."""
+        return {
+            "name": self.name,
+            "system": self.system,
+            "roles": list(self.roles),
+            "sep": self.sep,
+            "sep2": self.sep2,
+            "style": self.style,
+        }
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.init_args() == self.init_args()
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self.name, self.system, self.roles, self.sep, self.sep2, self.style))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, style={self.style!r})"
 
     def segments(self, turns: Sequence[Turn], markers: Sequence[str] = ("<image>", "<video>")) -> list[Segment]:
         """Renders a full conversation (ending with an assistant turn) into ordered segments.
@@ -148,39 +183,68 @@ def _check_alternation(turns: Sequence[Turn], name: str) -> None:
             raise ValueError(f"template {name!r}: turn {i} is from {role!r}, expected {expected!r} (turns alternate)")
 
 
-vicuna_v1 = ChatTemplate(
-    name="vicuna_v1",
-    system=(
-        "A chat between a curious user and an artificial intelligence assistant. "
-        "The assistant gives helpful, detailed, and polite answers to the user's questions."
-    ),
+VICUNA_SYSTEM = (
+    "A chat between a curious user and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the user's questions."
 )
-llava_v1 = ChatTemplate(
-    name="llava_v1",
-    system=(
-        "A chat between a curious human and an artificial intelligence assistant. "
-        "The assistant gives helpful, detailed, and polite answers to the human's questions."
-    ),
+LLAVA_SYSTEM = (
+    "A chat between a curious human and an artificial intelligence assistant. "
+    "The assistant gives helpful, detailed, and polite answers to the human's questions."
 )
-plain = ChatTemplate(name="plain", system="", roles=("", ""), sep="\n", sep2="", style="plain")
+
+
+class VicunaV1(ChatTemplate):
+    """``vicuna_v1``: Video-LLaVA's training template (spec §4)."""
+
+    def __init__(self, name: str = "vicuna_v1", system: str = VICUNA_SYSTEM, **kwargs: Any) -> None:
+        super().__init__(name, system, **kwargs)
+
+
+class LlavaV1(ChatTemplate):
+    """``llava_v1``: the template of the original's evaluation and demo."""
+
+    def __init__(self, name: str = "llava_v1", system: str = LLAVA_SYSTEM, **kwargs: Any) -> None:
+        super().__init__(name, system, **kwargs)
+
+
+class Plain(ChatTemplate):
+    """``plain``: LLaVA-1.5-style caption pre-training (markers, caption, newline)."""
+
+    def __init__(
+        self,
+        name: str = "plain",
+        system: str = "",
+        roles: tuple[str, str] = ("", ""),
+        sep: str = "\n",
+        sep2: str = "",
+        style: Literal["two", "plain"] = "plain",
+    ) -> None:
+        super().__init__(name, system, roles, sep, sep2, style)
+
+
+vicuna_v1 = VicunaV1()
+llava_v1 = LlavaV1()
+plain = Plain()
 
 _TEMPLATES: dict[str, ChatTemplate] = {t.name: t for t in (vicuna_v1, llava_v1, plain)}
 
 
-def get_template(name: str | ChatTemplate) -> ChatTemplate:
-    """Looks up a built-in template by name (a `ChatTemplate` is returned unchanged).
+def get_template(name: str | ChatTemplate | Mapping[str, Any], where: str = "chat_template") -> ChatTemplate:
+    """A template from a built-in name, a saved ``{class_path, init_args}`` (a user's template round-trips), or a
+    template value (returned unchanged).
 
-    Args:
-        name: `"vicuna_v1"`, `"llava_v1"` or `"plain"`, or a template value.
-
-    Returns:
-        The template.
+    A saved class path resolves only to a ``ChatTemplate`` subclass of lvlm or of a registered plugin
+    (:mod:`lvlm.core.registry`), refused before import otherwise.
 
     Raises:
         KeyError: If the name is unknown; the message lists the known names.
+        UnsafeInputError: A saved class path that is not a template class of lvlm or a registered plugin.
     """
     if isinstance(name, ChatTemplate):
         return name
+    if isinstance(name, Mapping):
+        cls = resolve_component(name.get("class_path"), ChatTemplate, f"{where}.class_path", group="lvlm.templates")
+        return cls(**dict(name.get("init_args") or {}))
     if name not in _TEMPLATES:
         raise KeyError(f"unknown chat template {name!r}; known templates: {sorted(_TEMPLATES)}")
     return _TEMPLATES[name]

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from lvlm.eval.records import EvalInputError, load_records, read_jsonl, require_fields
+from lvlm.eval.records import EvalInputError, Records, load_records, read_jsonl, record_key, require_fields
 from lvlm.eval.results import EvalResult
 
 CATEGORIES = ("adversarial", "popular", "random")
@@ -64,34 +64,40 @@ def find_question_files(questions_dir: str | Path, categories: Iterable[str] = C
     return found
 
 
-def _prediction_key(record: Mapping[str, Any], where: str) -> str:
-    if "question_id" in record:
-        return str(record["question_id"])
-    require_fields(record, ["key"], where)
-    return str(record["key"])
+def _match(questions: dict[str, list[dict]], predictions: Records) -> dict[tuple[str, str], dict]:
+    """Map (category, question_id) -> prediction; a category field is needed only when ids repeat across files.
 
-
-def _match(questions: dict[str, list[dict]], predictions: list[dict], source: str) -> dict[tuple[str, str], dict]:
-    """Map (category, question_id) -> prediction; a category field is needed only when ids repeat across files."""
+    A prediction without an id, for an unknown question, of an ambiguous category or repeating an earlier
+    one is skipped and listed in ``predictions.skipped``.
+    """
     owners: dict[str, list[str]] = {}
     for category, rows in questions.items():
         for q in rows:
             owners.setdefault(str(q["question_id"]), []).append(category)
     matched: dict[tuple[str, str], dict] = {}
-    for i, record in enumerate(predictions):
-        where = f"{source}:record {i + 1}"
-        qid = _prediction_key(record, where)
+    first: dict[tuple[str, str], str] = {}
+    for where, record in predictions.located():
+        qid = record_key(record)
         if "category" in record and record["category"] in questions:
             category = record["category"]
+        elif qid is None:
+            predictions.skip(where, record, "missing_field", "missing field 'question_id' (or 'key')")
+            continue
         elif len(owners.get(qid, [])) == 1:
             category = owners[qid][0]
         elif qid in owners:
-            raise EvalInputError(f"{where}: question_id {qid} is in {owners[qid]}; add a 'category' field")
+            detail = f"question_id {qid} is in {owners[qid]}; add a 'category' field"
+            predictions.skip(where, record, "ambiguous_category", detail)
+            continue
         else:
-            raise EvalInputError(f"{where}: question_id {qid} is in none of the POPE files {sorted(questions)}")
+            detail = f"question_id {qid} is in none of the POPE files {sorted(questions)}"
+            predictions.skip(where, record, "unknown_question", detail)
+            continue
         if (category, qid) in matched:
-            raise EvalInputError(f"{where}: second prediction for {category} question_id {qid}")
-        matched[(category, qid)] = record
+            detail = f"second prediction for {category} question_id {qid} (first at {first[(category, qid)]})"
+            predictions.skip(where, record, "duplicate_key", detail)
+            continue
+        matched[(category, qid)], first[(category, qid)] = record, where
     return matched
 
 
@@ -113,6 +119,7 @@ def evaluate_pope(
     questions_dir: str | Path | None = None,
     question_files: Mapping[str, str | Path] | None = None,
     allow_missing: bool = False,
+    encoding: str = "auto",
 ) -> EvalResult:
     """Score POPE predictions per category and on the mean of the categories.
 
@@ -123,14 +130,18 @@ def evaluate_pope(
         question_files: explicit ``category -> file`` instead of ``questions_dir``.
         allow_missing: score only the answered questions (the count of missing ones is reported); a
             category with no answered question is left out of the table and the mean.
+        encoding: of the prediction file (``auto``: UTF-8, else Latin-1).
     """
     files = dict(question_files) if question_files else find_question_files(questions_dir)
-    questions = {c: read_jsonl(p) for c, p in files.items()}
-    for c, rows in questions.items():
-        for j, q in enumerate(rows):
-            require_fields(q, ["question_id", "label"], f"{files[c]}:line {j + 1}")
+    questions = {}
+    for c, path in files.items():
+        read = read_jsonl(path)
+        for where, q in read.located():
+            require_fields(q, ["question_id", "label"], where)
+        questions[c] = read.rows
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
-    matched = _match(questions, load_records(predictions, ["prediction"]), source)
+    records = load_records(predictions, ["prediction"], key=None, encoding=encoding)
+    matched = _match(questions, records)
     metrics: dict[str, float] = {}
     rows_out, items, missing = [], [], 0
     for category, rows in questions.items():
@@ -138,7 +149,7 @@ def evaluate_pope(
         if absent and not allow_missing:
             raise EvalInputError(
                 f"{source}: {len(absent)} of {len(rows)} questions in {files[category]} have no prediction "
-                f"(first: {absent[:5]}); pass allow_missing to score the answered ones only"
+                f"(first: {absent[:5]}); pass allow_missing to score the answered ones only{records.skipped_hint()}"
             )
         missing += len(absent)
         if not answered:
@@ -148,7 +159,9 @@ def evaluate_pope(
         metrics.update({f"{category}/{k}": v for k, v in scores.items()})
         rows_out.append([category, len(answered), *(scores[k] for k in METRICS)])
     if not rows_out:
-        raise EvalInputError(f"{source}: no prediction matches a question of {sorted(files.values())}")
+        raise EvalInputError(
+            f"{source}: no prediction matches a question of {sorted(files.values())}{records.skipped_hint()}"
+        )
     for i, k in enumerate(METRICS):  # the paper's POPE number is this mean of the splits' accuracies
         metrics[f"mean/{k}"] = sum(row[2 + i] for row in rows_out) / len(rows_out)
     rows_out.append(["mean", len(items), *(metrics[f"mean/{k}"] for k in METRICS)])
@@ -157,7 +170,13 @@ def evaluate_pope(
         metrics=metrics,
         headers=["category", "n", *METRICS],
         rows=rows_out,
-        config={"predictions": source, "question_files": {c: str(p) for c, p in files.items()}, "parser": "llava"},
-        counts={"scored": len(items), "missing": missing},
+        config={
+            "predictions": source,
+            "question_files": {c: str(p) for c, p in files.items()},
+            "parser": "llava",
+            "encoding": records.encoding,
+        },
+        counts={"scored": len(items), "missing": missing, "skipped": len(records.skipped)},
         items=items,
+        skipped=records.skipped,
     )

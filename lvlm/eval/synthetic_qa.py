@@ -86,14 +86,25 @@ def render_synthetic_table(rows: Iterable[SyntheticRow], fmt: str = "plain") -> 
     return render_table(HEADERS, [list(r) for r in rows], fmt=fmt, digits=3)
 
 
-def evaluate_synthetic(predictions: str | Path | Iterable[Mapping[str, Any]]) -> EvalResult:
-    """Score the synthetic test split: metrics ``<type>/<modality>/accuracy`` (and ``/chance``), ``accuracy``."""
+def evaluate_synthetic(predictions: str | Path | Iterable[Mapping[str, Any]], encoding: str = "auto") -> EvalResult:
+    """Score the synthetic test split: metrics ``<type>/<modality>/accuracy`` (and ``/chance``), ``accuracy``.
+
+    A record without ``answer``, ``prediction``, a question type or a modality, and a second record for a key,
+    are skipped and listed in ``skipped``.
+    """
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
-    records = load_records(predictions, ["answer", "prediction"])
-    try:
-        rows = synthetic_rows(records)
-    except EvalInputError as err:
-        raise EvalInputError(f"{source}: {err}") from None
+    records = load_records(predictions, ["answer", "prediction"], encoding=encoding)
+    usable = []
+    for where, record in records.located():
+        try:
+            synthetic_fields(record, where)
+        except EvalInputError as err:
+            records.skip(where, record, "missing_field", str(err))
+            continue
+        usable.append(record)
+    if not usable:
+        raise EvalInputError(f"{source}: no usable prediction{records.skipped_hint()}")
+    rows = synthetic_rows(usable)
     metrics: dict[str, float] = {}
     for r in rows:
         name = "" if r.question_type == "all" else f"{r.question_type}/{r.modality}/"
@@ -105,6 +116,7 @@ def evaluate_synthetic(predictions: str | Path | Iterable[Mapping[str, Any]]) ->
         metrics=metrics,
         headers=list(HEADERS),
         rows=[list(r) for r in rows],
-        config={"predictions": source, "match": "normalized-equal"},
-        counts={"scored": rows[-1].n},
+        config={"predictions": source, "match": "normalized-equal", "encoding": records.encoding},
+        counts={"scored": rows[-1].n, "skipped": len(records.skipped)},
+        skipped=records.skipped,
     )

@@ -2,7 +2,10 @@
 
 accuracy = #yes / (#yes + #no) and score = mean of the integer scores, both over the judged items. Items the
 judge could not judge are counted and reported as failures, never scored (the original retried them until
-the judge answered, and crashed on replies it could not parse).
+the judge answered, and crashed on replies it could not parse). When any item is unjudged the result gives no
+metric at all (status ``incomplete``) unless the caller accepts a partial result (``allow_partial``, status
+``partial``, metrics over the judged items and ``judged/total`` in the table); with no item judged there is
+never a metric, so an unreachable judge can never read as accuracy 0.
 """
 
 from __future__ import annotations
@@ -13,58 +16,52 @@ from typing import Any
 
 from lvlm.eval.judges import Judge, JudgeError, JudgeItem, make_judge
 from lvlm.eval.judges.prompt import SYSTEM_PROMPT, USER_PROMPT_HEAD, USER_PROMPT_TAIL
-from lvlm.eval.records import EvalInputError, load_records
+from lvlm.eval.records import EvalInputError, Records, load_records, record_key
 from lvlm.eval.results import EvalResult
 from lvlm.eval.video_qa_data import load_video_qa
 
 
-def _prediction_id(record: Mapping[str, Any], where: str) -> str:
-    for name in ("question_id", "key", "id"):
-        if name in record:
-            return str(record[name])
-    raise EvalInputError(f"{where}: missing field 'key' (or 'question_id')")
-
-
 def _items_with_references(
-    records: list[dict], questions: str | Path, answers: str | Path, source: str, allow_missing: bool
+    records: Records, questions: str | Path, answers: str | Path, source: str, allow_missing: bool
 ) -> tuple[list[tuple[str, JudgeItem]], int]:
     """Pair predictions with the released answers by question id (never by position)."""
     refs = {item.question_id: item for item in load_video_qa(questions, answers)}
     out, seen = [], set()
-    for i, record in enumerate(records):
-        qid = _prediction_id(record, f"{source}:record {i + 1}")
+    for where, record in records.located():
+        qid = record_key(record)
         if qid not in refs:
-            raise EvalInputError(f"{source}:record {i + 1}: question_id {qid!r} is not in {questions}")
-        if qid in seen:
-            raise EvalInputError(f"{source}:record {i + 1}: second prediction for question_id {qid}")
+            records.skip(where, record, "unknown_question", f"question_id {qid!r} is not in {questions}")
+            continue
         seen.add(qid)
         out.append((qid, JudgeItem(refs[qid].question, refs[qid].answer, str(record["prediction"]))))
     missing = [q for q in refs if q not in seen]
     if missing and not allow_missing:
         first = missing[:5]
-        raise EvalInputError(f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first})")
+        raise EvalInputError(
+            f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first})"
+            + records.skipped_hint()
+        )
     return out, len(missing)
 
 
-def _items_from_records(records: list[dict], source: str) -> tuple[list[tuple[str, JudgeItem]], int]:
+def _items_from_records(records: Records) -> tuple[list[tuple[str, JudgeItem]], int]:
     out = []
-    for i, record in enumerate(records):
-        where = f"{source}:record {i + 1}"
-        for name in ("question", "answer"):
-            if name not in record:
-                raise EvalInputError(f"{where}: missing field {name!r}; give --questions/--answers or write it in")
+    for where, record in records.located():
+        absent = [name for name in ("question", "answer") if name not in record]
+        if absent:
+            detail = f"missing field {absent[0]!r}; give --questions/--answers or write it in"
+            records.skip(where, record, "missing_field", detail)
+            continue
         item = JudgeItem(str(record["question"]), str(record["answer"]), str(record["prediction"]))
-        out.append((_prediction_id(record, where), item))
+        out.append((str(record_key(record)), item))
     return out, 0
 
 
 def video_qa_metrics(preds: list[str], scores: list[int]) -> dict[str, float]:
-    """The original's accuracy (#yes / (#yes + #no)) and mean score, over judged items."""
-    yes, no = preds.count("yes"), preds.count("no")
-    return {
-        "accuracy": yes / (yes + no) if yes + no else 0.0,
-        "score": sum(scores) / len(scores) if scores else 0.0,
-    }
+    """The original's accuracy (#yes / (#yes + #no)) and mean score, over judged items (none: no metric)."""
+    if not preds:
+        return {}
+    return {"accuracy": preds.count("yes") / len(preds), "score": sum(scores) / len(scores)}
 
 
 def _judge_all(judge: Judge, pairs: list[tuple[str, JudgeItem]]) -> tuple[list[dict], dict[str, int]]:
@@ -90,6 +87,8 @@ def evaluate_video_qa(
     answers: str | Path | None = None,
     allow_missing: bool = False,
     judge_options: Mapping[str, Any] | None = None,
+    allow_partial: bool = False,
+    encoding: str = "auto",
 ) -> EvalResult:
     """Judge every prediction and compute accuracy and mean score.
 
@@ -99,38 +98,49 @@ def evaluate_video_qa(
         judge: a :class:`Judge`, or a kind (``exact``/``openai``) built with ``judge_options``.
         questions, answers: the released ``test_q.json`` / ``test_a.json`` (answers are taken from there).
         allow_missing: score even when some questions have no prediction (their count is reported).
+        judge_options: arguments of :func:`~lvlm.eval.judges.make_judge` when ``judge`` is a kind.
+        allow_partial: when some items could not be judged, score the judged ones (status ``partial``);
+            otherwise no metric is given (status ``incomplete``). With no item judged there is never a metric.
+        encoding: of the prediction file (``auto``: UTF-8, else Latin-1).
     """
     if isinstance(judge, str):
         judge = make_judge(judge, **dict(judge_options or {}))
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
-    records = load_records(predictions, ["prediction"], aliases={"prediction": "pred"})
     if (questions is None) != (answers is None):
         raise EvalInputError("give both --questions (test_q.json) and --answers (test_a.json), or neither")
+    records = load_records(predictions, ["prediction"], aliases={"prediction": "pred"}, encoding=encoding)
     if questions is not None:
         pairs, missing = _items_with_references(records, questions, answers, source, allow_missing)
     else:
-        pairs, missing = _items_from_records(records, source)
+        pairs, missing = _items_from_records(records)
+    if not pairs:
+        raise EvalInputError(f"{source}: no prediction to judge{records.skipped_hint()}")
     items, judge_counts = _judge_all(judge, pairs)
     judged = [it for it in items if "pred" in it]
     preds = [it["pred"] for it in judged]
-    metrics = video_qa_metrics(preds, [it["score"] for it in judged])
+    status = "complete" if len(judged) == len(items) else ("partial" if allow_partial and judged else "incomplete")
+    metrics = {} if status == "incomplete" else video_qa_metrics(preds, [it["score"] for it in judged])
     counts = {"questions": len(items), "judged": len(judged), "failed": len(items) - len(judged), "missing": missing}
-    counts.update(judge_counts, yes=preds.count("yes"), no=preds.count("no"))
+    counts.update(judge_counts, yes=preds.count("yes"), no=preds.count("no"), skipped=len(records.skipped))
     info = dict(judge.describe())
     if judge.kind != "exact":
         info["prompt"] = {"system": SYSTEM_PROMPT, "user_head": USER_PROMPT_HEAD, "user_tail": USER_PROMPT_TAIL}
-    row = [judge.kind, info["model"], info["prompt_hash"], len(judged), counts["failed"], *metrics.values()]
+    scores = [metrics.get("accuracy", "-"), metrics.get("score", "-")]
+    row = [judge.kind, info["model"], info["prompt_hash"], f"{len(judged)}/{len(items)}", counts["failed"], *scores]
     return EvalResult(
         protocol="video-qa",
         metrics=metrics,
-        headers=["judge", "model", "prompt", "judged", "failed", "accuracy", "score"],
+        headers=["judge", "model", "prompt", "judged/total", "failed", "accuracy", "score"],
         rows=[row],
         config={
             "predictions": source,
             "questions": None if questions is None else str(questions),
             "answers": None if answers is None else str(answers),
             "judge": info,
+            "encoding": records.encoding,
         },
         counts=counts,
         items=items,
+        skipped=records.skipped,
+        status=status,
     )

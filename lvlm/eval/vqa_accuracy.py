@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lvlm.eval.records import EvalInputError, load_records, read_json
+from lvlm.eval.records import EvalInputError, load_records, read_json, record_key
 from lvlm.eval.results import EvalResult
 from lvlm.eval.vqa_normalize import normalize_vqa_answer
 
@@ -67,32 +67,38 @@ def load_vqa_annotations(path: str | Path) -> dict[str, dict[str, Any]]:
 
 
 def evaluate_vqa(
-    predictions: str | Path | Iterable[Mapping[str, Any]], annotations: str | Path, allow_missing: bool = False
+    predictions: str | Path | Iterable[Mapping[str, Any]],
+    annotations: str | Path,
+    allow_missing: bool = False,
+    encoding: str = "auto",
 ) -> EvalResult:
     """Soft accuracy overall and per ``answer_type`` (when the annotations carry one).
 
-    Predictions are matched by ``question_id`` (or ``key``); a prediction for an unknown question is an error,
-    and so is a question without a prediction unless ``allow_missing``.
+    Predictions are matched by ``question_id`` (or ``key``); a prediction for an unknown question or a second
+    one for the same question is skipped and listed; a question without a prediction is an error unless
+    ``allow_missing``.
     """
     refs = load_vqa_annotations(annotations)
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
-    records = load_records(predictions, ["prediction"])
+    records = load_records(predictions, ["prediction"], encoding=encoding)
     items, seen = [], set()
-    for i, record in enumerate(records):
-        qid = str(record.get("question_id", record.get("key")))
+    for where, record in records.located():
+        qid = record_key(record)
         if qid not in refs:
-            raise EvalInputError(f"{source}:record {i + 1}: question_id {qid!r} is not in {annotations}")
-        if qid in seen:
-            raise EvalInputError(f"{source}:record {i + 1}: second prediction for question_id {qid}")
+            records.skip(where, record, "unknown_question", f"question_id {qid!r} is not in {annotations}")
+            continue
         seen.add(qid)
         acc = vqa_soft_accuracy(str(record["prediction"]), refs[qid]["answers"])
         items.append({"question_id": qid, "answer_type": refs[qid]["answer_type"], "accuracy": acc})
     missing = [q for q in refs if q not in seen]
     if missing and not allow_missing:
         first = missing[:5]
-        raise EvalInputError(f"{source}: {len(missing)} questions of {annotations} have no prediction (first: {first})")
+        raise EvalInputError(
+            f"{source}: {len(missing)} questions of {annotations} have no prediction (first: {first})"
+            + records.skipped_hint()
+        )
     if not items:
-        raise EvalInputError(f"{source}: no predictions")
+        raise EvalInputError(f"{source}: no predictions{records.skipped_hint()}")
     by_type: dict[str, list[float]] = defaultdict(list)
     for item in items:
         if item["answer_type"] is not None:
@@ -107,7 +113,13 @@ def evaluate_vqa(
         metrics=metrics,
         headers=["answer_type", "n", "accuracy"],
         rows=rows,
-        config={"predictions": source, "annotations": str(annotations), "metric": "vqav2_soft_accuracy"},
-        counts={"scored": len(items), "missing": len(missing)},
+        config={
+            "predictions": source,
+            "annotations": str(annotations),
+            "metric": "vqav2_soft_accuracy",
+            "encoding": records.encoding,
+        },
+        counts={"scored": len(items), "missing": len(missing), "skipped": len(records.skipped)},
         items=items,
+        skipped=records.skipped,
     )

@@ -11,9 +11,11 @@ import os
 from pathlib import Path
 
 import torch
+from PIL import Image
 
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.decoding.image import to_rgb
 from lvlm.inference.media_files import (
     SUPPORTED_IMAGES,
     SUPPORTED_VIDEOS,
@@ -25,9 +27,12 @@ from lvlm.inference.media_files import (
 from lvlm.inference.session import InferenceSession
 
 
-def load_image(session: InferenceSession, source: bytes | str | os.PathLike, key: str = "?") -> torch.Tensor:
-    """One image → ``[3, s, s]`` float32."""
-    return session.transform("image")(decode_image(source, key=key))
+def load_image(
+    session: InferenceSession, source: bytes | str | os.PathLike | Image.Image, key: str = "?"
+) -> torch.Tensor:
+    """One image (file, bytes, or an already decoded PIL image, converted by the decoder's rules) → ``[3, s, s]``."""
+    image = to_rgb(source) if isinstance(source, Image.Image) else decode_image(source, key=key)
+    return session.transform("image")(image)
 
 
 def load_video(
@@ -42,8 +47,10 @@ def load_video(
     return session.transform("video")(frames)
 
 
-def load_media(session: InferenceSession, kind: str, source: bytes | str | os.PathLike, key: str = "?") -> torch.Tensor:
-    """Decode and transform one item of ``kind`` (``image``/``video``).
+def load_media(
+    session: InferenceSession, kind: str, source: bytes | str | os.PathLike | Image.Image, key: str = "?"
+) -> torch.Tensor:
+    """Decode and transform one item of ``kind`` (``image``/``video``; an image may be a PIL image).
 
     Raises:
         MissingMediaFileError: a path that does not exist.

@@ -16,9 +16,8 @@ from typing import Any
 
 from lvlm.data.collate import ProcessedSample
 from lvlm.data.decoding.errors import MediaDecodeError
-from lvlm.data.sample_errors import BadSampleError
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
-from lvlm.inference.media_loading import MissingMediaFileError, UnsupportedMediaError, load_media
+from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import prepare_prompt
 from lvlm.inference.questions import Question, questions_from_records
 from lvlm.inference.session import InferenceSession, load_session
@@ -28,12 +27,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SkippedQuestion:
-    """A question that was not answered: its key, a reason code and what exactly went wrong."""
+    """A question that was not answered: where it was read, its key, a reason code and what went wrong."""
 
     index: int
     key: str
     reason: str
     detail: str
+    source: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,17 +41,26 @@ class SkippedQuestion:
 
 @dataclass
 class PredictionResult:
-    """Prediction records (input order) and the skipped questions."""
+    """Prediction records (input order), the input index of each, and the skipped questions."""
 
     predictions: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[SkippedQuestion] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
 
 
+BatchSink = Callable[[PredictionResult], None]
+"""Receives what each batch added (records, their indices, skipped questions): the incremental writer."""
+
+
 def _reason(err: Exception) -> str:
     if isinstance(err, MediaDecodeError):
         return "undecodable_media"
     return getattr(err, "reason", type(err).__name__)
+
+
+def skipped_question(question: Question, err: Exception) -> SkippedQuestion:
+    """The report entry of a question that cannot be answered."""
+    return SkippedQuestion(question.index, question.key, _reason(err), str(err), question.source)
 
 
 def prepare_question(session: InferenceSession, question: Question) -> ProcessedSample:
@@ -79,43 +88,54 @@ def predict(
     settings: GenerationSettings | None = None,
     batch_size: int = 8,
     on_batch: Callable[[int, int], None] | None = None,
+    sink: BatchSink | None = None,
 ) -> PredictionResult:
     """Answer questions in batches of ``batch_size`` (left-padded, one ``generate`` call per batch).
 
+    A question that cannot be prepared (its record, its media or its prompt is unusable) is skipped and
+    reported; one bad question never stops the others.
+
     Args:
         session: the loaded checkpoint.
-        questions: the questions, e.g. from :func:`~lvlm.inference.questions.questions_from_json`.
+        questions: the questions, e.g. from :func:`~lvlm.inference.question_files.questions_from_file`.
         settings: decoding settings (greedy, 128 new tokens by default).
         batch_size: prompts per ``generate`` call.
-        on_batch: called with (answered, skipped) counts after each batch (progress display).
+        on_batch: called with the (answered, skipped) counts so far after each batch (progress display).
+        sink: called after each batch with what it added, before ``on_batch`` (``lvlm predict`` appends it
+            to its partial output, so an interrupted run can resume).
 
     Returns:
         Records in input order and the skipped questions with their reasons.
     """
     settings = settings or GenerationSettings()
-    result = PredictionResult()
+    result, new = PredictionResult(), PredictionResult()
     pending: list[tuple[Question, ProcessedSample]] = []
 
     def flush() -> None:
-        answers = generate_batch(session, [sample for _, sample in pending], settings)
+        answers = generate_batch(session, [sample for _, sample in pending], settings) if pending else []
         for (question, _), answer in zip(pending, answers):
-            result.predictions.append(prediction_record(question, answer))
-            result.indices.append(question.index)
+            new.predictions.append(prediction_record(question, answer))
+            new.indices.append(question.index)
         pending.clear()
+        result.predictions += new.predictions
+        result.indices += new.indices
+        result.skipped += new.skipped
+        if sink is not None:
+            sink(new)
         if on_batch is not None:
             on_batch(len(result.predictions), len(result.skipped))
+        new.predictions, new.indices, new.skipped = [], [], []
 
     for question in questions:
         try:
             pending.append((question, prepare_question(session, question)))
-        except (BadSampleError, MediaDecodeError, MissingMediaFileError, UnsupportedMediaError) as err:
-            skipped = SkippedQuestion(question.index, question.key, _reason(err), str(err))
+        except Exception as err:  # noqa: BLE001 - one bad question never stops the job; it is reported
+            skipped = skipped_question(question, err)
             log.info("skipped %s (%s): %s", skipped.key, skipped.reason, skipped.detail)
-            result.skipped.append(skipped)
+            new.skipped.append(skipped)
         if len(pending) >= batch_size:
             flush()
-    if pending:
-        flush()
+    flush()
     return result
 
 
@@ -146,7 +166,7 @@ def predict_records(
     """
     session = model_dir if isinstance(model_dir, InferenceSession) else load_session(model_dir, template)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    result = predict(session, questions_from_records(records, media_root), settings, batch_size)
+    result = predict(session, list(questions_from_records(records, media_root)), settings, batch_size)
     if skipped is not None:
         skipped.extend(result.skipped)
     return result.predictions

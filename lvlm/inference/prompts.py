@@ -14,8 +14,9 @@ from typing import Any
 import torch
 
 from lvlm.data.collate import ProcessedSample
+from lvlm.data.sample_errors import SampleTooLongError
 from lvlm.data.templates import GPT, HUMAN
-from lvlm.data.tokenization import tokenize_prompt
+from lvlm.data.tokenization import IGNORE_INDEX, TokenizedSample, tokenize_conversation, tokenize_prompt
 from lvlm.inference.session import InferenceSession
 
 MEDIA_ORDER = ("video", "image")
@@ -82,11 +83,7 @@ def prepare_prompt(
     Raises:
         BadSampleError: markers and media disagree in number, the JSON is malformed, or the prompt is too long.
     """
-    counts: dict[str, int] = {slot.name: 0 for slot in session.slots}
-    by_kind: dict[str, list[torch.Tensor]] = {}
-    for kind, tensor in media:
-        counts[kind] = counts.get(kind, 0) + 1
-        by_kind.setdefault(kind, []).append(tensor)
+    counts, by_kind = _group_media(session, media)
     sample = tokenize_prompt(
         conversations,
         session.tokenizer,
@@ -97,6 +94,83 @@ def prepare_prompt(
         key=key,
         media_counts=counts,
     )
+    return _with_media(session, sample, by_kind, key, meta, labels=None)
+
+
+def prepare_scoring_prompt(
+    session: InferenceSession,
+    conversations: list[dict[str, Any]],
+    media: Sequence[tuple[str, torch.Tensor]] = (),
+    *,
+    key: str = "?",
+    meta: dict[str, Any] | None = None,
+) -> ProcessedSample:
+    """Tokenize a conversation that ends with the answer to score; ``labels`` mark that answer's tokens only.
+
+    The answer is tokenized exactly as in training (the template's own separator before it, e.g. ``" A"`` after
+    ``ASSISTANT:``), and its end-of-turn EOS is not part of the scored span, so a score is the probability of
+    the answer text, not of the answer followed by the end of the turn. Earlier answers are never scored.
+
+    Args:
+        session: the loaded checkpoint.
+        conversations: LLaVA turns ending with the ``gpt`` turn to score.
+        media, key, meta: as :func:`prepare_prompt`.
+
+    Raises:
+        BadSampleError: markers and media disagree, the JSON is malformed, or prompt and answer do not fit.
+    """
+    counts, by_kind = _group_media(session, media)
+    sample = tokenize_conversation(
+        conversations,
+        session.tokenizer,
+        session.template,
+        session.slots,
+        session.num_frames,
+        session.max_length + 1,
+        key=key,
+        media_counts=counts,
+    )
+    if len(sample) > session.max_length:
+        raise SampleTooLongError(key, f"prompt and answer need more than the model's {session.max_length} positions")
+    labels = _last_answer_only(sample, session.tokenizer.eos_token_id)
+    return _with_media(session, sample, by_kind, key, meta, labels=labels)
+
+
+def _group_media(
+    session: InferenceSession, media: Sequence[tuple[str, torch.Tensor]]
+) -> tuple[dict[str, int], dict[str, list[torch.Tensor]]]:
+    counts: dict[str, int] = {slot.name: 0 for slot in session.slots}
+    by_kind: dict[str, list[torch.Tensor]] = {}
+    for kind, tensor in media:
+        counts[kind] = counts.get(kind, 0) + 1
+        by_kind.setdefault(kind, []).append(tensor)
+    return counts, by_kind
+
+
+def _last_answer_only(sample: TokenizedSample, eos_id: int | None) -> torch.Tensor:
+    """``[n]`` labels keeping the last supervised run (the final answer) without its end-of-turn EOS."""
+    labels = sample.labels.clone()
+    supervised = (labels != IGNORE_INDEX).nonzero().squeeze(-1).tolist()
+    end = supervised[-1] + 1
+    start = end - 1
+    while start > 0 and labels[start - 1] != IGNORE_INDEX:
+        start -= 1
+    if eos_id is not None and end - start > 1 and int(labels[end - 1]) == eos_id:
+        end -= 1
+    kept = torch.full_like(labels, IGNORE_INDEX)
+    kept[start:end] = labels[start:end]
+    return kept
+
+
+def _with_media(
+    session: InferenceSession,
+    sample: TokenizedSample,
+    by_kind: dict[str, list[torch.Tensor]],
+    key: str,
+    meta: dict[str, Any] | None,
+    labels: torch.Tensor | None,
+) -> ProcessedSample:
+    """Pair each kept marker with its media tensor, in marker order."""
     markers = {slot.marker: slot for slot in session.slots}
     ordered, names = [], []
     for marker in sample.markers:
@@ -108,5 +182,5 @@ def prepare_prompt(
         meta.setdefault("reference", sample.reference)
     modality = "+".join(dict.fromkeys(names)) or "text"
     return ProcessedSample(
-        key=key, input_ids=sample.input_ids, labels=None, media=ordered, modality=modality, meta=meta
+        key=key, input_ids=sample.input_ids, labels=labels, media=ordered, modality=modality, meta=meta
     )

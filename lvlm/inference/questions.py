@@ -1,21 +1,25 @@
-"""Prediction inputs: a JSON list of questions or WebDataset shards, read into :class:`Question` values.
+"""Prediction inputs: one question record (a JSON object) checked and read into a :class:`Question`.
 
-JSON list (one object per question)::
+A record (one object of a JSON list or one line of a JSONL file)::
 
-    [{"id": "q1", "image": "coco/1.jpg", "question": "What colour is the car?", "answer": "red", ...},
-     {"key": "q2", "video": ["a.mp4"], "conversations": [{"from": "human", "value": "<video>\\nWhat happens?"},
-                                                         {"from": "gpt", "value": "a dog runs"}]}]
+    {"id": "q1", "image": "coco/1.jpg", "question": "What colour is the car?", "answer": "red", ...}
+    {"key": "q2", "video": ["a.mp4"], "conversations": [{"from": "human", "value": "<video>\\nWhat happens?"},
+                                                        {"from": "gpt", "value": "a dog runs"}]}
+    {"question_id": 1, "image": "COCO_val2014_000000016631.jpg", "text": "Is there a person?", "label": "yes"}
 
-``id``/``key``/``question_id`` name the question (the position in the list when none is given); ``image`` and
-``video`` are a path or a list of paths, relative to ``media_root``; ``question`` (markers added in front) or
-``conversations`` (LLaVA turns, the last gpt turn being the reference); every other field is metadata and is
-passed through to the prediction record unchanged. The Video-ChatGPT QA files (``test_q.json``: ``video_name``,
-``question``, ``question_id``) are read as they are: the video file is found by name in ``media_root``.
+``key``/``id``/``question_id`` name the question (its position when none is given); ``image`` and ``video``
+are a path or a list of paths, relative to ``media_root``; the question is ``question``, else ``text`` (POPE's
+files), markers added in front, or ``conversations`` (LLaVA turns, the last gpt turn being the reference);
+every other field is metadata, passed through to the prediction record unchanged. The Video-ChatGPT QA files
+(``test_q.json``: ``video_name``, ``question``, ``question_id``) are read as they are: the video file is found
+by name in ``media_root``.
+
+A record that cannot be a question (not an object, a missing or mistyped field, a repeated key) becomes a
+:class:`Question` carrying an :class:`InvalidQuestion` error: it is skipped and reported, never fatal.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvlm.data.sample_format import VIDEO_EXTENSIONS, media_members
+from lvlm.data.sample_format import VIDEO_EXTENSIONS
 from lvlm.inference.prompts import question_conversation
 
 KEY_FIELDS = ("key", "id", "question_id")
@@ -31,19 +35,28 @@ CONSUMED = ("key", "id", "question", "conversations", "answer")
 _MARKERS = re.compile(r"<(image|video)>\n?")
 
 
+class InvalidQuestion(ValueError):
+    """A record that cannot be asked; ``reason`` is a short code (``missing_field``, ``wrong_type``, ...)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
 @dataclass
 class Question:
     """One question to answer.
 
     Attributes:
-        index: position in the input (the merge order of multi-process prediction).
+        index: position in the input (the merge order of multi-process prediction and the resume position).
         key: the question's own key, copied to its prediction.
         conversations: LLaVA turns ending with the human turn to answer.
         media: ``(kind, source)`` items in marker order per kind; a source is a path, bytes or a list of frames.
         question: the question text without markers (written to the prediction record).
         answer: the reference answer, or None.
         meta: other input fields, passed through.
-        error: why the question cannot be asked (a malformed shard sample), reported as a skipped sample.
+        error: why the question cannot be asked (reported as a skipped question).
+        source: where it was read (``file:line N``, ``file:record N`` or a shard URL), for reports.
     """
 
     index: int
@@ -54,17 +67,59 @@ class Question:
     answer: Any = None
     meta: dict[str, Any] = field(default_factory=dict)
     error: Exception | None = None
+    source: str = ""
 
 
-def _paths(value: Any) -> list[str]:
+def _paths(record: Mapping[str, Any], kind: str) -> list[str]:
+    value = record.get(kind)
     if value is None:
         return []
-    return [value] if isinstance(value, (str, os.PathLike)) else list(value)
+    values = [value] if isinstance(value, (str, os.PathLike)) else value
+    if not isinstance(values, list) or not all(isinstance(v, (str, os.PathLike)) and str(v) for v in values):
+        raise InvalidQuestion("wrong_type", f"field {kind!r} must be a path or a list of paths, got {value!r:.80}")
+    return [os.fspath(v) for v in values]
 
 
-def _last_human(conversations: list[dict[str, Any]]) -> str:
+def last_human_text(conversations: list[dict[str, Any]]) -> str:
     humans = [t.get("value", "") for t in conversations if isinstance(t, dict) and t.get("from") == "human"]
     return _MARKERS.sub("", humans[-1]).strip() if humans else ""
+
+
+def check_conversations(conversations: Any) -> list[dict[str, Any]]:
+    """``conversations`` as a list of ``{"from": "human"|"gpt", "value": str}`` with a human turn, or raise."""
+    if not isinstance(conversations, list) or not conversations:
+        raise InvalidQuestion(
+            "wrong_type", f"field 'conversations' must be a non-empty list, got {conversations!r:.80}"
+        )
+    for i, turn in enumerate(conversations):
+        if (
+            not isinstance(turn, dict)
+            or turn.get("from") not in ("human", "gpt")
+            or not isinstance(turn.get("value"), str)
+        ):
+            raise InvalidQuestion(
+                "wrong_type", f"conversations[{i}] must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r:.80}"
+            )
+    if not any(turn["from"] == "human" for turn in conversations):
+        raise InvalidQuestion("missing_field", "conversations have no human turn to answer")
+    return list(conversations)
+
+
+def record_key(index: int, record: Any) -> str:
+    """The key a record names (its position when it names none or is not an object)."""
+    if isinstance(record, Mapping):
+        for name in KEY_FIELDS:
+            value = record.get(name)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value):
+                return str(value)
+    return str(index)
+
+
+def _check_key(record: Mapping[str, Any]) -> None:
+    for name in KEY_FIELDS:
+        value = record.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value)):
+            raise InvalidQuestion("wrong_type", f"field {name!r} must be a non-empty string or an integer")
 
 
 def _video_file(root: Path, name: str) -> str:
@@ -76,81 +131,70 @@ def _video_file(root: Path, name: str) -> str:
     return name  # reported as a missing file
 
 
-def question_from_record(index: int, record: Mapping[str, Any], media_root: str | Path | None = None) -> Question:
-    """A :class:`Question` from one JSON object (see the module docstring).
+def _question_text(record: Mapping[str, Any]) -> tuple[str, str]:
+    """``(field, text)`` of a record's question (``question``, else POPE's ``text``)."""
+    for name in ("question", "text"):
+        if name in record:
+            if not isinstance(record[name], str) or not record[name].strip():
+                raise InvalidQuestion("wrong_type", f"field {name!r} must be a non-empty string")
+            return name, record[name]
+    raise InvalidQuestion(
+        "missing_field", f"needs 'question' (or 'text', or 'conversations'); has {sorted(record)[:12]}"
+    )
+
+
+def question_from_record(index: int, record: Any, media_root: str | Path | None = None, source: str = "") -> Question:
+    """A :class:`Question` from one JSON record (see the module docstring).
 
     Raises:
-        ValueError: the record has neither ``question`` nor ``conversations``.
+        InvalidQuestion: the record is not an object, lacks a question, or has a field of the wrong type.
     """
-    key = next((str(record[k]) for k in KEY_FIELDS if record.get(k) is not None), str(index))
+    if not isinstance(record, Mapping):
+        raise InvalidQuestion("not_an_object", f"expected a JSON object, got {type(record).__name__}")
+    _check_key(record)
+    key = record_key(index, record)
     root = Path(media_root) if media_root is not None else None
     if "video_name" in record and "video" not in record:  # the Video-ChatGPT QA files (test_q.json)
+        if not isinstance(record["video_name"], (str, int)):
+            raise InvalidQuestion("wrong_type", "field 'video_name' must be a string")
         record = {**record, "video": _video_file(root or Path("."), str(record["video_name"]))}
     media = [
-        (kind, os.fspath(root / p) if root is not None else os.fspath(p))
+        (kind, os.fspath(root / p) if root is not None else p)
         for kind in ("video", "image")
-        for p in _paths(record.get(kind))
+        for p in _paths(record, kind)
     ]
     answer = record.get("answer")
+    consumed = CONSUMED
     if "conversations" in record:
-        conversations = list(record["conversations"])
-        if conversations and isinstance(conversations[-1], dict) and conversations[-1].get("from") == "gpt":
-            answer = conversations[-1].get("value") if answer is None else answer
-        text = _last_human(conversations)
-    elif "question" in record:
-        text = str(record["question"])
-        conversations = question_conversation(text, [kind for kind, _ in media])
+        conversations = check_conversations(record["conversations"])
+        if conversations[-1]["from"] == "gpt" and answer is None:
+            answer = conversations[-1]["value"]
+        text = last_human_text(conversations)
     else:
-        raise ValueError(
-            f"question {key!r} (record {index}): needs 'question' or 'conversations'; has {sorted(record)}"
-        )
-    meta = {k: v for k, v in record.items() if k not in CONSUMED}
-    return Question(index, key, conversations, media, text, answer, meta)
+        name, text = _question_text(record)
+        conversations = question_conversation(text, [kind for kind, _ in media])
+        consumed = (*CONSUMED, name)
+    meta = {k: v for k, v in record.items() if k not in consumed}
+    return Question(index, key, conversations, media, text, answer, meta, source=source)
 
 
 def questions_from_records(
-    records: Iterable[Mapping[str, Any]], media_root: str | Path | None = None
+    records: Iterable[Any], media_root: str | Path | None = None, sources: Iterable[str] | None = None
 ) -> Iterator[Question]:
-    """Questions from in-memory records; duplicate keys are an error (they would hide a misalignment)."""
-    seen: set[str] = set()
+    """Questions from records; an unusable record or a repeated key gives a Question with an ``error``."""
+    seen: dict[str, str] = {}
+    where = iter(sources) if sources is not None else None
     for index, record in enumerate(records):
-        question = question_from_record(index, record, media_root)
-        if question.key in seen:
-            raise ValueError(f"record {index}: duplicate question key {question.key!r}; keys must be unique")
-        seen.add(question.key)
-        yield question
-
-
-def questions_from_json(path: str | Path, media_root: str | Path | None = None) -> Iterator[Question]:
-    """Questions from a JSON list file (media paths relative to ``media_root``, default: the file's folder)."""
-    path = Path(path)
-    records = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(records, list):
-        raise ValueError(f"{path}: expected a JSON list of question objects, got {type(records).__name__}")
-    return questions_from_records(records, media_root if media_root is not None else path.parent)
-
-
-def questions_from_shards(urls: str | list[str]) -> Iterator[Question]:
-    """Questions from WebDataset shards in lvlm's sample format (read in order, never shuffled)."""
-    import webdataset as wds
-
-    patterns = [urls] if isinstance(urls, str) else list(urls)
-    expanded = [url for pattern in patterns for url in wds.shardlists.expand_urls(pattern)]
-    dataset = wds.WebDataset(expanded, shardshuffle=False, empty_check=False)
-    for index, sample in enumerate(dataset):
-        key = str(sample["__key__"])
+        source = next(where) if where is not None else f"record {index + 1}"
         try:
-            record = json.loads(sample["json"]) if "json" in sample else {}
-            members = media_members(sample)
-        except ValueError as err:
-            yield Question(index, key, [], error=err)
+            question = question_from_record(index, record, media_root, source)
+        except InvalidQuestion as err:
+            yield Question(index, record_key(index, record), [], error=err, source=source)
             continue
-        media = [("video", data) for _, data in members["videos"]]
-        media += [("video", list(frames)) for _, frames in members["frames"]]
-        media += [("image", data) for _, data in members["images"]]
-        conversations = list(record.get("conversations", []))
-        answer = record.get("answer")
-        if conversations and conversations[-1].get("from") == "gpt" and answer is None:
-            answer = conversations[-1].get("value")
-        meta = {k: v for k, v in record.items() if k not in CONSUMED} | {"url": sample.get("__url__", "")}
-        yield Question(index, key, conversations, media, _last_human(conversations), answer, meta)
+        if question.key in seen:
+            question.error = InvalidQuestion(
+                "duplicate_key", f"key {question.key!r} already used at {seen[question.key]}"
+            )
+        else:
+            seen[question.key] = source
+        yield question

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.media import MediaSlot
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.transforms import ImageTransform, VideoTransform
+from lvlm.models.io.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ def load_session(
     if template is not None and recorded is not None and chosen.name != recorded:
         log.warning("template %r overrides %r recorded with the checkpoint", chosen.name, recorded)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        tokenizer = load_tokenizer(model_dir)
     except (OSError, ValueError) as err:
         raise FileNotFoundError(
             f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
+from lvlm.models.io.hub import resolve_checkpoint_dir
+
 
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
     if value is None or isinstance(value, torch.dtype):
@@ -27,7 +29,8 @@ def text_config_from(config: PretrainedConfig | dict[str, Any]) -> PretrainedCon
     model_type = config.pop("model_type", None)
     if model_type is None:
         raise ValueError("an LLM config dict needs 'model_type' (e.g. 'llama')")
-    for key in ("architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype"):
+    # auto_map would name code to import from a folder: lvlm never runs it (built-in model types only).
+    for key in ("architectures", "transformers_version", "_name_or_path", "dtype", "torch_dtype", "auto_map"):
         config.pop(key, None)
     return AutoConfig.for_model(model_type, **config)
 
@@ -37,7 +40,7 @@ class LanguageModel(nn.Module):
 
     Args:
         pretrained: a local directory or hub id to load weights from (no code from it ever runs).
-        config: a config (or dict with ``model_type``) to build randomly initialised weights instead.
+        config: a config dict with ``model_type`` (or a ``PretrainedConfig``) to build randomly initialised weights.
         torch_dtype: dtype to load or build in (``"bfloat16"``, ``torch.float32``, ...).
         attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
     """
@@ -45,7 +48,7 @@ class LanguageModel(nn.Module):
     def __init__(
         self,
         pretrained: str | None = None,
-        config: PretrainedConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         torch_dtype: str | torch.dtype | None = None,
         attn_implementation: str = "sdpa",
     ) -> None:
@@ -55,15 +58,13 @@ class LanguageModel(nn.Module):
         self.pretrained = pretrained
         dtype = _dtype(torch_dtype)
         if pretrained is not None:
-            from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
-
             path = resolve_checkpoint_dir(pretrained)
             self.causal_lm = AutoModelForCausalLM.from_pretrained(
                 path, dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False
             )
         else:
             self.causal_lm = AutoModelForCausalLM.from_config(
-                text_config_from(config), dtype=dtype, attn_implementation=attn_implementation
+                text_config_from(config), dtype=dtype, attn_implementation=attn_implementation, trust_remote_code=False
             )
             # transformers ties input and output embeddings in `init_weights`, which `no_init_weights` (used to
             # build a model before loading its weights) skips: tie here, as the config says.

@@ -5,10 +5,17 @@ In a Video-LLaVA batch most positions are visual tokens, which are never targets
 are computed, kept for backward and thrown away. Keeping only the positions that predict a supervised token
 in some row gives the same loss, the mean cross-entropy over supervised tokens, for a fraction of the memory.
 
+The loss is taken over the vocabulary *without* the rows appended for placeholders (``<image>``, ``<video>``,
+any modality's): they are never targets and the original model had no such rows, so giving them probability
+mass would change the loss (``excluded_ids``). transformers' VideoLlava includes them; pass no ``excluded_ids``
+for that loss.
+
 Legend: ``b`` batch, ``l`` sequence length, ``n`` kept positions, ``v`` vocabulary.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -22,11 +29,26 @@ def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
     return predicts_target.nonzero().squeeze(-1)
 
 
-def loss_at_positions(logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+def loss_at_positions(
+    logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor, excluded_ids: Sequence[int] = ()
+) -> torch.Tensor:
     """Mean cross-entropy of ``[b, n, v]`` logits taken at ``positions`` against the ``[b, l]`` labels they predict.
 
     Equals the shifted causal LM loss over the whole sequence (transformers' ``ForCausalLMLoss`` without
-    ``num_items_in_batch``): every supervised token is predicted from a kept position.
+    ``num_items_in_batch``): every supervised token is predicted from a kept position. The vocabulary rows
+    ``excluded_ids`` get no probability: the softmax runs over the other rows only.
     """
     targets = labels[:, positions + 1]
-    return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    scores = logits.float()
+    if len(excluded_ids):
+        if scores.data_ptr() == logits.data_ptr():  # fp32 logits: never change the ones the caller gets back
+            scores = scores.clone()
+        # In place on the fp32 copy (bf16 training): no second vocabulary-wide copy.
+        scores.index_fill_(-1, torch.as_tensor(list(excluded_ids), device=scores.device), float("-inf"))
+    return F.cross_entropy(scores.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+
+
+def causal_loss(logits: torch.Tensor, labels: torch.Tensor, excluded_ids: Sequence[int] = ()) -> torch.Tensor:
+    """The shifted causal LM loss of ``[b, l, v]`` logits against ``[b, l]`` labels, without ``excluded_ids``."""
+    positions = torch.arange(logits.shape[1] - 1, device=logits.device)
+    return loss_at_positions(logits[:, :-1], labels, positions, excluded_ids)

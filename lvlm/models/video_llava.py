@@ -6,7 +6,7 @@ item, ``d`` width, ``v`` vocabulary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,18 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.models.checkpoints.load import read_checkpoint
+from lvlm.models.checkpoints.lvlm_layout import model_config
+from lvlm.models.checkpoints.save import save_model
 from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
+from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality import Modality, default_input_name
-from lvlm.models.projector import Projector
-from lvlm.models.supervised_loss import loss_at_positions, supervised_positions
+from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
+from lvlm.models.projector import MLPGeluProjector, Projector
+from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
 from lvlm.models.vision.base import VisionTower
 
-DEFAULT_TOKENS = {"image": "<image>", "video": "<video>"}
+JSON = Any  # plain JSON data (str, numbers, lists, dicts)
 
 
 class VideoLLaVA(nn.Module):
@@ -32,8 +36,11 @@ class VideoLLaVA(nn.Module):
         projector: the projector shared by all towers (their widths must agree).
         llm: the language model.
         modalities: placeholder token and input name per tower, in the same order as ``towers``.
-        chat_template: name of the chat template the model was trained with (recorded in checkpoints);
-            None when unknown, so that nothing falls back silently to a wrong one.
+        chat_template: the chat template the model was trained with, recorded in checkpoints as given: a
+            built-in name (``vicuna_v1``) or ``{class_path, init_args}``; None when unknown, so that nothing falls
+            back silently to a wrong one. The model never interprets it (templates live in ``lvlm.data``).
+        modality_specs: per modality, the ``{class_path, init_args}`` of the data-side modality component
+            (decoding, transform, batching) it was trained with, recorded for inference; never interpreted here.
 
     Build a new model with :meth:`build` (it adds the placeholder tokens); load one with
     :meth:`from_pretrained`.
@@ -44,15 +51,17 @@ class VideoLLaVA(nn.Module):
         towers: Mapping[str, VisionTower],
         projector: Projector,
         llm: LanguageModel,
-        modalities: Sequence[Modality],
-        chat_template: str | None = "vicuna_v1",
+        modalities: Sequence[ModalityInput],
+        chat_template: JSON = "vicuna_v1",
+        modality_specs: dict[str, JSON] | None = None,
     ) -> None:
         super().__init__()
         self.towers = nn.ModuleDict(dict(towers))
         self.projector = projector
         self.llm = llm
-        self.modalities: dict[str, Modality] = {}
+        self.modalities: dict[str, ModalityInput] = {}
         self.chat_template = chat_template
+        self.modality_specs = dict(modality_specs or {})
         for modality in modalities:
             self._register(modality)
 
@@ -62,32 +71,33 @@ class VideoLLaVA(nn.Module):
         cls,
         llm: LanguageModel,
         towers: Mapping[str, VisionTower],
-        projector: str | Projector = "mlp2x_gelu",
+        projector: Callable[[int, int], Projector] | Projector = MLPGeluProjector,
         tokenizer: PreTrainedTokenizerBase | None = None,
         tokens: Mapping[str, str] | None = None,
-        chat_template: str = "vicuna_v1",
+        chat_template: JSON = "vicuna_v1",
+        modality_specs: dict[str, JSON] | None = None,
     ) -> VideoLLaVA:
         """A new model: adds one placeholder token per tower (to ``tokenizer`` too, if given).
 
         Args:
             llm: the language model.
             towers: towers by modality name; tokens default to ``<name>`` (``<image>``, ``<video>``).
-            projector: a projector kind (built to map the towers' width to the LLM's) or a module.
+            projector: a projector, or a factory ``(d_vision, d_llm) -> Projector`` (a projector class).
             tokenizer: grown in place with the placeholder tokens.
             tokens: placeholder token per modality, when not ``<name>``.
-            chat_template: recorded with the model.
+            chat_template, modality_specs: recorded with the model.
         """
-        tokens = {name: (tokens or {}).get(name, DEFAULT_TOKENS.get(name, f"<{name}>")) for name in towers}
+        tokens = {name: (tokens or {}).get(name, placeholder_token(name)) for name in towers}
         widths = {name: tower.hidden_size for name, tower in towers.items()}
         if len(set(widths.values())) > 1:
             raise ValueError(f"one shared projector needs towers of one width, got {widths}")
-        if isinstance(projector, str):
-            projector = Projector(projector, next(iter(widths.values())), llm.hidden_size)
+        if not isinstance(projector, nn.Module):
+            projector = projector(next(iter(widths.values())), llm.hidden_size)
         ids = llm.add_tokens(list(tokens.values()), tokenizer)
         modalities = [
-            Modality(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
+            ModalityInput(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
         ]
-        return cls(towers, projector, llm, modalities, chat_template)
+        return cls(towers, projector, llm, modalities, chat_template, modality_specs)
 
     def add_modality(
         self,
@@ -96,10 +106,10 @@ class VideoLLaVA(nn.Module):
         token: str | None = None,
         input_name: str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
-    ) -> Modality:
+    ) -> ModalityInput:
         """Add a new modality (depth, thermal, ...): its tower, its placeholder token, its input name.
 
-        The tower's width must match the shared projector's input. Returns the new :class:`Modality`.
+        The tower's width must match the shared projector's input. Returns the new :class:`ModalityInput`.
         """
         if name in self.towers:
             raise ValueError(f"modality {name!r} exists already")
@@ -108,14 +118,14 @@ class VideoLLaVA(nn.Module):
                 f"tower for {name!r} has width {tower.hidden_size}, "
                 f"the shared projector takes {self.projector.in_features}"
             )
-        token = token or f"<{name}>"
+        token = token or placeholder_token(name)
         (token_id,) = self.llm.add_tokens([token], tokenizer)
         self.towers[name] = tower
-        modality = Modality(name, token, token_id, input_name or default_input_name(name))
+        modality = ModalityInput(name, token, token_id, input_name or default_input_name(name))
         self._register(modality)
         return modality
 
-    def _register(self, modality: Modality) -> None:
+    def _register(self, modality: ModalityInput) -> None:
         if modality.name not in self.towers:
             raise ValueError(f"modality {modality.name!r} has no tower; towers: {sorted(self.towers)}")
         clash = [m.name for m in self.modalities.values() if m.input_name == modality.input_name]
@@ -173,9 +183,14 @@ class VideoLLaVA(nn.Module):
         videos: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         loss_only: bool = False,
+        full_vocabulary_loss: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Logits (and loss when ``labels`` are given).
+
+        The loss is taken over the vocabulary without the placeholder rows (they are never targets, and the
+        original model had none): on an original-layout checkpoint it equals the original's loss. The logits
+        are returned whole, placeholder columns included, as transformers' VideoLlava returns them.
 
         Args:
             input_ids: ``[b, l]`` with one placeholder id per visual token (transformers' VideoLlava layout).
@@ -186,6 +201,8 @@ class VideoLLaVA(nn.Module):
             loss_only: with ``labels``, run the LM head only at positions that predict a target in some row
                 (:mod:`lvlm.models.supervised_loss`): the same loss, and ``.logits`` ``[b, n, v]`` at those
                 positions only. For training, where only the loss is read; most positions are visual tokens.
+            full_vocabulary_loss: take the loss over every vocabulary row, placeholders included, as
+                transformers' VideoLlava does (for comparisons with it).
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
@@ -196,12 +213,17 @@ class VideoLLaVA(nn.Module):
         embeds = self.embed_inputs(input_ids, media)
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
+        excluded = () if full_vocabulary_loss else self.placeholder_ids
         if labels is not None and loss_only and "logits_to_keep" not in kwargs and self.llm.keeps_logits_by_index:
             positions = supervised_positions(labels)
             output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)
-            output.loss = loss_at_positions(output.logits, labels, positions)
+            output.loss = loss_at_positions(output.logits, labels, positions, excluded)
             return output
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        if labels is None or full_vocabulary_loss or "logits_to_keep" in kwargs:
+            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+        output.loss = causal_loss(output.logits, labels, excluded)
+        return output
 
     @torch.no_grad()
     def generate(
@@ -232,13 +254,15 @@ class VideoLLaVA(nn.Module):
             raise ValueError("generate() needs LEFT padding: a prompt row ends in padding")
         embeds = self.embed_inputs(input_ids, media)
         sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
+        # Placeholder rows get no probability (-inf before any sampling step), also when the caller suppresses more.
+        suppressed = sorted(set(self.placeholder_ids) | set(kwargs.pop("suppress_tokens", None) or ()))
         output = self.llm.causal_lm.generate(
             input_ids=input_ids,
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             max_new_tokens=max_new_tokens,
             do_sample=do_sample,
-            suppress_tokens=self.placeholder_ids,
+            suppress_tokens=suppressed,
             **sampling,
             **kwargs,
         )
@@ -250,31 +274,29 @@ class VideoLLaVA(nn.Module):
 
     # --- checkpoints -------------------------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path_or_hub_id: str | Path, torch_dtype: str | torch.dtype | None = None, **kwargs: Any):
-        """Load any supported layout, detected from the files (see :mod:`lvlm.models.checkpoints`)."""
-        from lvlm.models.checkpoints.load import load_model
+    def from_pretrained(
+        cls, path_or_hub_id: str | Path, torch_dtype: str | torch.dtype | None = None, **kwargs: Any
+    ) -> VideoLLaVA:
+        """Load any supported layout, detected from the files (see :mod:`lvlm.models.checkpoints`).
 
-        return load_model(path_or_hub_id, torch_dtype=torch_dtype, **kwargs)
+        An lvlm directory's components are resolved by class path, only to component classes of lvlm or of a
+        registered plugin (:mod:`lvlm.core.registry`); keyword arguments are those of
+        :func:`lvlm.models.checkpoints.load.read_checkpoint`.
+        """
+        parts = read_checkpoint(path_or_hub_id, torch_dtype=torch_dtype, **kwargs)
+        model = cls(parts.towers, parts.projector, parts.llm, parts.modalities, parts.chat_template, parts.specs)
+        if parts.state is not None:
+            load_strict(model, parts.state, parts.source, dtype=parts.dtype)
+        return model if parts.dtype is None else model.to(parts.dtype)
 
     def save_pretrained(
         self, directory: str | Path, layout: str = "lvlm", tokenizer: PreTrainedTokenizerBase | None = None
     ) -> Path:
         """Write the model (safetensors) in lvlm's layout, or ``layout="hf"`` for transformers' VideoLlava."""
-        from lvlm.models.checkpoints.save import save_model
-
         return save_model(self, directory, layout=layout, tokenizer=tokenizer)
 
     def to_config(self) -> dict[str, Any]:
         """Everything but the weights, as plain JSON (the lvlm layout's ``lvlm_config.json``)."""
-        return {
-            "format": "lvlm",
-            "format_version": 1,
-            "towers": {
-                name: {"type": tower.registry_name, "init_args": tower.to_config()}
-                for name, tower in self.towers.items()
-            },
-            "projector": self.projector.to_config(),
-            "llm": self.llm.to_config(),
-            "modalities": [m.to_dict() for m in self.modalities.values()],
-            "chat_template": self.chat_template,
-        }
+        return model_config(
+            self.towers, self.projector, self.llm, self.modalities.values(), self.chat_template, self.modality_specs
+        )

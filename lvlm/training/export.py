@@ -3,17 +3,56 @@
 Both work on a plain or an FSDP2-sharded model: weights are gathered on every rank (a collective) and
 written by rank 0 only. LoRA adapters are folded into the LLM weights, so the exported directory is a
 plain lvlm checkpoint that ``VideoLLaVA.from_pretrained`` and ``lvlm chat`` read.
+
+Before training, :func:`check_export_paths` refuses an export path that is, contains or lies inside a file the
+run reads (tokenizer, LLM, towers, stage-1 projector, data), one that is or contains the run folder, and an
+existing non-empty one unless ``export_overwrite``. Exports are built in a temporary sibling and swapped in
+whole, so no file of an older export survives beside the new ones.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from lvlm.core.outputs import OutputError, check_output, paths_named_in, staged_output
 from lvlm.training.lora import LoRASettings, merge_lora_state_dict
+
+EXPORT_SETTINGS = ("export_dir", "export_projector")
+
+
+def check_export_paths(
+    settings: Mapping[str, Any],
+    data_settings: Mapping[str, Any] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> None:
+    """Refuse, before training, exports that would destroy an input or the run, or an older export unasked.
+
+    Args:
+        settings: the module's hyper-parameters (``export_dir``, ``export_projector`` and what the run reads).
+        data_settings: the data module's hyper-parameters (its sources are inputs too).
+        run_dir: the trainer's folder (checkpoints, logs): an export may lie inside it, never hold it.
+        overwrite: accept an existing non-empty export (``model.export_overwrite``).
+    """
+    inputs = paths_named_in(dict(settings), skip=EXPORT_SETTINGS) + paths_named_in(dict(data_settings or {}))
+    for key in EXPORT_SETTINGS:
+        path = settings.get(key)
+        if path is None:
+            continue
+        check_output(path, inputs, overwrite, f"model.{key}")
+        if run_dir is not None:
+            out, run = Path(path).resolve(), Path(run_dir).resolve()
+            if out == run or out in run.parents:
+                raise OutputError(
+                    f"model.{key} {path} is or contains the run folder {run_dir}: the export would replace its "
+                    "checkpoints and logs; export to a folder of its own"
+                )
 
 
 class _Snapshot:
@@ -54,5 +93,6 @@ def export_model(
     if is_rank_zero:
         if lora is not None:
             state = merge_lora_state_dict(state, lora)
-        save_model(_Snapshot(model.to_config(), state), directory, layout="lvlm", tokenizer=tokenizer)
+        with staged_output(directory) as staged:
+            save_model(_Snapshot(model.to_config(), state), staged, layout="lvlm", tokenizer=tokenizer)
     return directory

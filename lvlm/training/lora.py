@@ -66,6 +66,8 @@ def merge_lora_state_dict(state: Mapping[str, torch.Tensor], settings: LoRASetti
     """A plain state dict with every ``W + scale * B @ A`` folded in and peft's names removed.
 
     ``...q_proj.base_layer.weight`` + ``...q_proj.lora_{A,B}.default.weight`` → ``...q_proj.weight``.
+    Own code because peft merges modules, and an FSDP2 export has only the gathered state dict (peft cannot
+    merge inside FSDP); ``lvlm merge-lora`` merges modules with peft's own ``LoraLayer.merge``.
     """
     merged: dict[str, torch.Tensor] = {}
     for key, tensor in state.items():

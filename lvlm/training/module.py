@@ -1,178 +1,186 @@
 """``LVLMModule``: the one LightningModule behind every recipe (stage 1, stage 2, LoRA, ablations).
 
-Towers and LLM are factories (``{class_path, init_args}`` in YAML) built in :meth:`LVLMModule.configure_model`,
-which is idempotent and shards the model when the strategy is ``ModelParallelStrategy`` (FSDP2). The
-tokenizer is loaded at construction (it is small) and grown with the placeholder tokens there, so the
-data module can be given the very same tokenizer object and the towers' token counts and preprocessing
-(:meth:`LVLMModule.media_slots`) before any weight exists; ``lvlm.apps.fit`` links them.
+Every setting is a typed argument that jsonargparse validates: the LLM, each modality (with its tower) and the
+projector are components named by class path with typed ``init_args``; LoRA and FSDP are dataclasses; the
+optimizer and LR schedule are callables (``--optimizer``, ``--lr_scheduler``). Components are built in
+:meth:`LVLMModule.configure_model`, which is idempotent and shards the model under ``ModelParallelStrategy``
+(FSDP2). The tokenizer is loaded at construction (it is small) and grown with the placeholder tokens there,
+so the data module gets the very same tokenizer object, the chat template and the modalities before any
+weight exists (``lvlm.apps.fit`` links them).
 
 Batch legend: ``b`` samples, ``l`` tokens, ``n`` images or videos, ``t`` frames.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import inspect
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightning.pytorch as pl
 import torch
+from lightning.pytorch.strategies import ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
 
-from lvlm.training.components import Towers, build, check_factory, plain, tower_factories
+from lvlm.core.outputs import staged_output
+from lvlm.data.templates import ChatTemplate, VicunaV1
+from lvlm.modalities.base import Modality, media_slot
+from lvlm.models.io.tokenizer import load_tokenizer
+from lvlm.models.language_model import LanguageModel
+from lvlm.models.projector import MLPGeluProjector, Projector
+from lvlm.models.video_llava import VideoLLaVA
+from lvlm.training.export import check_export_paths, export_model
 from lvlm.training.lora import LoRASettings, add_lora
-from lvlm.training.media_probe import media_slots, placeholder_tokens
-from lvlm.training.optim import param_groups, warmup_cosine
+from lvlm.training.optim import WarmupCosineLR, param_groups
+from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, load_projector, save_projector
+from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing, shard_model
+from lvlm.training.specs import spec_of
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
+NO_FSDP_SETTINGS = FSDPSettings()
 TEXT_KEYS = ("input_ids", "attention_mask", "labels")
+OptimizerFactory = Callable[[Iterable], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+
+def default_optimizer(params: Iterable) -> Optimizer:
+    """AdamW at lr 1e-3 with no weight decay: the paper's stage-1 settings (recipes set their own)."""
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
 
 
 class LVLMModule(pl.LightningModule):
-    """Video-LLaVA training: towers + shared projector + LLM, trained as the flags say.
+    """Video-LLaVA training: modalities (each with its tower) + shared projector + LLM, trained as the flags say.
 
     Args:
-        llm: factory of the :class:`~lvlm.models.language_model.LanguageModel`.
-        towers: tower factories by modality (:class:`Towers`; a ``{name: factory}`` dict also works).
-        projector: projector kind shared by all towers (``mlp2x_gelu``).
+        llm: the :class:`~lvlm.models.language_model.LanguageModel` (class path + ``init_args``).
+        modalities: one :class:`~lvlm.modalities.Modality` per key (``image``, ``video``, a plugin's ``depth``),
+            each naming its tower; the key is the modality's name. ``null`` drops one a base recipe has (the
+            image-only and video-only ablations).
+        projector: the projector class shared by all towers; ``in_features``/``out_features`` are filled in.
         tokenizer: tokenizer directory or hub id; defaults to the LLM's ``pretrained``.
-        tokens: placeholder token per modality when not ``<name>``.
-        chat_template: the template the data uses, recorded in exported checkpoints.
-        image_mode: how images meet the tower's square input: ``crop`` (stage 1) or ``pad`` (stage 2).
+        chat_template: the template of the data, recorded in exported models (``lvlm.data.templates.VicunaV1``).
         train_projector, train_llm, train_vision: what learns (see :class:`~lvlm.training.trainability.Trainability`).
-        lora: ``{r, alpha, dropout, target_modules}`` to train LoRA adapters on the LLM only.
+        lora: LoRA adapters on the LLM only (``r``, ``alpha``, ``dropout``, ``target_modules``); null for none.
         projector_checkpoint: stage-1 ``projector.safetensors`` (or the original ``mm_projector.bin``) to start from.
-        lr, projector_lr, weight_decay, betas, eps: AdamW; ``projector_lr`` puts the projector in its own group.
-        warmup_ratio, min_lr_ratio: linear warmup then cosine, per optimizer step.
+        optimizer: any ``torch.optim`` optimizer (``--optimizer torch.optim.SGD --optimizer.lr 0.1``); default
+            AdamW lr 1e-3, no weight decay. Biases and norm weights get no weight decay.
+        lr_scheduler: called with the optimizer (and ``total_steps`` when it takes it); stepped per optimizer step.
+        projector_lr: a learning rate of its own for the projector (the LoRA recipe's 2e-5).
         activation_checkpointing: recompute LLM decoder layers in backward.
-        fsdp: FSDP2 options used under ``ModelParallelStrategy``: ``mixed_precision`` (``{param_dtype, reduce_dtype}``)
-            and ``reshard_after_forward``.
+        fsdp: FSDP2 mixed precision and resharding, used under ``ModelParallelStrategy``.
         export_projector: where to write the projector at the end of fit (default: ``<run dir>/projector.safetensors``
             whenever the projector trained).
         export_dir: write the final model + tokenizer there as an lvlm checkpoint at the end of fit.
+        export_overwrite: replace an existing non-empty ``export_dir`` / ``export_projector`` (whole, once the new
+            export is complete); without it such a run is refused before training starts.
         max_new_tokens: generation length of ``predict``.
     """
 
     def __init__(
         self,
-        llm: dict[str, Any],
-        towers: Towers,
-        projector: str = "mlp2x_gelu",
+        llm: Callable[[], LanguageModel],
+        modalities: dict[str, Modality | None],
+        projector: Callable[[int, int], Projector] = MLPGeluProjector,
         tokenizer: str | None = None,
-        tokens: dict[str, str] | None = None,
-        chat_template: str = "vicuna_v1",
-        image_mode: Literal["crop", "pad"] = "crop",
+        chat_template: ChatTemplate | None = None,
         train_projector: bool = True,
         train_llm: bool = False,
         train_vision: bool = False,
-        lora: dict[str, Any] | None = None,
+        lora: LoRASettings | None = None,
         projector_checkpoint: str | None = None,
-        lr: float = 1e-3,
+        optimizer: OptimizerFactory = default_optimizer,
+        lr_scheduler: SchedulerFactory = WarmupCosineLR,
         projector_lr: float | None = None,
-        weight_decay: float = 0.0,
-        betas: tuple[float, float] = (0.9, 0.999),
-        eps: float = 1e-8,
-        warmup_ratio: float = 0.03,
-        min_lr_ratio: float = 0.0,
         activation_checkpointing: bool = False,
-        fsdp: dict[str, Any] | None = None,
+        fsdp: FSDPSettings = NO_FSDP_SETTINGS,
         export_projector: str | None = None,
         export_dir: str | None = None,
+        export_overwrite: bool = False,
         max_new_tokens: int = 128,
     ) -> None:
         super().__init__()
-        towers = tower_factories(towers)
-        llm, lora, fsdp = plain(llm), plain(lora), plain(fsdp)
-        self.save_hyperparameters(
-            {"llm": llm, "towers": towers, "lora": lora, "fsdp": fsdp}
-            | {k: v for k, v in locals().items() if k not in {"self", "__class__", "llm", "towers", "lora", "fsdp"}}
-        )
-        check_factory(llm, "model.llm")
-        if not towers:
-            raise ValueError("model.towers: give at least one tower (e.g. image and video)")
-        for name, spec in towers.items():
-            check_factory(spec, f"model.towers.{name}")
-        self.lora = LoRASettings.from_dict(lora) if lora is not None else None
-        self.trainability = Trainability(train_projector, train_llm, train_vision, lora=self.lora is not None)
-        self.placeholder_tokens = placeholder_tokens(towers, tokens)
-        self.tokenizer = self._load_tokenizer(tokenizer, llm)
-        self.model: torch.nn.Module | None = None
+        modalities = {name: modality for name, modality in modalities.items() if modality is not None}
+        if not modalities:
+            raise ValueError("model.modalities: give at least one modality (e.g. image and video)")
+        arguments = {k: v for k, v in locals().items() if k not in {"self", "__class__"}}
+        self.save_hyperparameters(spec_of(arguments))
+        self.llm_factory, self.projector_factory = llm, projector
+        self.modalities = {name: modality.bind(name) for name, modality in modalities.items()}
+        self.chat_template = chat_template or VicunaV1()
+        self.lora = lora
+        self.fsdp = fsdp
+        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
+        self.trainability = Trainability(train_projector, train_llm, train_vision, lora=lora is not None)
+        self.tokenizer = self._load_tokenizer(tokenizer)
+        self.model: VideoLLaVA | None = None
         self.sharded = False
-        self._media_slots: list[dict[str, Any]] | None = None
 
     # --- construction ------------------------------------------------------------------------------
-    def _load_tokenizer(self, path: str | None, llm: Mapping[str, Any]):
-        from transformers import AutoTokenizer
-
-        from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
-
-        path = path or (llm.get("init_args") or {}).get("pretrained")
+    def _load_tokenizer(self, path: str | None):
+        path = path or getattr(self.llm_factory, "keywords", {}).get("pretrained")
         if path is None:
             raise ValueError("model.tokenizer: the LLM is built from a config, so give the tokenizer's directory")
-        tokenizer = AutoTokenizer.from_pretrained(str(resolve_checkpoint_dir(path)))
-        if tokenizer.pad_token is None:  # Vicuna has none; the original pads with unk (template v1)
-            tokenizer.pad_token = tokenizer.unk_token
+        tokenizer = load_tokenizer(path)
         # Placeholders are added here, before the model exists, so the data side can tokenize with the
         # final ids; VideoLLaVA.build adds the same tokens again, which keeps their ids.
-        tokenizer.add_special_tokens(
-            {"additional_special_tokens": list(self.placeholder_tokens.values())}, replace_extra_special_tokens=False
-        )
+        tokens = [m.token for m in self.modalities.values()]
+        tokenizer.add_special_tokens({"additional_special_tokens": tokens}, replace_extra_special_tokens=False)
         return tokenizer
 
     def media_slots(self) -> list[dict[str, Any]]:
-        """The data side's ``slots``: marker, token, batch key, kind, tokens per item, size, mean, std, image mode."""
-        if self._media_slots is None:
-            self._media_slots = media_slots(self.hparams.towers, self.placeholder_tokens, self.hparams.image_mode)
-        return self._media_slots
+        """The data side's ``slots``: one per modality (placeholder, batch key, tokens, size, mean, std)."""
+        return [media_slot(modality).to_dict() for modality in self.modalities.values()]
 
     def configure_model(self) -> None:
         """Build towers, projector and LLM (once), load the stage-1 projector, add LoRA, set flags, shard."""
         if self.model is not None:
             return
-        from lvlm.models.video_llava import VideoLLaVA
-
-        towers = {name: build(spec, f"model.towers.{name}") for name, spec in self.hparams.towers.items()}
-        llm = build(self.hparams.llm, "model.llm")
+        towers = {name: modality.build_tower() for name, modality in self.modalities.items()}
         self.model = VideoLLaVA.build(
-            llm,
+            self.llm_factory(),
             towers,
-            projector=self.hparams.projector,
+            projector=self.projector_factory,
             tokenizer=self.tokenizer,
-            tokens=self.placeholder_tokens,
-            chat_template=self.hparams.chat_template,
+            tokens={name: modality.token for name, modality in self.modalities.items()},
+            chat_template=spec_of(self.chat_template),
+            modality_specs={name: modality.to_spec() for name, modality in self.modalities.items()},
         )
         if self.hparams.projector_checkpoint is not None:
-            from lvlm.training.projector_io import load_projector
-
             load_projector(self.model.projector, self.hparams.projector_checkpoint)
         if self.lora is not None:
             add_lora(self.model.llm.causal_lm, self.lora)
         self.trainability.apply(self.model)
         rank_zero_info("lvlm trainable parameters:\n" + trainability_table(parameter_counts(self.model)))
         if self.hparams.activation_checkpointing:
-            from lvlm.training.sharding import apply_activation_checkpointing
-
             apply_activation_checkpointing(self.model)
         self._shard_if_model_parallel()
 
     def _shard_if_model_parallel(self) -> None:
-        from lightning.pytorch.strategies import ModelParallelStrategy
-
         if self._trainer is None or not isinstance(self.trainer.strategy, ModelParallelStrategy):
             return
-        from lvlm.training.sharding import shard_model
-
         mesh = self.device_mesh
         if mesh["tensor_parallel"].size() != 1:
             raise ValueError("lvlm shards with FSDP2 only: set trainer.strategy.init_args.tensor_parallel_size: 1")
-        fsdp = self.hparams.fsdp or {}
         shard_model(
             self.model,
             mesh["data_parallel"],
-            mixed_precision=fsdp.get("mixed_precision"),
-            reshard_after_forward=fsdp.get("reshard_after_forward", True),
+            mixed_precision=self.fsdp.mixed_precision,
+            reshard_after_forward=self.fsdp.reshard_after_forward,
         )
         self.sharded = True
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit":  # before any training: an export must not destroy an input, the run or an older export
+            datamodule = getattr(self.trainer, "datamodule", None)
+            check_export_paths(
+                self.hparams,
+                getattr(datamodule, "hparams", None),
+                self.trainer.default_root_dir,
+                self.hparams.export_overwrite,
+            )
 
     # --- steps -------------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Any:
@@ -219,6 +227,7 @@ class LVLMModule(pl.LightningModule):
         return [{"key": key, "text": text.strip()} for key, text in zip(keys, texts)]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        # Not Lightning's grad_norm: it logs one entry per parameter and, under FSDP2, only local shards' norms.
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         if grads:
             norm = torch.nn.utils.get_total_norm(grads, norm_type=2.0)
@@ -228,23 +237,21 @@ class LVLMModule(pl.LightningModule):
 
     # --- optimizer ---------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        hp = self.hparams
-        groups = param_groups(self.model, hp.lr, hp.weight_decay, hp.projector_lr)
-        optimizer = torch.optim.AdamW(groups, lr=hp.lr, betas=tuple(hp.betas), eps=hp.eps, weight_decay=hp.weight_decay)
-        total = self.trainer.estimated_stepping_batches
-        if total == float("inf"):
-            raise ValueError(
-                "the cosine schedule needs a length: set trainer.max_steps, or data.batches_per_epoch with max_epochs"
-            )
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, warmup_cosine(int(total), hp.warmup_ratio, hp.min_lr_ratio)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        groups = param_groups(self.model, projector_lr=self.hparams.projector_lr)
+        optimizer = self.optimizer_factory(groups)
+        scheduler_args = {}
+        if "total_steps" in _init_parameters(self.scheduler_factory):
+            total = self.trainer.estimated_stepping_batches
+            if total == float("inf"):
+                raise ValueError(
+                    "the LR schedule needs a length: set trainer.max_steps, or data.batches_per_epoch with max_epochs"
+                )
+            scheduler_args["total_steps"] = int(total)
+        scheduler = self.scheduler_factory(optimizer, **scheduler_args)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- exports -----------------------------------------------------------------------------------
     def on_fit_end(self) -> None:
-        from lvlm.training.export import export_model
-        from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, save_projector
 
         if self.trainability.train_projector:
             state = full_state_dict(self.model.projector)
@@ -253,7 +260,9 @@ class LVLMModule(pl.LightningModule):
                 or Path(self.trainer.log_dir or self.trainer.default_root_dir) / PROJECTOR_FILE
             )
             if self.trainer.is_global_zero:
-                rank_zero_info(f"lvlm: projector written to {save_projector(state, path)}")
+                with staged_output(path, directory=False) as staged:
+                    save_projector(state, staged)
+                rank_zero_info(f"lvlm: projector written to {path}")
         if self.hparams.export_dir is not None:
             export_model(
                 self.model,
@@ -265,3 +274,12 @@ class LVLMModule(pl.LightningModule):
             )
             rank_zero_info(f"lvlm: model and tokenizer exported to {self.hparams.export_dir}")
         self.trainer.strategy.barrier("lvlm-export")
+
+
+def _init_parameters(factory: Callable[..., Any]) -> Mapping[str, inspect.Parameter]:
+    """Parameters a factory accepts: a jsonargparse factory is a partial over the class it builds."""
+    target = next((a for a in getattr(factory, "args", ()) if isinstance(a, type)), factory)
+    try:
+        return inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return {}

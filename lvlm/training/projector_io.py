@@ -13,6 +13,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from lvlm.models.io.weights import load_pickled_weights
+
 PROJECTOR_FILE = "projector.safetensors"
 _ORIGINAL_PREFIX = re.compile(r"^(?:.*\.)?mm_projector\.")
 
@@ -46,7 +48,7 @@ def read_projector(path: str | Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         state = load_file(str(path))
     else:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_pickled_weights(path)
     return {_ORIGINAL_PREFIX.sub("", key): value for key, value in state.items()}
 
 

@@ -9,25 +9,49 @@ the root unit's all-gather runs in ``forward`` (FSDP2 gathers on ``__call__`` on
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
+Dtype = Literal["float32", "bfloat16", "float16"]
 
-def mixed_precision_policy(settings: Mapping[str, Any] | None):
-    """``MixedPrecisionPolicy`` from ``{param_dtype: bfloat16, reduce_dtype: float32}`` (None: full precision)."""
+
+@dataclass(frozen=True)
+class MixedPrecision:
+    """FSDP2's ``MixedPrecisionPolicy``: compute (``param_dtype``), gradient reduction and output dtypes."""
+
+    param_dtype: Dtype | None = None
+    reduce_dtype: Dtype | None = None
+    output_dtype: Dtype | None = None
+    cast_forward_inputs: bool = True
+
+
+@dataclass(frozen=True)
+class FSDPSettings:
+    """The ``model.fsdp`` block: used under ``ModelParallelStrategy`` (FSDP2).
+
+    Attributes:
+        mixed_precision: None for full precision; ``{param_dtype: bfloat16, reduce_dtype: float32}`` for the paper.
+        reshard_after_forward: free gathered parameters after forward (ZeRO-3); False keeps them (ZeRO-2).
+    """
+
+    mixed_precision: MixedPrecision | None = None
+    reshard_after_forward: bool = True
+
+
+def mixed_precision_policy(settings: MixedPrecision | None):
+    """FSDP2's ``MixedPrecisionPolicy`` (None: full precision)."""
     from torch.distributed.fsdp import MixedPrecisionPolicy
 
-    if not settings:
+    if settings is None:
         return MixedPrecisionPolicy()
-    unknown = set(settings) - {"param_dtype", "reduce_dtype", "output_dtype", "cast_forward_inputs"}
-    if unknown:
-        raise ValueError(f"model.fsdp.mixed_precision: unknown keys {sorted(unknown)}")
-    kwargs = {k: getattr(torch, v) if isinstance(v, str) else v for k, v in settings.items()}
-    return MixedPrecisionPolicy(**kwargs)
+    dtypes = {
+        k: getattr(torch, v) for k in ("param_dtype", "reduce_dtype", "output_dtype") if (v := getattr(settings, k))
+    }
+    return MixedPrecisionPolicy(**dtypes, cast_forward_inputs=settings.cast_forward_inputs)
 
 
 def apply_activation_checkpointing(model: nn.Module) -> int:
@@ -51,7 +75,7 @@ def apply_activation_checkpointing(model: nn.Module) -> int:
 
 
 def shard_model(
-    model: nn.Module, mesh: Any, mixed_precision: Mapping[str, Any] | None = None, reshard_after_forward: bool = True
+    model: nn.Module, mesh: Any, mixed_precision: MixedPrecision | None = None, reshard_after_forward: bool = True
 ) -> int:
     """``fully_shard`` the model in place over ``mesh`` (a 1-D data-parallel mesh); returns the unit count."""
     from torch.distributed.fsdp import fully_shard

@@ -74,6 +74,8 @@ def _human(n: int) -> str:
 
 def trainability_table(counts: dict[str, tuple[int, int]]) -> str:
     """A fixed-width table: component, status, trainable and frozen parameters, plus a total line."""
+    # Not Lightning's ModelSummary alone (it still prints): it counts trainable parameters in totals, not per
+    # component (each tower, the projector, the LLM), which is what a recipe's flags choose.
     lines = [f"{'component':<16}{'status':<11}{'trainable':>12}{'frozen':>12}"]
     for name, (trainable, frozen) in counts.items():
         status = "frozen" if not trainable else "trainable" if not frozen else "partial"

@@ -27,14 +27,13 @@ from tests.apps.serve_fixtures import (
     text_part,
     video_part,
 )
-from tests.inference.conftest import checkpoint_dir, media_dir, session  # noqa: F401 - fixtures
 
 TOKENS = 8
 QUESTION = "what colour is the shape?"
 
 
 @pytest.fixture(scope="module")
-def server(session, media_dir):  # noqa: F811
+def server(session, media_dir):
     limits = ServeLimits(MediaPolicy(media_root=media_dir, max_bytes=200_000), max_body_bytes=400_000, max_tokens=64)
     live = LiveServer(session, limits, window_s=0.05)
     yield live
@@ -42,7 +41,7 @@ def server(session, media_dir):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def urls(media_dir):  # noqa: F811
+def urls(media_dir):
     return {
         "red": data_url(media_dir / "red.png", "image/png"),
         "blue": data_url(media_dir / "blue.jpg", "image/jpeg"),
@@ -72,7 +71,7 @@ def test_models_lists_the_served_model(server):
     ],
     ids=["image", "video", "image+video"],
 )
-def test_answers_equal_the_library(server, session, media_dir, urls, parts, marked, files):  # noqa: F811
+def test_answers_equal_the_library(server, session, media_dir, urls, parts, marked, files):
     content = [text_part(QUESTION)]
     content += [image_part(urls[p]) if p in {"red", "blue"} else video_part(urls[p]) for p in parts]
     reply = ask(server.client(), content)
@@ -106,7 +105,7 @@ def test_stream_is_server_sent_events_ending_with_done(server, urls):
     assert json.loads(events[0][6:])["object"] == "chat.completion.chunk"
 
 
-def test_multi_turn_and_system_prompt(server, session, media_dir, urls):  # noqa: F811
+def test_multi_turn_and_system_prompt(server, session, media_dir, urls):
     first, _ = expected_answer(session, [{"from": "human", "value": "<image>\n" + QUESTION}],
                                [("image", media_dir / "red.png")], TOKENS)  # fmt: skip
     messages = [
@@ -125,7 +124,7 @@ def test_multi_turn_and_system_prompt(server, session, media_dir, urls):  # noqa
     assert system.usage.prompt_tokens < prompt_tokens  # "answer" replaced the template's long system prompt
 
 
-def test_concurrent_requests_share_batches_and_answer_as_one_by_one(session, urls):  # noqa: F811
+def test_concurrent_requests_share_batches_and_answer_as_one_by_one(session, urls):
     contents = [
         [text_part(QUESTION), image_part(urls["red"])],
         [text_part("where does the square move?"), video_part(urls["right"])],
@@ -194,7 +193,7 @@ def user(content) -> list[dict]:
         ("wrong_field_type", 400, "invalid_request"),
     ],
 )
-def test_bad_requests_get_openai_errors_and_the_server_goes_on(server, media_dir, urls, case, status, code):  # noqa: F811
+def test_bad_requests_get_openai_errors_and_the_server_goes_on(server, media_dir, urls, case, status, code):
     ok = {"model": MODEL, "max_tokens": 2, "temperature": 0}
     media = {"type": "image_url", "image_url": {"url": urls["red"]}}
     bodies = {
@@ -230,7 +229,7 @@ def test_openai_client_raises_its_own_error_classes(server):
         server.client().chat.completions.create(model=MODEL, messages=user("hi"), n=2)
 
 
-def test_local_files_under_the_media_root(server, session, media_dir):  # noqa: F811
+def test_local_files_under_the_media_root(server, session, media_dir):
     by_path = ask(server.client(), [text_part(QUESTION), image_part("red.png")])
     by_file_url = ask(server.client(), [text_part(QUESTION), image_part((media_dir / "red.png").as_uri())])
     answer, _ = expected_answer(session, [{"from": "human", "value": "<image>\n" + QUESTION}],
@@ -240,7 +239,7 @@ def test_local_files_under_the_media_root(server, session, media_dir):  # noqa: 
         ask(server.client(), [text_part(QUESTION), image_part("../" + media_dir.name + "/../escape.png")])
 
 
-def test_api_key(session):  # noqa: F811
+def test_api_key(session):
     live = LiveServer(session, api_key="s3cret")
     try:
         with pytest.raises(openai.AuthenticationError):
@@ -253,7 +252,7 @@ def test_api_key(session):  # noqa: F811
         live.stop()
 
 
-def test_remote_media_when_allowed(session, media_dir):  # noqa: F811
+def test_remote_media_when_allowed(session, media_dir):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(media_dir))
     handler.log_message = lambda *args: None
     files = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)

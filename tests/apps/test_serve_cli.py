@@ -18,7 +18,6 @@ import pytest
 
 from lvlm.apps.serve import build_parser
 from tests.apps.serve_fixtures import expected_answer
-from tests.inference.conftest import checkpoint_dir, media_dir, session  # noqa: F401 - fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
 LVLM = str(Path(sys.executable).with_name("lvlm"))
@@ -36,7 +35,7 @@ def readme_commands() -> tuple[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(checkpoint_dir, media_dir):  # noqa: F811
+def served(checkpoint_dir, media_dir):
     serve, _ = readme_commands()
     paths = {"quickstart/model": str(checkpoint_dir), "media": str(media_dir)}
     # --port 0: a free port; worker processes are tested in tests/inference/test_serve_workers.py (slow to spawn)
@@ -53,7 +52,7 @@ def served(checkpoint_dir, media_dir):  # noqa: F811
         proc.wait()
 
 
-def test_readme_curl_example(served, session, media_dir):  # noqa: F811
+def test_readme_curl_example(served, session, media_dir):
     _, url = served
     _, curl = readme_commands()
     done = subprocess.run(["bash", "-c", curl.replace(README_URL, url)], capture_output=True, text=True, timeout=60)
@@ -64,7 +63,7 @@ def test_readme_curl_example(served, session, media_dir):  # noqa: F811
     assert reply["model"] == "lvlm" and reply["choices"][0]["message"]["content"] == answer
 
 
-def test_readme_openai_example(served, session, media_dir, capsys):  # noqa: F811
+def test_readme_openai_example(served, session, media_dir, capsys):
     _, url = served
     (code,) = [b for b in blocks(ROOT / "README.md", "python") if "from openai import OpenAI" in b]
     code = code.replace(README_URL, url).replace('"media/right.mp4"', repr(str(media_dir / "right.mp4")))
@@ -74,7 +73,7 @@ def test_readme_openai_example(served, session, media_dir, capsys):  # noqa: F81
     assert capsys.readouterr().out == answer
 
 
-def test_docs_command_parses(media_dir):  # noqa: F811
+def test_docs_command_parses(media_dir):
     doc = ROOT / "docs" / "inference.md"
     (line,) = [ln for b in blocks(doc, "bash") for ln in b.splitlines() if ln.startswith("lvlm serve")]
     args = build_parser().parse_args(shlex.split(line)[2:])
@@ -110,7 +109,7 @@ def test_sigterm_finishes_the_stream_in_flight(served):
         (["--media-root", "/no/such/folder"], "--media-root /no/such/folder: no such folder"),
     ],
 )
-def test_bad_options_exit_2_before_loading(checkpoint_dir, flags, message):  # noqa: F811
+def test_bad_options_exit_2_before_loading(checkpoint_dir, flags, message):
     env = {k: v for k, v in os.environ.items() if k != "LVLM_TEST_UNSET_KEY"}
     done = subprocess.run([LVLM, "serve", "--model", str(checkpoint_dir), *flags], capture_output=True, text=True,
                           env=env, timeout=120)  # fmt: skip

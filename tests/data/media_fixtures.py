@@ -48,17 +48,19 @@ def encode_video(
     fps: int = 25,
     gop: int = 12,
     options: dict[str, str] | None = None,
+    rotation: int = 0,
 ) -> bytes:
     """Encode uint8 ``[t, h, w, 3]`` frames (even sizes) in any container/codec PyAV writes (mp4, matroska,
     webm with libvpx-vp9, avi with mpeg4, ...). x264 gets 2 B-frames, the way a camera file looks.
-    ``options`` go to the muxer (e.g. ``{"movflags": "faststart"}``, which needs a real file: handled here)."""
+    ``options`` go to the muxer (e.g. ``{"movflags": "faststart"}``, which needs a real file: handled here).
+    ``rotation`` (degrees counter-clockwise) is written as the display matrix, as a phone writes it."""
     if options:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"video.{container_format}"
-            _encode_into(str(path), frames, container_format, codec, fps, gop, options)
+            _encode_into(str(path), frames, container_format, codec, fps, gop, options, rotation)
             return path.read_bytes()
     buffer = io.BytesIO()
-    _encode_into(buffer, frames, container_format, codec, fps, gop, None)
+    _encode_into(buffer, frames, container_format, codec, fps, gop, None, rotation)
     return buffer.getvalue()
 
 
@@ -70,13 +72,18 @@ def _encode_into(
     fps: int,
     gop: int,
     options: dict[str, str] | None,
+    rotation: int = 0,
 ) -> None:
     with av.open(target, mode="w", format=container_format, options=options or {}) as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
         stream.codec_context.gop_size = gop
+        if rotation:
+            stream.set_display_rotation(rotation)
         if codec == "libx264":
             stream.codec_context.options = {"preset": "veryfast", "bf": "2"}
+        elif codec == "libx265":
+            stream.codec_context.options = {"preset": "veryfast", "x265-params": "log-level=error"}
         else:  # other encoders default to low bitrates that smear these small frames
             stream.codec_context.bit_rate = 4_000_000
         for image in frames:

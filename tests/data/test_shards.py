@@ -12,6 +12,7 @@ import webdataset as wds
 from media_fixtures import image_bytes, make_media_dir, write_mp4
 
 from lvlm.apps.shards import main
+from lvlm.core.errors import UserError
 from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.shards import ShardWriter, media_members, sanitize_key
@@ -65,7 +66,7 @@ def test_converts_json_and_folders_into_readable_shards(media_dir, tmp_path):
     out = tmp_path / "shards"
     assert _run(media_dir, _records(), out, "--max-count", "4") == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "report.json", "shard-000000.tar", "shard-000001.tar", "skipped.jsonl"
+        "manifest.json", "report.json", "shard-000000.tar", "shard-000001.tar", "skipped.jsonl"
     ]  # fmt: skip
     samples = _read(out)
     assert sorted(samples) == ["both", "img_1", "img_1-1", "text", "two_imgs", "vid"]
@@ -84,6 +85,12 @@ def test_converts_json_and_folders_into_readable_shards(media_dir, tmp_path):
     assert media_members(samples["text"]) == {"images": [], "videos": [], "frames": []}
     report = json.loads((out / "report.json").read_text())
     assert report["written"] == 6 and report["skipped"] == 0
+    assert report["renamed"] == [{"key": "img_1-1", "id": "img.1", "file": str(media_dir / "data.json"), "index": 5}]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["samples"] == 6 and manifest["samples_by_modality"] == {
+        "image": 3, "image+video": 1, "text": 1, "video": 1
+    }  # fmt: skip
+    assert [(s["url"], s["samples"]) for s in manifest["shards"]] == [("shard-000000.tar", 4), ("shard-000001.tar", 2)]
 
 
 def test_bad_records_are_skipped_and_reported_with_reasons(media_dir, tmp_path):
@@ -132,11 +139,12 @@ def test_reencode_option_shrinks_videos(media_dir, tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
-def test_unusable_input_file_fails_with_its_name(tmp_path, capsys):
+def test_unusable_input_file_fails_with_its_name(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"not": "a list"}')
-    assert main([str(bad), "--out", str(tmp_path / "o")]) == 1
-    assert "bad.json" in capsys.readouterr().err
+    with pytest.raises(UserError, match="bad.json: expected a JSON list"):
+        main([str(bad), "--out", str(tmp_path / "o")])
+    assert not (tmp_path / "o").exists()
 
 
 def test_shard_writer_renames_only_complete_shards(tmp_path):
@@ -179,4 +187,5 @@ def test_the_lvlm_shards_command_runs(media_dir, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["written"] == 3
+    assert "3/3" in result.stderr and "rec/s" in result.stderr  # the progress bar: count and rate
     assert [p.name for p in (tmp_path / "s").glob("*.tar")] == ["shard-000000.tar"]

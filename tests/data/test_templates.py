@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
-from lvlm.data.templates import Segment, get_template, llava_v1, plain, vicuna_v1
+from lvlm.data.templates import ChatTemplate, Segment, get_template, llava_v1, plain, vicuna_v1
 
 VICUNA_SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -77,7 +75,20 @@ def test_bad_turn_order_is_rejected(turns, message) -> None:
 def test_templates_are_frozen_values_and_lookup_is_read_only() -> None:
     assert get_template("vicuna_v1") is vicuna_v1
     assert get_template(plain) is plain
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError, match="values"):
         vicuna_v1.system = "x"  # type: ignore[misc]
     with pytest.raises(KeyError, match="known templates"):
         get_template("llava_v0")
+
+
+def test_a_users_template_round_trips_through_its_saved_spec() -> None:
+    from lvlm.core.errors import UnsafeInputError
+    from lvlm.training.specs import spec_of
+
+    mine = ChatTemplate(name="terse", system="Answer in one word.", roles=("Q", "A"), sep="\n", sep2="</s>")
+    spec = spec_of(mine)
+    assert spec["class_path"] == "lvlm.data.templates.ChatTemplate" and spec["init_args"]["roles"] == ["Q", "A"]
+    assert get_template(spec) == mine
+    assert get_template(spec_of(vicuna_v1)) == vicuna_v1
+    with pytest.raises(UnsafeInputError, match="lvlm_config.json: chat_template.class_path"):
+        get_template({"class_path": "os.system", "init_args": {}}, where="lvlm_config.json: chat_template")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from lvlm.apps.eval import main
+from lvlm.core.outputs import OutputError
 
 
 def run(root, *args):
@@ -30,7 +31,7 @@ def test_pope_cli_writes_json_markdown_and_tensorboard(eval_files, capsys):
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    events = EventAccumulator(str(eval_files / "out" / "tensorboard"))
+    events = EventAccumulator(str(eval_files / "out" / "tensorboard" / "pope"))
     events.Reload()
     assert "eval/pope/mean/accuracy" in events.Tags()["scalars"]
     assert events.Scalars("eval/pope/mean/accuracy")[0].value == pytest.approx(2 / 3)
@@ -62,19 +63,24 @@ def test_video_qa_openai_cli_uses_the_cache_on_rerun(eval_files, chat_server, mo
     # server: yes/4, no/1, yes/4 -> accuracy 2/3, score 3
     assert first["metrics"] == {"accuracy": pytest.approx(2 / 3), "score": 3.0}
     assert len(chat_server.requests) == 3 and (eval_files / "out" / "judge-cache" / "judgments.jsonl").is_file()
-    assert run(eval_files, *args) == 0
+    with pytest.raises(OutputError, match="video-qa.json exists and is not empty"):
+        run(eval_files, *args)  # earlier results are never replaced silently
+    assert run(eval_files, *args, "--overwrite") == 0
     second = json.loads((eval_files / "out" / "video-qa.json").read_text())
     assert len(chat_server.requests) == 3 and second["metrics"] == first["metrics"]
     assert second["counts"]["cache_hits"] == 3
 
 
 def test_bad_input_names_file_and_field(eval_files, capsys):
+    from lvlm.core.errors import UserError
+
     (eval_files / "bad.jsonl").write_text('{"key": "1", "question_id": 1}\n')
-    assert run(eval_files, "pope", "--predictions", "@bad.jsonl", "--questions-dir", "@pope", "--out", "@out") == 2
-    assert "bad.jsonl:record 1 (key '1'): missing field 'prediction'" in capsys.readouterr().err
+    skipped_first = r"have no prediction .*1 prediction records skipped; first: .*bad.jsonl:line 1: missing field"
+    with pytest.raises(UserError, match=skipped_first):
+        run(eval_files, "pope", "--predictions", "@bad.jsonl", "--questions-dir", "@pope", "--out", "@out")
     (eval_files / "bad.jsonl").write_text("{not json\n")
-    assert run(eval_files, "synthetic", "--predictions", "@bad.jsonl", "--out", "@out") == 2
-    assert "bad.jsonl:1: not valid JSON" in capsys.readouterr().err
+    with pytest.raises(UserError, match=r"bad.jsonl: no usable JSON object \(.*bad.jsonl:line 1: not valid JSON"):
+        run(eval_files, "synthetic", "--predictions", "@bad.jsonl", "--out", "@out")
     with pytest.raises(SystemExit):
         run(eval_files, "video-qa", "--predictions", "@msvd_preds.jsonl", "--judge", "openai", "--out", "@out")
     assert "--judge openai needs --base-url and --judge-model" in capsys.readouterr().err

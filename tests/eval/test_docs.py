@@ -5,7 +5,10 @@ import re
 import shlex
 from pathlib import Path
 
+import pytest
+
 from lvlm.apps.eval import main
+from lvlm.core.errors import UserError
 from lvlm.eval.judges.prompt import prompt_hash
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "evaluation.md"
@@ -35,9 +38,9 @@ def test_doc_commands_run(eval_files, chat_server, monkeypatch):
     judged = json.loads(Path("results/msvd-judged/video-qa.json").read_text())
     assert judged["config"]["judge"]["model"] == "Qwen2.5-7B-Instruct"
     assert Path("results/msvd-judged/judge-cache/judgments.jsonl").is_file()  # the path the docs name
-    # "running the same command again sends no request"
+    # "running the same command again with --overwrite sends no request"
     sent = len(chat_server.requests)
-    assert main(shlex.split(commands()[-1].replace(DOC_URL, chat_server.base_url))[2:]) == 0
+    assert main([*shlex.split(commands()[-1].replace(DOC_URL, chat_server.base_url))[2:], "--overwrite"]) == 0
     assert len(chat_server.requests) == sent
 
 
@@ -60,6 +63,7 @@ def test_doc_error_example_is_real(eval_files, monkeypatch, capsys):
     del record["prediction"]
     lines[2] = json.dumps(record)
     Path("pope_preds.jsonl").write_text("\n".join(lines) + "\n")
-    assert main(["pope", "--predictions", "pope_preds.jsonl", "--questions-dir", "pope", "--out", "r"]) == 2
-    message = re.search(r"`(pope_preds.jsonl:record 3 .*?)`", DOC.read_text()).group(1)
-    assert message in capsys.readouterr().err
+    with pytest.raises(UserError) as error:  # `lvlm eval` prints it without a traceback and exits 2
+        main(["pope", "--predictions", "pope_preds.jsonl", "--questions-dir", "pope", "--out", "r"])
+    message = re.search(r"`(pope_preds.jsonl: 1 of .*?)`;", DOC.read_text()).group(1)
+    assert str(error.value) == message

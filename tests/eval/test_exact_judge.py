@@ -55,10 +55,13 @@ def test_video_qa_answers_come_from_released_files_by_id(tmp_path):
 
 
 def test_missing_reference_field_is_named(tmp_path):
-    with pytest.raises(ValueError, match=r"predictions\[0\].*missing field 'prediction'"):
+    with pytest.raises(ValueError, match=r"no prediction to judge .*predictions\[0\]: missing field 'prediction'"):
         evaluate_video_qa([{"key": "0", "question": "q", "answer": "a"}], judge="exact")
-    with pytest.raises(ValueError, match=r"record 1: missing field 'answer'"):
+    with pytest.raises(ValueError, match=r"predictions\[0\]: missing field 'answer'"):
         evaluate_video_qa([{"key": "0", "question": "q", "prediction": "a"}], judge="exact")
+    result = evaluate_video_qa([{"key": "x", "question": "q", "prediction": "a"}, *RECORDS], judge="exact")
+    assert result.metrics == {"accuracy": 0.5, "score": 2.5}  # the bad record is skipped, the others scored
+    assert [(s["source"], s["key"], s["reason"]) for s in result.skipped] == [("predictions[0]", "x", "missing_field")]
 
 
 def test_original_output_format_is_read():

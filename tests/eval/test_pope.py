@@ -65,7 +65,7 @@ def test_pope_hand_computed(tmp_path):
     assert m["mean/f1"] == pytest.approx(2 / 3)
     assert m["mean/yes_ratio"] == pytest.approx(0.55)
     assert [r[:2] for r in result.rows] == [["adversarial", 5], ["popular", 4], ["mean", 9]]
-    assert result.counts == {"scored": 9, "missing": 0}
+    assert result.counts == {"scored": 9, "missing": 0, "skipped": 0}
 
 
 def test_repeated_ids_need_a_category(tmp_path):

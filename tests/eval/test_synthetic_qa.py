@@ -48,7 +48,9 @@ def test_evaluate_synthetic_metrics_and_errors():
     result = evaluate_synthetic(RECORDS)
     assert result.metrics["count/image/accuracy"] == 0.5
     assert result.metrics["accuracy"] == pytest.approx(4 / 6)
-    with pytest.raises(EvalInputError, match=r"predictions\[0\].*missing field 'modality'"):
+    with pytest.raises(
+        EvalInputError, match=r"no usable prediction .*predictions\[0\] \(key '\w+'\): missing field 'modality'"
+    ):
         evaluate_synthetic([{k: v for k, v in RECORDS[0].items() if k != "modality"}])
 
 

@@ -76,10 +76,10 @@ def test_predict_commands_one_and_two_processes_agree(paths, capsys):
     assert [json.loads(line)["key"] for line in single] == ["q0", "q1", "q3", "q4", "q6", "q7"]
     merged = run_predict(two, paths, paths["predictions.jsonl"] + ".two.jsonl")
     assert merged == single  # the same file, line for line
-    assert not list(Path(paths["predictions.jsonl"]).parent.glob("*.part*"))
+    assert not list(Path(paths["predictions.jsonl"]).parent.glob("*.partial"))  # removed once complete
     err = capsys.readouterr().err
-    assert err.count("q2 (missing_file)") == 2 and err.count("q5 (undecodable_media)") == 2
-    keys = [json.loads(line)["key"] for line in run_predict(shards, paths, paths["predictions.jsonl"])]
+    assert err.count("(key q2): missing_file") == 2 and err.count("(key q5): undecodable_media") == 2
+    keys = [json.loads(line)["key"] for line in run_predict(shards, paths, paths["predictions.jsonl"] + ".shards")]
     assert keys == ["s0", "s1"]
 
 
@@ -88,6 +88,7 @@ def test_torchrun_command(paths):
     (argv,) = commands("torchrun")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
     torchrun = str(Path(sys.executable).with_name("torchrun"))
+    paths = paths | {"predictions.jsonl": paths["predictions.jsonl"] + ".torchrun"}
     argv = [torchrun, "--standalone", *swap(argv[1:], paths), "--max-new-tokens", "3"]
     done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]

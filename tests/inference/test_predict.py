@@ -61,11 +61,23 @@ def test_predict_records_hook_for_eval(session, media_dir):
     assert set(records[0]) >= {"key", "question", "answer", "prediction"}
 
 
-def test_unusable_input_exits_2(checkpoint_dir, tmp_path, capsys):
-    bad = tmp_path / "q.json"
-    bad.write_text(json.dumps([{"id": "a", "question": "x"}, {"id": "a", "question": "y"}]))
-    assert predict_main(["--model", str(checkpoint_dir), "--questions", str(bad), "--out", str(tmp_path / "o")]) == 2
-    assert "duplicate question key 'a'" in capsys.readouterr().err
+def test_repeated_key_is_skipped_and_unusable_file_exits_2(checkpoint_dir, tmp_path, capsys):
+    from lvlm.apps.cli import main as lvlm_main
+
+    questions = tmp_path / "q.json"
+    questions.write_text(json.dumps([{"id": "a", "question": "x"}, {"id": "a", "question": "y"}]))
+    argv = ["--model", str(checkpoint_dir), "--questions", str(questions), "--max-new-tokens", "2"]
+    assert predict_main([*argv, "--out", str(tmp_path / "o.jsonl"), "--no-progress"]) == 0
+    assert [r["key"] for r in read_jsonl(tmp_path / "o.jsonl")] == ["a"]
+    (skipped,) = read_jsonl(tmp_path / "o.skipped.jsonl")
+    assert (skipped["key"], skipped["reason"], skipped["source"]) == ("a", "duplicate_key", f"{questions}:record 2")
+    questions.write_text('[{"id": "a", "question": "x"},')  # a JSON list that does not parse: refused whole
+    with pytest.raises(SystemExit) as done:
+        lvlm_main(["predict", *argv, "--out", str(tmp_path / "p.jsonl")])
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert f"lvlm predict: {questions}: not valid JSON (line 1" in err and "Traceback" not in err
+    assert not (tmp_path / "p.jsonl").exists() and not (tmp_path / "p.jsonl.partial").exists()
 
 
 def test_video_chatgpt_question_files_are_read_as_they_are(media_dir):

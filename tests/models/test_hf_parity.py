@@ -69,7 +69,7 @@ def test_padded_batch_of_three(model, hf_model):
     ids, mask, media = padded_batch()
     labels = ids.masked_fill(mask == 0, -100)
     with torch.no_grad():
-        ours = model(ids, attention_mask=mask, labels=labels, **media)
+        ours = model(ids, attention_mask=mask, labels=labels, full_vocabulary_loss=True, **media)
         theirs = hf_model(
             input_ids=ids, attention_mask=mask, labels=model_labels(model, ids, labels), **hf_inputs(media)
         )

@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from lvlm import VideoLLaVA
-from lvlm.models.checkpoints.hub import CheckpointNotFoundError
+from lvlm.models.io.hub import CheckpointNotFoundError
 from lvlm.models.language_model import LanguageModel
 from tests.models.original_fixtures import FRAMES, write_languagebind_dir
 from tests.models.tiny import pixels, text_dict
@@ -32,7 +32,7 @@ def test_plain_llm_directory_with_languagebind_towers(tmp_path):
     assert torch.equal(
         model.llm.causal_lm.model.layers[0].mlp.up_proj.weight, reference.model.layers[0].mlp.up_proj.weight
     )
-    assert model.towers["video"].temporal_attention and model.projector.kind == "mlp2x_gelu"
+    assert model.towers["video"].temporal_attention and model.projector.depth == 2
     video_id = model.modalities["video"].token_id
     ids = torch.tensor([[1, 4] + [video_id] * (FRAMES * 5) + [6]])
     assert model(ids, videos=pixels(1, FRAMES)).logits.shape == (1, ids.shape[1], 98)
@@ -104,7 +104,7 @@ def test_load_in_bfloat16_casts_every_floating_weight(tmp_path):
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])
 def test_bin_weights_in_either_torch_format(tmp_path, zip_format):
     # zip-format files are memory-mapped; files in torch's legacy format cannot be, and are read whole
-    from lvlm.models.checkpoints.weights import read_state_dict
+    from lvlm.models.io.weights import read_state_dict
 
     state = {"a": torch.arange(6.0).reshape(2, 3), "b": torch.tensor([1, 2], dtype=torch.int64)}
     torch.save(state, tmp_path / "pytorch_model.bin", _use_new_zipfile_serialization=zip_format)

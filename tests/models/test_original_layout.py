@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from lvlm import VideoLLaVA
 from lvlm.models.checkpoints.languagebind import load_languagebind_tower
-from lvlm.models.checkpoints.weights import CheckpointKeyError
+from lvlm.models.io.weights import CheckpointKeyError
 from tests.models.original_fixtures import FRAMES, write_languagebind_dir, write_original_dir
 from tests.models.tiny import pixels
 
@@ -167,3 +167,44 @@ def test_languagebind_video_dir_loads_as_tower(tmp_path):
     assert torch.equal(tower.state_dict()[f"vit.{key}"], weights[key])
     with pytest.raises(ValueError, match="standalone LanguageBind tower"):
         VideoLLaVA.from_pretrained(tmp_path / "vid")
+
+
+def test_a_tower_that_cannot_be_found_is_an_error_that_says_how_to_supply_it(dirs, tmp_path):
+    """No tower config is guessed from the weights (a guessed head count would load silently wrong)."""
+    import json
+    import shutil
+
+    from lvlm.models.io.hub import CheckpointNotFoundError
+
+    root, _ = dirs
+    moved = tmp_path / "Video-LLaVA-7B"
+    shutil.copytree(root / "Video-LLaVA-7B", moved)
+    config = json.loads((moved / "config.json").read_text())
+    config["mm_image_tower"] = str(tmp_path / "gone" / "LanguageBind_Image")
+    (moved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointNotFoundError) as error:
+        VideoLLaVA.from_pretrained(moved)
+    message = str(error.value)
+    assert "LanguageBind_Image" in message and "image_tower=DIR" in message and "mm_image_tower" in message
+    # Supplying the tower as the message says loads the model.
+    model = VideoLLaVA.from_pretrained(moved, image_tower=root / "LanguageBind_Image")
+    assert (
+        model.towers["image"].config.num_attention_heads
+        == load_languagebind_tower(root / "LanguageBind_Image", kind="image").config.num_attention_heads
+    )
+
+
+def test_loss_equals_the_original_vocabularys_loss(dirs):
+    """The original had no placeholder rows: its loss is the cross-entropy over its own vocabulary."""
+    root, state = dirs
+    model = VideoLLaVA.from_pretrained(root / "Video-LLaVA-7B").eval()
+    vocab = state["lm_head.weight"].shape[0]
+    assert model.llm.vocab_size == vocab + 2  # <image>, <video> appended
+    ids = torch.randint(3, vocab, (2, 24), generator=torch.Generator().manual_seed(0))
+    labels = ids.masked_fill(torch.arange(24) < 4, -100)
+    with torch.no_grad():
+        logits = model(ids).logits
+        loss, full = model(ids, labels=labels).loss, model(ids, labels=labels, full_vocabulary_loss=True).loss
+    original = F.cross_entropy(logits[:, :-1, :vocab].flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+    assert abs(loss.item() - original.item()) <= 1e-6
+    assert full.item() - loss.item() > 1e-3  # transformers' loss gives the appended rows probability mass

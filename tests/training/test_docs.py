@@ -50,7 +50,24 @@ def test_the_doc_shows_commands():
     assert len(commands()) >= 20
 
 
-@pytest.mark.parametrize("line", commands())
+def is_experiment_line(line: str) -> bool:
+    words = shlex.split(line)
+    return words[words.index("lvlm") + 1] == "run" and "recipes/ablations/" in line
+
+
+@pytest.mark.parametrize("line", [line for line in commands() if is_experiment_line(line)])
+def test_documented_experiment_parses_every_stage(line, tmp_path, monkeypatch, capsys):
+    from lvlm.apps.fit import main
+
+    monkeypatch.chdir(tmp_path)  # the experiment writes its overlays under ./runs
+    words = shlex.split(line)
+    rest = [str(REPO / a) if a.startswith("recipes/") else a for a in words[words.index("run") + 1 :]]
+    assert main([*rest, "--print_config"]) == 0
+    stages = 1 if "--stage" in words else 2
+    assert capsys.readouterr().out.count("lvlm run: ") == stages
+
+
+@pytest.mark.parametrize("line", [line for line in commands() if not is_experiment_line(line)])
 def test_documented_command_parses(line):
     args = [str(REPO / a) if a.startswith("recipes/") else a for a in lvlm_args(line) if a != "--print_config"]
     config = print_config(*args)

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from lvlm import VideoLLaVA
 from lvlm.apps import fit as cli
-from lvlm.training.module import LVLMModule
+from lvlm.training.rebuild import rebuild_module
 from tests.training.tiny import write_recipe, write_tokenizer
 
 
@@ -49,7 +49,17 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
             "log_every_n_steps": 1,
             "enable_checkpointing": False,
             "default_root_dir": str(tmp_path / "run"),
-            "callbacks": [{"class_path": "lvlm.training.callbacks.ThroughputLogger"}],
+            "callbacks": [
+                {
+                    "class_path": "lightning.pytorch.callbacks.ThroughputMonitor",
+                    "init_args": {
+                        "batch_size_fn": "lvlm.training.callbacks.batch_size",
+                        "length_fn": "lvlm.training.callbacks.batch_tokens",
+                        "window_size": 2,
+                    },
+                },
+                {"class_path": "lvlm.training.callbacks.ModalityCounter"},
+            ],
         },
         projector_lr=1e-4,
         lora={"r": 2, "alpha": 4},
@@ -58,8 +68,9 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
     (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
     events = EventAccumulator(str(log_dir)).Reload()
     tags = set(events.Tags()["scalars"])
-    expected = {"train/loss", "train/grad_norm", "train/lr_main", "train/lr_projector", "train/tokens_per_s"}
-    assert expected | {"train/samples_per_s", "train/samples_image", "train/samples_video"} <= tags
+    expected = {"train/loss", "train/grad_norm", "train/lr_main", "train/lr_projector"}
+    throughput = {"train/device/samples_per_sec", "train/device/items_per_sec"}  # Lightning's ThroughputMonitor
+    assert expected | throughput | {"train/samples_image", "train/samples_video"} <= tags, tags
     lrs = [e.value for e in events.Scalars("train/lr_projector")]
     assert lrs[0] == 0.0 and lrs[1] == pytest.approx(1e-4)  # warmup of one step (ratio 0.25 of 3), then cosine
     assert [e.value for e in events.Scalars("train/samples_video")][-1] == 3.0
@@ -95,7 +106,7 @@ def test_missing_projector_checkpoint_names_the_path(tmp_path, tokenizer_dir):
         cli.lightning_main("fit", ["-c", str(recipe)])
 
 
-def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
+def test_saved_settings_rebuild_the_lora_model(tmp_path, tokenizer_dir):
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
@@ -104,8 +115,11 @@ def test_load_from_checkpoint_rebuilds_the_lora_model(tmp_path, tokenizer_dir):
     )
     cli.lightning_main("fit", ["-c", str(recipe)])
     (path,) = (tmp_path / "checkpoints").iterdir()
-    module = LVLMModule.load_from_checkpoint(path)
-    saved = torch.load(path, weights_only=False)["state_dict"]
+    checkpoint = torch.load(path, weights_only=True)
+    module = rebuild_module(checkpoint["hyper_parameters"], str(path))
+    module.configure_model()
+    module.load_state_dict(checkpoint["state_dict"])
+    saved = checkpoint["state_dict"]
     assert module.state_dict().keys() == saved.keys() and any(".lora_A." in k for k in saved)
     assert all(torch.equal(module.state_dict()[k], v) for k, v in saved.items())
 

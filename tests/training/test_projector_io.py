@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lvlm.models.projector import Projector
+from lvlm.models.projector import LinearProjector, MLPGeluProjector, Projector
 from lvlm.training.projector_io import full_state_dict, load_projector, read_projector, save_projector
 
 
 def projector(seed: int) -> Projector:
     torch.manual_seed(seed)
-    return Projector("mlp2x_gelu", 32, 48)
+    return MLPGeluProjector(32, 48)
 
 
 def test_safetensors_round_trip_is_exact(tmp_path):
@@ -38,6 +38,6 @@ def test_missing_file_names_the_path(tmp_path):
 
 
 def test_shape_mismatch_names_the_path(tmp_path):
-    path = save_projector(full_state_dict(Projector("linear", 32, 48)), tmp_path / "linear.safetensors")
+    path = save_projector(full_state_dict(LinearProjector(32, 48)), tmp_path / "linear.safetensors")
     with pytest.raises(ValueError, match="linear.safetensors"):
         load_projector(projector(0), path)

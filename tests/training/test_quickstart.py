@@ -72,7 +72,8 @@ def test_quickstart_recipes_parse(stage, capsys, monkeypatch, tmp_path):
     model = config["model"]
     assert model["tokenizer"] == f"{tmp_path}/tokenizer" and model["train_vision"] is False
     assert (model["train_llm"], model["train_projector"]) == ((False, True) if stage == "stage1.yaml" else (True, True))
-    assert model["towers"]["video"]["init_args"]["path_or_hub_id"] == f"{tmp_path}/towers/video"
+    video_tower = model["modalities"]["video"]["init_args"]["tower"]
+    assert video_tower["init_args"]["pretrained"] == f"{tmp_path}/towers/video"
 
 
 @pytest.mark.slow

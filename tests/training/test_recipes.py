@@ -1,4 +1,4 @@
-"""Every recipe in recipes/ (and every overlay on its base) parses through `lvlm fit ... --print_config`.
+"""Every recipe in recipes/ parses through `lvlm fit ... --print_config`; each ablation is one command.
 
 Parsing only: nothing is instantiated, no weights are read. The paper's numbers are checked on the
 resolved configs (spec §5.1).
@@ -6,6 +6,8 @@ resolved configs (spec §5.1).
 
 from __future__ import annotations
 
+import contextlib
+import io
 from pathlib import Path
 
 import pytest
@@ -16,14 +18,8 @@ from tests.training.launch import print_config
 RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 STAGES = ["pretrain.yaml", "finetune.yaml", "finetune_lora.yaml"]
 TRAINERS = ["trainer/fsdp.yaml", "trainer/fsdp1.yaml", "trainer/cpu.yaml"]
-ABLATIONS = {
-    "ablations/mae_image_tower.yaml": "pretrain.yaml",
-    "ablations/separated_clip.yaml": "finetune.yaml",
-    "ablations/video_only_pretrain.yaml": "pretrain.yaml",
-    "ablations/video_only_finetune.yaml": "finetune.yaml",
-    "ablations/image_only_pretrain.yaml": "pretrain.yaml",
-    "ablations/image_only_finetune.yaml": "finetune.yaml",
-}
+EXPERIMENTS = ["joint", "separated_mae", "separated_clip", "image_only", "video_only"]
+IMAGE_TOWER = "lvlm.models.vision.clip_tower.LanguageBindImageTower"
 
 
 def resolved(*files: str) -> dict:
@@ -31,9 +27,13 @@ def resolved(*files: str) -> dict:
     return print_config(*[arg for f in files for arg in ("-c", str(RECIPES / f))])
 
 
+def tower(model: dict, name: str) -> dict:
+    return model["modalities"][name]["init_args"]["tower"]
+
+
 def test_every_recipe_is_covered():
     found = {str(p.relative_to(RECIPES)) for p in RECIPES.rglob("*.yaml") if "quickstart" not in p.parts}
-    assert found == set(STAGES) | set(TRAINERS) | set(ABLATIONS)
+    assert found == set(STAGES) | set(TRAINERS) | {f"ablations/{name}.yaml" for name in EXPERIMENTS}
 
 
 def test_every_recipe_starts_with_the_command_that_runs_it():
@@ -41,7 +41,8 @@ def test_every_recipe_starts_with_the_command_that_runs_it():
         if "quickstart" in path.parts:
             continue
         header = [line for line in path.read_text().splitlines() if line.startswith("#")]
-        assert any("lvlm fit -c " in line for line in header), path
+        command = "lvlm run recipes/ablations/" if "ablations" in path.parts else "lvlm fit -c "
+        assert any(command in line for line in header), path
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -49,44 +50,128 @@ def test_every_recipe_starts_with_the_command_that_runs_it():
 def test_stage_recipes_parse(stage, trainer):
     config = resolved(stage, *([trainer] if trainer else []))
     model, data, trainer_cfg = config["model"], config["data"]["init_args"], config["trainer"]
-    assert model["towers"]["image"]["init_args"]["path_or_hub_id"] == "LanguageBind/LanguageBind_Image"
-    assert model["towers"]["video"]["init_args"]["path_or_hub_id"] == "LanguageBind/LanguageBind_Video_merge"
+    assert tower(model, "image")["class_path"] == IMAGE_TOWER
+    assert tower(model, "image")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Image"
+    assert tower(model, "video")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Video_merge"
     assert model["llm"]["init_args"]["pretrained"] == "lmsys/vicuna-7b-v1.5"
-    assert model["projector"] == "mlp2x_gelu" and model["chat_template"] == data["template"] == "vicuna_v1"
-    assert (model["weight_decay"], model["warmup_ratio"]) == (0.0, 0.03)
+    assert model["projector"]["class_path"] == "lvlm.models.projector.MLPGeluProjector"
+    assert model["projector"]["init_args"] == {"depth": 2}  # defaults are printed
+    assert model["chat_template"]["class_path"] == "lvlm.data.templates.VicunaV1"
+    optimizer, schedule = model["optimizer"], model["lr_scheduler"]
+    assert optimizer["class_path"] == "torch.optim.AdamW" and optimizer["init_args"]["weight_decay"] == 0.0
+    assert schedule["class_path"] == "lvlm.training.optim.WarmupCosineLR"
+    assert schedule["init_args"]["warmup_ratio"] == 0.03
     assert model["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
     global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["batch_size"]
     global_batch *= trainer_cfg["accumulate_grad_batches"]
     if trainer == "trainer/cpu.yaml":  # one CPU process: the global batch is not the paper's there
         global_batch = {"pretrain.yaml": 256}.get(stage, 128)
+    image_mode = model["modalities"]["image"]["init_args"]["image_mode"]
     if stage == "pretrain.yaml":
-        assert (model["lr"], global_batch, model["image_mode"]) == (1e-3, 256, "crop")
+        assert (optimizer["init_args"]["lr"], global_batch, image_mode) == (1e-3, 256, "crop")
         assert model["train_projector"] and not model["train_llm"] and model["projector_checkpoint"] is None
     else:
-        assert (global_batch, model["image_mode"], data["group_by_modality_length"]) == (128, "pad", True)
+        assert (global_batch, image_mode, data["group_by_modality_length"]) == (128, "pad", True)
         assert model["projector_checkpoint"] == "runs/videollava-7b-pretrain/projector.safetensors"
     if stage == "finetune.yaml":
-        assert model["lr"] == 2e-5 and model["train_llm"] and model["lora"] is None
+        assert optimizer["init_args"]["lr"] == 2e-5 and model["train_llm"] and model["lora"] is None
     if stage == "finetune_lora.yaml":
-        assert (model["lr"], model["projector_lr"], model["train_llm"]) == (2e-4, 2e-5, False)
+        assert (optimizer["init_args"]["lr"], model["projector_lr"], model["train_llm"]) == (2e-4, 2e-5, False)
         assert {k: model["lora"][k] for k in ("r", "alpha", "dropout")} == {"r": 128, "alpha": 256, "dropout": 0.05}
     if trainer == "trainer/fsdp.yaml":
         strategy = trainer_cfg["strategy"]["init_args"]
         assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, 8)
-        assert model["fsdp"]["mixed_precision"] == {"param_dtype": "bfloat16", "reduce_dtype": "float32"}
+        precision = model["fsdp"]["mixed_precision"]
+        assert (precision["param_dtype"], precision["reduce_dtype"]) == ("bfloat16", "float32")
 
 
-@pytest.mark.parametrize("overlay", sorted(ABLATIONS))
-def test_ablation_overlays_change_only_what_they_name(overlay):
-    base = resolved(ABLATIONS[overlay], "trainer/fsdp.yaml")
-    config = resolved(ABLATIONS[overlay], overlay, "trainer/fsdp.yaml")
-    named = yaml.safe_load((RECIPES / overlay).read_text())
-    assert config["trainer"] == base["trainer"]
-    for key in set(base["model"]) - set(named["model"]):
-        assert config["model"][key] == base["model"][key], key
-    towers = named["model"].get("towers", {})
-    for name in ("image", "video"):
-        expected = towers[name] if name in towers else base["model"]["towers"][name]
-        assert config["model"]["towers"][name] == expected
-    if "data" not in named:
-        assert config["data"] == base["data"]
+def test_partial_overrides_at_any_depth_from_the_command_line():
+    config = print_config(
+        "-c", str(RECIPES / "finetune.yaml"),
+        "--model.llm.init_args.pretrained", "/weights/vicuna-7b-v1.5",
+        "--model.modalities.video.init_args.tower.init_args.pretrained", "/weights/video",
+        "--optimizer.lr", "3e-5",
+        "--model.fsdp.mixed_precision.param_dtype", "float16",
+    )  # fmt: skip
+    model = config["model"]
+    assert model["llm"]["init_args"]["pretrained"] == "/weights/vicuna-7b-v1.5"
+    assert model["llm"]["init_args"]["torch_dtype"] == "float32"  # the rest of the block is kept
+    assert tower(model, "video")["init_args"]["pretrained"] == "/weights/video"
+    assert tower(model, "video")["init_args"]["select_feature"] == "cls_patch"
+    assert tower(model, "image")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Image"
+    assert model["optimizer"]["init_args"]["lr"] == 3e-5 and model["optimizer"]["init_args"]["weight_decay"] == 0.0
+    assert model["fsdp"]["mixed_precision"]["param_dtype"] == "float16"
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--model.llm.init_args.pretraned", "x"], ['"model.llm"', "pretraned"]),
+        (
+            ["--model.modalities.video.init_args.tower.init_args.selct_layer", "1"],
+            ['"model.modalities"', "selct_layer"],
+        ),
+        (["--model.fsdp.mixed_precision.param_dtyp", "bfloat16"], ['"model.fsdp.mixed_precision"', "param_dtyp"]),
+        (["--model.fsdp.mixed_precision.param_dtype", "bf16"], ['"model.fsdp.mixed_precision"', "bf16"]),
+        (["--model.fsdp.reshard_after_forward", "1"], ['"model.fsdp.reshard_after_forward"']),
+        (["--model.lora.rank", "8"], ['"model.lora"', "rank"]),
+        (["--optimizer", "torch.optim.NoSuchOptimizer"], ['"model.optimizer"', "NoSuchOptimizer"]),
+    ],
+)
+def test_unknown_keys_and_wrong_types_fail_before_anything_is_built(args, named, capsys):
+    from lvlm.apps.fit import lightning_main
+
+    recipe = ["-c", str(RECIPES / "finetune_lora.yaml"), "-c", str(RECIPES / "trainer/fsdp.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        lightning_main("fit", [*recipe, *args, "--print_config"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert all(text in err for text in named), err
+
+
+def experiment_configs(name: str) -> dict[str, dict]:
+    """``{stage: config}`` of ``lvlm run recipes/ablations/NAME.yaml -c recipes/trainer/fsdp.yaml --print_config``."""
+    from lvlm.apps.fit import main
+
+    out = io.StringIO()
+    experiment = str(RECIPES / "ablations" / f"{name}.yaml")
+    with contextlib.redirect_stdout(out):
+        assert main([experiment, "-c", str(RECIPES / "trainer/fsdp.yaml"), "--print_config"]) == 0
+    configs = {}
+    for chunk in out.getvalue().split("lvlm run: ")[1:]:
+        header, _, body = chunk.partition("\n")
+        configs[header.split("'")[1]] = yaml.safe_load(body)
+    return configs
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # overlay files go under ./runs
+    configs = experiment_configs(name)
+    assert list(configs) == ["pretrain", "finetune"]
+    run = f"runs/ablation-{name.replace('_', '-')}"
+    pretrain, finetune = configs["pretrain"], configs["finetune"]
+    for stage, config in configs.items():
+        assert config["trainer"]["default_root_dir"] == f"{run}/{stage}"
+        assert config["trainer"]["logger"]["init_args"]["save_dir"] == run
+        assert config["trainer"]["logger"]["init_args"]["name"] == stage
+        assert config["trainer"]["strategy"]["class_path"].endswith("ModelParallelStrategy")  # the -c given after
+    assert pretrain["model"]["export_projector"] == f"{run}/pretrain/projector.safetensors"
+    assert finetune["model"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
+    assert pretrain["model"]["export_dir"] is None and finetune["model"]["export_dir"] == f"{run}/model"
+    assert finetune["model"]["train_llm"] and not pretrain["model"]["train_llm"]
+    for config in configs.values():
+        model = config["model"]
+        if name == "separated_mae":
+            assert tower(model, "image")["class_path"] == "lvlm.models.vision.timm_tower.TimmVisionTower"
+            assert tower(model, "image")["init_args"]["model_name"] == "vit_large_patch16_224.mae"
+        elif name == "separated_clip":
+            assert tower(model, "image")["class_path"] == "lvlm.models.vision.clip_tower.CLIPVisionTower"
+            assert tower(model, "image")["init_args"]["pretrained"] == "openai/clip-vit-large-patch14"
+        elif name != "joint":
+            assert model["modalities"]["video" if name == "image_only" else "image"] is None
+        if name in ("joint", "separated_mae", "separated_clip"):
+            assert tower(model, "video")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Video_merge"
+    if name == "image_only":
+        sources = [s["pattern"].split("/")[-2] for s in pretrain["data"]["init_args"]["train_sources"]]
+        assert sources == ["llava_image"]

@@ -7,12 +7,12 @@ import torch
 
 from lvlm.training.module import LVLMModule
 from lvlm.training.trainability import parameter_counts, trainability_table
-from tests.training.tiny import tiny_model_args
+from tests.training.tiny import instantiate_module, tiny_model_args
 
 
 def build(tokenizer_dir, **flags) -> LVLMModule:
     torch.manual_seed(0)
-    module = LVLMModule(**tiny_model_args(tokenizer_dir, **flags))
+    module = instantiate_module(tiny_model_args(tokenizer_dir, **flags))
     module.configure_model()
     return module
 
@@ -55,7 +55,7 @@ def test_train_vision_unfreezes_the_towers(tokenizer_dir):
 
 def test_lora_with_train_llm_is_refused(tokenizer_dir):
     with pytest.raises(ValueError, match="train_llm"):
-        LVLMModule(**tiny_model_args(tokenizer_dir, train_llm=True, lora={"r": 4}))
+        instantiate_module(tiny_model_args(tokenizer_dir, train_llm=True, lora={"r": 4}))
 
 
 def test_startup_table_counts_every_parameter(tokenizer_dir):
@@ -76,9 +76,12 @@ def test_tokenizer_and_model_agree_on_placeholders(tokenizer_dir):
     assert slots["images"]["size"] == 28 and slots["videos"]["kind"] == "video"
 
 
-def test_towers_from_a_saved_config_section(tokenizer_dir):
+def test_a_modality_can_be_dropped_and_another_added(tokenizer_dir):
     args = tiny_model_args(tokenizer_dir)
-    towers = args.pop("towers") | {"extra": None}  # as LightningCLI's config.yaml writes it
-    module = LVLMModule(towers={"image": towers["image"], "video": None, "extra": {"clip": towers["video"]}}, **args)
-    assert list(module.hparams.towers) == ["image", "clip"]
-    assert module.placeholder_tokens == {"image": "<image>", "clip": "<clip>"}
+    video = args["modalities"].pop("video")
+    args["modalities"]["clip"] = video
+    module = instantiate_module(args)
+    assert list(module.modalities) == ["image", "clip"]
+    assert [m.token for m in module.modalities.values()] == ["<image>", "<clip>"]
+    module.configure_model()
+    assert list(module.model.towers) == ["image", "clip"] and module.model.modalities["clip"].input_name == "clips"

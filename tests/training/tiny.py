@@ -41,6 +41,7 @@ class TinyDataModule(pl.LightningDataModule):
         self,
         tokenizer: Any = None,
         slots: list[dict[str, Any]] | None = None,
+        template: Any = None,
         batch_size: int = 2,
         num_frames: int = 3,
         text_length: int = 6,
@@ -120,20 +121,41 @@ def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
     llm = text_dict(vocab_size=vocab, pad_token_id=3, bos_token_id=1, eos_token_id=2)
     return {
         "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
-        "towers": {
+        "modalities": {
             "image": {
-                "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
-                "init_args": {"config": vision_dict(), "select_layer": -2},
+                "class_path": "lvlm.modalities.ImageModality",
+                "init_args": {
+                    "tower": {
+                        "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
+                        "init_args": {"config": vision_dict(), "select_layer": -2},
+                    }
+                },
             },
             "video": {
-                "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
-                "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
+                "class_path": "lvlm.modalities.VideoModality",
+                "init_args": {
+                    "tower": {
+                        "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
+                        "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
+                    }
+                },
             },
         },
         "tokenizer": str(tokenizer_dir),
-        "lr": 1e-3,
-        "warmup_ratio": 0.25,
+        "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
+        "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
     } | overrides
+
+
+def instantiate_module(args: dict[str, Any]):
+    """An ``LVLMModule`` from a recipe's ``model:`` section, typed and validated as ``lvlm fit`` does."""
+    from jsonargparse import ArgumentParser
+
+    from lvlm.training.module import LVLMModule
+
+    parser = ArgumentParser(exit_on_error=False)
+    parser.add_class_arguments(LVLMModule, "model")
+    return parser.instantiate(parser.parse_object({"model": args})).model
 
 
 def write_recipe(path: Path, tokenizer_dir: Path, trainer: dict | None = None, **model: Any) -> Path:

@@ -8,6 +8,7 @@ short side makes decoding cheap: together they take video decoding out of the tr
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from collections.abc import Iterator
 from fractions import Fraction
@@ -17,7 +18,7 @@ import numpy as np
 import torch
 
 from lvlm.data.decoding.errors import VideoDecodeError
-from lvlm.data.decoding.pyav_backend import open_container
+from lvlm.data.decoding.pyav_backend import open_container, quarter_turns, upright_rgb
 from lvlm.data.decoding.sampling import reduced_size
 
 
@@ -81,8 +82,15 @@ def reencode_video(
             rate = float(stream.average_rate or stream.guessed_rate or 25)
             width, height = reduced_size(stream.codec_context.width, stream.codec_context.height, short_side)
             width, height = max(2, width // 2 * 2), max(2, height // 2 * 2)
-            frames = (f.to_ndarray(width=width, height=height, format="rgb24") for f in container.decode(stream))
-            data = write_mp4_stream(frames, width, height, fps=rate, gop=gop, crf=crf)
+            decoded = container.decode(stream)
+            first = next(decoded, None)
+            # Frames are written upright (a phone video's display rotation applied): the copy needs no matrix.
+            if first is not None and quarter_turns(first) % 2:
+                out_width, out_height = height, width
+            else:
+                out_width, out_height = width, height
+            frames = (upright_rgb(f, (width, height)) for f in itertools.chain([first] if first else [], decoded))
+            data = write_mp4_stream(frames, out_width, out_height, fps=rate, gop=gop, crf=crf)
     except (av.FFmpegError, IndexError, EOFError, OSError) as err:
         raise VideoDecodeError(key, source, f"{type(err).__name__}: {err}") from err
     if not data:

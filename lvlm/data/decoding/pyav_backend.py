@@ -6,6 +6,9 @@ Decoding every frame up to the last index (the HF Video-LLaVA README recipe) cos
 (ecosystem-notes §4.3: 2 s for 720p 60 s); seeking costs about one GOP per target. Frame ``i`` is the
 ``i``-th frame in presentation order, found from the packet timestamps of a demux pass (cheap: no
 decoding), which is what decord's index means too, so both backends return the same frames.
+
+Frames come back upright: a video whose display matrix says "rotate" (phone videos) is turned by that many
+quarter turns, as decord (the original's decoder) turns it.
 """
 
 from __future__ import annotations
@@ -128,7 +131,7 @@ def seek_and_decode(
             if frame.pts is None or frame.pts < target_pts:
                 continue
             if frame.pts == target_pts:
-                out[target] = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+                out[target] = upright_rgb(frame, size)
             break
     return out
 
@@ -154,7 +157,20 @@ def decode_sequentially(
     wanted = set(targets)
     for ordinal, frame in enumerate(container.decode(stream)):
         if ordinal in wanted:
-            out[ordinal] = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+            out[ordinal] = upright_rgb(frame, size)
         if ordinal >= targets[-1]:
             break
     return out
+
+
+def upright_rgb(frame: av.VideoFrame, size: tuple[int, int]) -> np.ndarray:
+    """uint8 ``[h, w, 3]`` of ``frame`` scaled to ``size`` (coded width, height), then turned upright by the
+    rotation its display matrix asks for (counter-clockwise quarter turns, as decord applies it)."""
+    rgb = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+    turns = quarter_turns(frame)
+    return np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
+
+
+def quarter_turns(frame: av.VideoFrame) -> int:
+    """Counter-clockwise quarter turns (0-3) that the frame's display matrix asks for."""
+    return round((frame.rotation or 0) / 90) % 4

@@ -132,6 +132,8 @@ class OpenAICompatibleJudge(Judge):
 
     def _post(self, item: JudgeItem) -> str:
         """One completion's text, retrying transport errors; raises JudgeError when the budget is spent."""
+        # Own loop, not openai's max_retries or tenacity: it bounds one item's total wait (max_total_wait), counts
+        # every retry in the results, stops at once on 401/403/404, and adds no dependency to lvlm's core.
         waited, payload = 0.0, self._payload(item)
         for attempt in range(self.max_retries + 1):
             request = urllib.request.Request(self.url, data=payload, headers=self._headers(), method="POST")

@@ -2,5 +2,6 @@
 standalone LanguageBind tower directories and plain causal-LM directories.
 
 Loading never runs code from a checkpoint: weights come from safetensors or ``torch.load(weights_only=True)``,
-and classes are looked up in lvlm's tower registry, never imported by a path the checkpoint names.
+and class paths in an lvlm config resolve only to component classes of lvlm or of a registered plugin
+(:mod:`lvlm.core.registry`), refused before import otherwise.
 """

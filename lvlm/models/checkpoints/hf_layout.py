@@ -19,10 +19,11 @@ from pathlib import Path
 import torch
 from transformers.initialization import no_init_weights
 
-from lvlm.models.checkpoints.weights import load_strict, read_state_dict, write_state_dict
+from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.weights import read_state_dict, write_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality import Modality
-from lvlm.models.projector import Projector
+from lvlm.models.modality_input import ModalityInput
+from lvlm.models.projector import MLPGeluProjector
 from lvlm.models.vision.clip_tower import CLIPVisionTower
 
 _TO_LVLM = [
@@ -46,9 +47,8 @@ def to_lvlm_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def load_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = None):
-    from lvlm.models.video_llava import VideoLLaVA
-
+def read_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = None) -> ModelParts:
+    """Components of a transformers ``video_llava`` directory, with its weights renamed to lvlm's."""
     layer = config.get("vision_feature_layer", -2)
     if not isinstance(layer, int):
         raise NotImplementedError(f"{directory}: vision_feature_layer={layer} (several layers) is not supported")
@@ -65,14 +65,17 @@ def load_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = Non
             "video": CLIPVisionTower(vision, layer, "cls_patch"),
         }
         llm = LanguageModel(config=config["text_config"])
-        projector = Projector("mlp2x_gelu", towers["image"].hidden_size, llm.hidden_size)
+        projector = MLPGeluProjector(towers["image"].hidden_size, llm.hidden_size)
     modalities = [
-        Modality("image", "<image>", config.get("image_token_index", config.get("image_token_id", 32000)), "images"),
-        Modality("video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"),
+        ModalityInput(
+            "image", "<image>", config.get("image_token_index", config.get("image_token_id", 32000)), "images"
+        ),
+        ModalityInput(
+            "video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"
+        ),
     ]
-    model = VideoLLaVA(towers, projector, llm, modalities, chat_template="llava_v1")
-    load_strict(model, to_lvlm_keys(read_state_dict(directory)), str(directory), dtype=torch_dtype)
-    return model if torch_dtype is None else model.to(torch_dtype)
+    state = to_lvlm_keys(read_state_dict(directory))
+    return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, state, str(directory), torch_dtype)
 
 
 def save_hf(model, directory: Path) -> None:
@@ -127,8 +130,8 @@ def _check_hf_compatible(model):
     for name, tower in (("image", image), ("video", video)):
         if not isinstance(tower, CLIPVisionTower):
             raise ValueError(f"the hf layout holds CLIP towers only; the {name} tower is {type(tower).__name__}")
-    if model.projector.kind != "mlp2x_gelu":
-        raise ValueError(f"the hf layout holds an mlp2x_gelu projector, not {model.projector.kind!r}")
+    if not isinstance(model.projector, MLPGeluProjector) or model.projector.depth != 2:
+        raise ValueError(f"the hf layout holds an mlp2x_gelu projector, not {type(model.projector).__name__}")
     shape = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "image_size", "patch_size")
     differ = [f for f in shape if getattr(image.config, f) != getattr(video.config, f)]
     if differ:

@@ -1,4 +1,4 @@
-"""``VideoLLaVA.from_pretrained``: detect a directory's layout from its files and load it."""
+"""``VideoLLaVA.from_pretrained``: detect a directory's layout from its files and read its components."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ from typing import Any
 
 import torch
 
-from lvlm.models.checkpoints.hf_layout import load_hf
-from lvlm.models.checkpoints.hub import resolve_checkpoint_dir
+from lvlm.models.checkpoints.hf_layout import read_hf
 from lvlm.models.checkpoints.languagebind import LANGUAGEBIND_TYPES, load_languagebind_tower
-from lvlm.models.checkpoints.lvlm_layout import CONFIG_NAME, load_lvlm
-from lvlm.models.checkpoints.original_layout import is_original_config, load_original
+from lvlm.models.checkpoints.lvlm_layout import CONFIG_NAME, read_lvlm
+from lvlm.models.checkpoints.original_layout import is_original_config, read_original
+from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.hub import resolve_checkpoint_dir
 from lvlm.models.language_model import LanguageModel, _dtype
+from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
+from lvlm.models.projector import MLPGeluProjector
 
 
 def detect_layout(directory: Path) -> str:
@@ -33,44 +36,44 @@ def detect_layout(directory: Path) -> str:
     return "causal_lm"
 
 
-def load_model(
+def read_checkpoint(
     path_or_hub_id: str | Path,
     torch_dtype: str | torch.dtype | None = None,
     image_tower: Any = None,
     video_tower: Any = None,
-    projector: str = "mlp2x_gelu",
     tokenizer: Any = None,
     attn_implementation: str = "sdpa",
-):
-    """Load a model from any supported layout.
+) -> ModelParts:
+    """The components of a checkpoint in any supported layout.
 
     Args:
         path_or_hub_id: a local directory, or a hub id found in the local cache (or downloaded when online).
         torch_dtype: cast the loaded model to this dtype.
         image_tower, video_tower: for the original layout, local tower directories overriding the hub names in
             its config; for a plain LLM directory, the towers to assemble (directories or tower modules).
-        projector: for a plain LLM directory, the new projector's kind.
         tokenizer: for a plain LLM directory, a tokenizer to grow with the placeholder tokens.
         attn_implementation: for a plain LLM directory, the LLM's attention.
     """
-    from lvlm.models.video_llava import VideoLLaVA
-
     directory = resolve_checkpoint_dir(path_or_hub_id)
     dtype = _dtype(torch_dtype)
     layout = detect_layout(directory)
-    config = json.loads((directory / "config.json").read_text()) if layout != "lvlm" else {}
     if layout == "lvlm":
-        return load_lvlm(directory, dtype)
+        return read_lvlm(directory, dtype)
+    config = json.loads((directory / "config.json").read_text())
     if layout == "hf":
-        return load_hf(directory, config, dtype)
+        return read_hf(directory, config, dtype)
     if layout == "original":
-        return load_original(directory, config, dtype, image_tower=image_tower, video_tower=video_tower)
+        return read_original(directory, config, dtype, image_tower=image_tower, video_tower=video_tower)
     if layout == "languagebind":
         raise ValueError(
             f"{directory} is a standalone LanguageBind tower ({config['model_type']}), not a whole model. Load it "
-            f"with lvlm.models.checkpoints.languagebind.load_languagebind_tower(dir), or pass it as "
+            f"with LanguageBindImageTower(pretrained=DIR) / LanguageBindVideoTower(pretrained=DIR), or pass it as "
             f"image_tower=/video_tower= together with an LLM directory."
         )
+    return _around_plain_llm(directory, config, dtype, image_tower, video_tower, tokenizer, attn_implementation)
+
+
+def _around_plain_llm(directory, config, dtype, image_tower, video_tower, tokenizer, attn_implementation):
     towers = {
         name: _tower(name, spec) for name, spec in (("image", image_tower), ("video", video_tower)) if spec is not None
     }
@@ -80,8 +83,14 @@ def load_model(
             f"towers: VideoLLaVA.from_pretrained(dir, image_tower=..., video_tower=...)."
         )
     llm = LanguageModel(pretrained=str(directory), torch_dtype=dtype, attn_implementation=attn_implementation)
-    model = VideoLLaVA.build(llm, towers, projector=projector, tokenizer=tokenizer)
-    return model if dtype is None else model.to(dtype)
+    widths = {tower.hidden_size for tower in towers.values()}
+    if len(widths) > 1:
+        raise ValueError(f"one shared projector needs towers of one width, got {sorted(widths)}")
+    projector = MLPGeluProjector(widths.pop(), llm.hidden_size)
+    tokens = [placeholder_token(name) for name in towers]
+    ids = llm.add_tokens(tokens, tokenizer)
+    modalities = [ModalityInput(n, t, i, default_input_name(n)) for n, t, i in zip(towers, tokens, ids)]
+    return ModelParts(towers, projector, llm, modalities, "vicuna_v1", {}, None, str(directory), dtype)
 
 
 def _tower(kind: str, spec: Any):

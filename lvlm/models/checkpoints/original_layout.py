@@ -9,19 +9,20 @@ after the vocabulary instead (their embedding rows are never read: features repl
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers.initialization import no_init_weights
 
-from lvlm.models.checkpoints.hub import CheckpointNotFoundError, resolve_checkpoint_dir
-from lvlm.models.checkpoints.languagebind import build_languagebind_tower, read_vision_config, tower_state
-from lvlm.models.checkpoints.weights import load_strict, read_state_dict
+from lvlm.models.checkpoints.languagebind import build_languagebind_tower
+from lvlm.models.checkpoints.parts import ModelParts
+from lvlm.models.io.hub import CheckpointNotFoundError, resolve_checkpoint_dir
+from lvlm.models.io.weights import read_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality import Modality
-from lvlm.models.projector import Projector
+from lvlm.models.modality_input import ModalityInput
+from lvlm.models.projector import projector_from_kind
+from lvlm.models.vision.pretrained_dirs import read_vision_config, tower_state
 
 _MM_FIELDS = ("mm_image_tower", "mm_video_tower", "mm_projector_type", "mm_hidden_size", "mm_vision_select_layer")
 
@@ -30,16 +31,14 @@ def is_original_config(config: dict[str, Any]) -> bool:
     return any(field in config for field in _MM_FIELDS)
 
 
-def load_original(
+def read_original(
     directory: Path,
     config: dict[str, Any],
     torch_dtype: torch.dtype | None = None,
     image_tower: str | Path | None = None,
     video_tower: str | Path | None = None,
-):
-    """Build and load the original model; tower configs come from the tower directories it names."""
-    from lvlm.models.video_llava import VideoLLaVA
-
+) -> ModelParts:
+    """The original model's components; tower configs come from the tower directories it names."""
     state = read_state_dict(directory)
     layer = int(config.get("mm_vision_select_layer", -2))
     feature = config.get("mm_vision_select_feature", "patch")
@@ -52,23 +51,22 @@ def load_original(
         for kind, name in specs.items():
             if name is None:
                 continue
-            vision = _tower_vision_config(kind, name, state, directory)
+            vision = _tower_vision_config(kind, name, directory)
             # The original ignores mm_vision_select_feature for video: every frame keeps its CLS (spec §1.1).
             towers[kind] = build_languagebind_tower(
                 kind, vision, select_layer=layer, select_feature=feature if kind == "image" else "cls_patch"
             )
         llm = LanguageModel(config=_llama_config(config))
         width = next(iter(towers.values())).hidden_size
-        projector = Projector(config.get("mm_projector_type", "mlp2x_gelu"), width, llm.hidden_size)
+        projector = projector_from_kind(config.get("mm_projector_type", "mlp2x_gelu"), width, llm.hidden_size)
     tokens = {"image": "<image>", "video": "<video>"}
     ids = llm.add_tokens([tokens[k] for k in towers])
-    modalities = [Modality(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
-    model = VideoLLaVA(towers, projector, llm, modalities, chat_template="llava_v1")
-    load_strict(model, _to_lvlm(state, towers, config, model), str(directory), dtype=torch_dtype)
-    return model if torch_dtype is None else model.to(torch_dtype)
+    modalities = [ModalityInput(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
+    weights = _to_lvlm(state, towers, llm)
+    return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, weights, str(directory), torch_dtype)
 
 
-def _to_lvlm(state, towers, config, model) -> dict[str, torch.Tensor]:
+def _to_lvlm(state, towers, llm) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for kind, tower in towers.items():
         prefix = f"model.{kind}_tower.{kind}_tower."
@@ -83,8 +81,9 @@ def _to_lvlm(state, towers, config, model) -> dict[str, torch.Tensor]:
         else:
             out[key] = tensor
     # The original vocabulary has no placeholder rows: keep the rows lvlm appended (mean-initialised).
+    own_state = llm.state_dict()
     for name in ("llm.causal_lm.model.embed_tokens.weight", "llm.causal_lm.lm_head.weight"):
-        own = model.state_dict().get(name)
+        own = own_state.get(name.removeprefix("llm."))
         if name in out and own is not None and out[name].shape[0] < own.shape[0]:
             extra = out[name].mean(0, keepdim=True).expand(own.shape[0] - out[name].shape[0], -1)
             out[name] = torch.cat([out[name], extra.to(out[name].dtype)])
@@ -98,44 +97,14 @@ def _llama_config(config: dict[str, Any]) -> dict[str, Any]:
     return llm
 
 
-def _tower_vision_config(
-    kind: str, name: str | Path, state: dict[str, torch.Tensor], directory: Path
-) -> dict[str, Any]:
+def _tower_vision_config(kind: str, name: str | Path, directory: Path) -> dict[str, Any]:
+    """The tower's own ``config.json``: never guessed from the weights (a guessed head count loads silently wrong)."""
     try:
         return read_vision_config(resolve_checkpoint_dir(name))
     except (CheckpointNotFoundError, FileNotFoundError) as error:
-        vision = _infer_vision_config(kind, state)
-        if vision is None:
-            raise CheckpointNotFoundError(
-                f"{directory}: the {kind} tower {name!r} is not available ({error}), and the checkpoint holds no "
-                f"{kind} tower weights to infer its shape from. Pass {kind}_tower=DIR (a local "
-                f"LanguageBind_{kind.title()} copy)."
-            ) from error
-        warnings.warn(
-            f"{directory}: {kind} tower config {name!r} not found; inferred its shape from the weights and assumed "
-            f"LanguageBind's hidden_act='gelu', 64-wide heads. Pass {kind}_tower=DIR to use its own config.json.",
-            stacklevel=4,
-        )
-        return vision
-
-
-def _infer_vision_config(kind: str, state: dict[str, torch.Tensor]) -> dict[str, Any] | None:
-    prefix = f"model.{kind}_tower.{kind}_tower."
-    patch = state.get(prefix + "embeddings.patch_embedding.weight")
-    if patch is None:
-        return None
-    positions = state[prefix + "embeddings.position_embedding.weight"].shape[0]
-    hidden, _, size, _ = patch.shape
-    layers = len({k.split(".")[len(prefix.split(".")) + 1] for k in state if k.startswith(prefix + "encoder.layers.")})
-    temporal = state.get(prefix + "encoder.layers.0.temporal_embedding")
-    return {
-        "hidden_size": hidden,
-        "intermediate_size": state[prefix + "encoder.layers.0.mlp.fc1.weight"].shape[0],
-        "num_hidden_layers": layers,
-        "num_attention_heads": max(1, hidden // 64),
-        "patch_size": size,
-        "image_size": int(round((positions - 1) ** 0.5)) * size,
-        "hidden_act": "gelu",
-        "add_time_attn": temporal is not None,
-        "num_frames": temporal.shape[1] if temporal is not None else 8,
-    }
+        raise CheckpointNotFoundError(
+            f"{directory}: the {kind} tower {name!r} that its config.json names (mm_{kind}_tower) cannot be found "
+            f"({error}). Supply a local copy of it: VideoLLaVA.from_pretrained(dir, {kind}_tower=DIR) where DIR "
+            f"holds LanguageBind_{kind.title()}'s config.json, or put it in the Hugging Face cache "
+            f"(`huggingface-cli download {name}` on a machine with network)."
+        ) from error

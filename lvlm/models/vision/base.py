@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 from torch import nn
@@ -32,25 +32,21 @@ class Preprocessing:
 
 
 class VisionTower(nn.Module, ABC):
-    """Base of all towers: frozen and in eval mode by default, one registry name per subclass.
+    """Base of all towers: frozen and in eval mode by default.
 
     Subclasses implement :meth:`encode_frames` and :meth:`to_config`; :meth:`forward` handles the image
-    and video layouts. A subclass defined anywhere (inside lvlm or in user code) registers itself under
-    ``registry_name`` so checkpoints can name it without importing modules by path.
+    and video layouts. A saved model records a tower by class path and ``to_config()``; loading resolves the
+    path only to a ``VisionTower`` subclass of lvlm or of a registered plugin (:mod:`lvlm.core.registry`).
     """
 
-    registry: ClassVar[dict[str, type[VisionTower]]] = {}
-    registry_name: ClassVar[str] = ""
-
-    def __init_subclass__(cls, **kwargs: Any) -> None:
-        super().__init_subclass__(**kwargs)
-        if "registry_name" not in cls.__dict__ and any(b.__module__.startswith("torch.") for b in cls.__bases__):
-            # A wrapper class torch makes at run time (FSDP2's fully_shard builds ``FSDP<Tower>``): it is the
-            # same tower, so it keeps the wrapped class's name and is not registered itself.
-            return
-        name = cls.__dict__.get("registry_name") or f"{cls.__module__}.{cls.__qualname__}"
-        cls.registry_name = name
-        VisionTower.registry[name] = cls
+    @classmethod
+    def component_class(cls) -> type[VisionTower]:
+        """The class a saved model records: a wrapper class torch makes at run time (FSDP2's ``fully_shard``
+        builds ``FSDP<Tower>`` deriving from ``FSDPModule``) is the same tower, so it records the wrapped class."""
+        for klass in cls.__mro__:
+            if not any(base.__module__.startswith("torch.distributed") for base in klass.__bases__):
+                return klass
+        return cls
 
     def __init__(self, frozen: bool = True) -> None:
         super().__init__()

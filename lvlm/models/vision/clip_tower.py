@@ -9,14 +9,20 @@ Legend: ``n`` frames or images, ``k`` tokens, ``d`` width.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
+from transformers.initialization import no_init_weights
 from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
-from lvlm.models.vision.base import CLIP_MEAN, CLIP_STD, Preprocessing, VisionTower
+from lvlm.models.io.weights import load_strict
+from lvlm.models.vision import pretrained_dirs
+from lvlm.models.vision.base import Preprocessing, VisionTower
+from lvlm.models.vision.pixels import CLIP_MEAN, CLIP_STD
 from lvlm.models.vision.temporal_layer import TemporalCLIPEncoderLayer, warn_frame_count
 
 SelectFeature = Literal["patch", "cls_patch"]
@@ -39,6 +45,8 @@ class CLIPVisionTower(VisionTower):
     Args:
         config: the ``CLIPVisionConfig`` (or its dict). Its ``hidden_act`` is respected: LanguageBind
             configs say ``gelu``; a config without the field (the ``-hf`` port) means ``quick_gelu``.
+        pretrained: instead of ``config``, a tower directory or hub id (a transformers CLIP or CLIP-vision
+            directory, e.g. ``openai/clip-vit-large-patch14``): its config and weights are loaded.
         select_layer: which hidden state to return, in ``hidden_states`` numbering (0 = embeddings after
             ``pre_layrnorm``, ``i`` = output of block ``i-1``, negative counts from the end).
         select_feature: ``patch`` drops the CLS token, ``cls_patch`` keeps it.
@@ -47,29 +55,55 @@ class CLIPVisionTower(VisionTower):
         attn_implementation: ``sdpa`` (default) or ``eager``.
     """
 
-    registry_name = "clip"
-
     def __init__(
         self,
-        config: CLIPVisionConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         select_layer: int = -2,
         select_feature: SelectFeature = "patch",
         mean: tuple[float, float, float] = CLIP_MEAN,
         std: tuple[float, float, float] = CLIP_STD,
         frozen: bool = True,
         attn_implementation: str = "sdpa",
+        pretrained: str | None = None,
     ) -> None:
         super().__init__(frozen=frozen)
         if select_feature not in ("patch", "cls_patch"):
             raise ValueError(f"select_feature must be 'patch' or 'cls_patch', got {select_feature!r}")
+        directory = None
+        if pretrained is not None:
+            if config is not None:
+                raise ValueError(f"{type(self).__name__}: give `config` or `pretrained`, not both")
+            directory, config = self.read_pretrained(pretrained)
         self.config = vision_config_from(config if config is not None else {}, attn_implementation)
         self.select_layer = select_layer
         self.select_feature = select_feature
         self.mean, self.std = tuple(mean), tuple(std)
-        self.vit = CLIPVisionModel(self.config)
+        with no_init_weights() if directory is not None else nullcontext():
+            self.vit = CLIPVisionModel(self.config)
         self.num_layers_to_run = self._layers_to_run(select_layer, self.config.num_hidden_layers)
+        if directory is not None and not self._builds_more_layers:
+            self.load_pretrained(directory)
         if frozen:
             self.freeze()
+
+    _builds_more_layers = False  # a subclass that replaces layers after this __init__ loads weights itself
+
+    @classmethod
+    def read_pretrained(cls, pretrained: str | Path) -> tuple[Path, dict[str, Any]]:
+        """``(directory, vision config)`` of a pretrained tower directory of this class's kind."""
+        directory, config = pretrained_dirs.read_config(pretrained)
+        return directory, pretrained_dirs.clip_vision_config(directory, config)
+
+    def pretrained_state(self, directory: Path) -> dict[str, torch.Tensor]:
+        """The ``vit.*`` weights of a pretrained directory."""
+        return pretrained_dirs.clip_tower_state(directory)
+
+    def load_pretrained(self, directory: Path) -> None:
+        """Load a pretrained directory's weights; a tower built on the ``meta`` device (to read its shape
+        cheaply) reads no file."""
+        if next(self.parameters()).is_meta:
+            return
+        load_strict(self, self.pretrained_state(directory), str(directory))
 
     @staticmethod
     def _layers_to_run(select_layer: int, num_layers: int) -> int:
@@ -119,13 +153,31 @@ class CLIPVisionTower(VisionTower):
         return {}
 
 
-class LanguageBindImageTower(CLIPVisionTower):
-    """LanguageBind's image tower: a CLIP ViT-L/14 (exact GELU per its config), CLS dropped."""
+class _LanguageBindDirectory:
+    """Reads a standalone LanguageBind directory of the class's kind (``image`` or ``video``)."""
 
-    registry_name = "languagebind_image"
+    languagebind_kind = "image"
+
+    @classmethod
+    def read_pretrained(cls, pretrained: str | Path) -> tuple[Path, dict[str, Any]]:
+        directory, config = pretrained_dirs.read_config(pretrained)
+        kind = pretrained_dirs.languagebind_kind(directory, config)
+        if kind != cls.languagebind_kind:
+            raise ValueError(f"{directory}: a LanguageBind {kind} tower, not a {cls.languagebind_kind} tower")
+        return directory, pretrained_dirs.read_vision_config(directory)
+
+    def pretrained_state(self, directory: Path) -> dict[str, torch.Tensor]:
+        return pretrained_dirs.languagebind_tower_state(directory, pretrained_dirs.read_vision_config(directory))
 
 
-class LanguageBindVideoTower(CLIPVisionTower):
+class LanguageBindImageTower(_LanguageBindDirectory, CLIPVisionTower):
+    """LanguageBind's image tower: a CLIP ViT-L/14 (exact GELU per its config), CLS dropped.
+
+    ``pretrained`` names a standalone LanguageBind image directory (``LanguageBind/LanguageBind_Image``).
+    """
+
+
+class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
     """LanguageBind's video tower, faithful to ``LanguageBind_Video_merge``.
 
     Every block adds a temporal embedding and runs temporal attention across frames before the spatial
@@ -135,25 +187,38 @@ class LanguageBindVideoTower(CLIPVisionTower):
 
     Args:
         num_frames: frames the temporal embedding was trained with; other counts work (interpolated,
-            with one warning).
-        temporal_attention: build and run the temporal parts.
+            with one warning). With ``pretrained``, None reads it from the directory's config.
+        temporal_attention: build and run the temporal parts (with ``pretrained``, None reads ``add_time_attn``).
+        pretrained: a standalone LanguageBind video directory (``LanguageBind/LanguageBind_Video_merge``).
         Other arguments as :class:`CLIPVisionTower` (``select_feature`` defaults to ``cls_patch``).
     """
 
-    registry_name = "languagebind_video"
+    languagebind_kind = "video"
+    _builds_more_layers = True
 
     def __init__(
         self,
-        config: CLIPVisionConfig | dict[str, Any] | None = None,
+        config: dict[str, Any] | None = None,
         select_layer: int = -2,
         select_feature: SelectFeature = "cls_patch",
-        num_frames: int = 8,
-        temporal_attention: bool = True,
+        num_frames: int | None = None,
+        temporal_attention: bool | None = None,
         mean: tuple[float, float, float] = CLIP_MEAN,
         std: tuple[float, float, float] = CLIP_STD,
         frozen: bool = True,
         attn_implementation: str = "sdpa",
+        pretrained: str | None = None,
     ) -> None:
+        directory = None
+        if pretrained is not None:
+            if config is not None:
+                raise ValueError("LanguageBindVideoTower: give `config` or `pretrained`, not both")
+            directory, config = self.read_pretrained(pretrained)
+        vision = config.to_dict() if isinstance(config, CLIPVisionConfig) else dict(config or {})
+        num_frames = int(vision.get("num_frames", 8)) if num_frames is None else num_frames
+        temporal_attention = (
+            bool(vision.get("add_time_attn", True)) if temporal_attention is None else temporal_attention
+        )
         super().__init__(
             config, select_layer, select_feature, mean, std, frozen=False, attn_implementation=attn_implementation
         )
@@ -161,9 +226,12 @@ class LanguageBindVideoTower(CLIPVisionTower):
         self.temporal_attention = temporal_attention
         self._warned_frames: set[int] = set()
         if temporal_attention:
-            self.vit.encoder.layers = nn.ModuleList(
-                TemporalCLIPEncoderLayer(self.config, num_frames) for _ in range(self.config.num_hidden_layers)
-            )
+            with no_init_weights() if directory is not None else nullcontext():
+                self.vit.encoder.layers = nn.ModuleList(
+                    TemporalCLIPEncoderLayer(self.config, num_frames) for _ in range(self.config.num_hidden_layers)
+                )
+        if directory is not None:
+            self.load_pretrained(directory)
         if frozen:
             self.freeze()
 

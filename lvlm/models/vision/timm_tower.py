@@ -30,8 +30,6 @@ class TimmVisionTower(VisionTower):
         frozen: no gradients and eval mode.
     """
 
-    registry_name = "timm"
-
     def __init__(
         self,
         model_name: str = "vit_large_patch16_224.mae",

@@ -1,4 +1,4 @@
-"""A visual modality: which tower encodes it, which placeholder token stands for it in the text."""
+"""How a modality enters the model: its tower's name, the placeholder token standing for it, its input name."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class Modality:
+class ModalityInput:
     """One visual modality of a :class:`~lvlm.models.video_llava.VideoLLaVA`.
 
     Attributes:
@@ -29,3 +29,8 @@ class Modality:
 def default_input_name(name: str) -> str:
     """``image`` → ``images``: the batch key convention of lvlm's collator."""
     return name if name.endswith("s") else f"{name}s"
+
+
+def placeholder_token(name: str) -> str:
+    """The default placeholder of a modality: ``<name>`` (``<image>``, ``<video>``, ``<depth>``)."""
+    return f"<{name}>"

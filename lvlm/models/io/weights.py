@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from lvlm.core.errors import UnsafeInputError, UserError
 
 # Buffers some checkpoints carry that are recomputed at build time (spec §12).
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "embeddings.position_ids")
@@ -30,10 +35,9 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     ):
         index = directory / index_name
         if index.is_file():
-            files = sorted(set(json.loads(index.read_text())["weight_map"].values()))
             state: dict[str, torch.Tensor] = {}
-            for name in files:
-                state.update(reader(directory / name))
+            for path in indexed_files(index):
+                state.update(reader(path))
             return state
     for pattern, reader in (("*.safetensors", load_file), ("*.bin", _load_bin)):
         files = sorted(directory.glob(pattern))
@@ -45,13 +49,56 @@ def read_state_dict(directory: Path) -> dict[str, torch.Tensor]:
     raise FileNotFoundError(f"{directory}: no weights (*.safetensors or *.bin) found")
 
 
+def indexed_files(index: Path) -> list[Path]:
+    """The weight files an index's ``weight_map`` names; each must be a plain file inside the index's folder
+    (an absolute name, ``..`` or a symlink leading out is refused: a checkpoint reads only its own files)."""
+    try:
+        weight_map = json.loads(index.read_text())["weight_map"]
+        names = sorted(set(weight_map.values()))
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise UserError(f"{index}: not a weight index (a JSON object with a `weight_map`): {err}") from err
+    roots = _own_roots(index.parent)
+    files = []
+    for name in names:
+        if not isinstance(name, str) or not name or os.path.isabs(name) or ".." in Path(name).parts:
+            raise UnsafeInputError(f"{index}: weight file {name!r} is not a file name inside {index.parent}")
+        path = index.parent / name
+        if not any(root in path.resolve().parents for root in roots):
+            raise UnsafeInputError(
+                f"{index}: weight file {name!r} resolves to {path.resolve()}, outside {index.parent}"
+            )
+        files.append(path)
+    return files
+
+
+def _own_roots(folder: Path) -> list[Path]:
+    """Where a folder's files may really be: the folder, and for a Hugging Face cache snapshot
+    (``<repo>/snapshots/<rev>``, files symlinked to ``<repo>/blobs``) its repository's blobs."""
+    roots = [folder.resolve()]
+    if folder.resolve().parent.name == "snapshots":
+        roots.append(folder.resolve().parent.parent / "blobs")
+    return roots
+
+
+def load_pickled_weights(path: str | os.PathLike[str], mmap: bool = False) -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only; a file that asks to run code
+    (any other class or function) is refused with :class:`UnsafeInputError` naming it."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        raise UnsafeInputError(
+            f"{path}: refused to load it: it holds more than tensors and plain data, and loading it would run code "
+            f"({str(err).splitlines()[-1] if str(err) else 'unpickling refused'})"
+        ) from err
+
+
 def _load_bin(path: Path) -> dict[str, torch.Tensor]:
     try:  # memory-mapped: pages are read when the tensor is, and stay reclaimable page cache
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        return load_pickled_weights(path, mmap=True)
     except RuntimeError as err:
         if "mmap" not in str(err):  # only files in torch's legacy (pre-zip) format cannot be mapped
             raise
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return load_pickled_weights(path)
 
 
 def write_state_dict(state: Mapping[str, torch.Tensor], directory: Path, max_shard_bytes: int = 5 * 2**30) -> None:

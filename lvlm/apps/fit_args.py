@@ -1,0 +1,108 @@
+"""Command-line conveniences of ``lvlm fit`` applied before LightningCLI parses.
+
+- ``--optimizer X`` / ``--lr_scheduler X`` (LightningCLI's spelling) are the module's ``--model.optimizer`` /
+  ``--model.lr_scheduler``: lvlm's ``configure_optimizers`` keeps the paper's parameter groups, so LightningCLI's
+  automatic optimizer (which would replace them) is off.
+- ``model.modalities`` is a mapping, which jsonargparse replaces whole when a later ``-c`` file or a dotted
+  override names one entry. lvlm merges it itself, at any depth and in argument order, with jsonargparse's own
+  rule for a changed ``class_path`` (keep the earlier ``init_args`` the new class accepts, drop the rest), and
+  passes the merged mapping as one last overlay. ``null`` removes an entry.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ALIASES = {"--optimizer": "--model.optimizer", "--lr_scheduler": "--model.lr_scheduler"}
+MODALITIES_FLAG = "--model.modalities"
+CONFIG_FLAGS = ("-c", "--config")
+
+
+def _alias(flag: str) -> str:
+    for short, full in ALIASES.items():
+        if flag == short or flag.startswith(short + "."):
+            return full + flag[len(short) :]
+    return flag
+
+
+def _accepted(class_path: Any) -> set[str] | None:
+    """Constructor arguments of a class named in a recipe (the user's own file), None when unknown."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return None
+    module, _, name = class_path.rpartition(".")
+    try:
+        return set(inspect.signature(getattr(importlib.import_module(module), name)).parameters)
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def merge(base: Any, update: Any) -> Any:
+    """``update`` over ``base``: mappings merge key by key; a changed ``class_path`` keeps only the earlier
+    ``init_args`` its class accepts; anything else replaces."""
+    if not isinstance(base, dict) or not isinstance(update, dict):
+        return copy.deepcopy(update)
+    merged = copy.deepcopy(base)
+    new_class = update.get("class_path")
+    if new_class is not None and new_class != base.get("class_path") and isinstance(base.get("init_args"), dict):
+        accepted = _accepted(new_class)
+        kept = {k: v for k, v in base["init_args"].items() if accepted is not None and k in accepted}
+        merged["init_args"] = kept
+    for key, value in update.items():
+        merged[key] = merge(merged.get(key), value) if isinstance(value, dict) else copy.deepcopy(value)
+    return merged
+
+
+def _modalities_in_file(path: str) -> Any:
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return None  # LightningCLI reports unreadable files itself
+    model = data.get("model") if isinstance(data, dict) else None
+    return model.get("modalities") if isinstance(model, dict) else None
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    tree: Any = value
+    for part in reversed([p for p in dotted.split(".") if p]):
+        tree = {part: tree}
+    return tree
+
+
+def rewrite_args(argv: list[str], overlay_dir: str | Path | None = None) -> list[str]:
+    """``argv`` with the aliases expanded and ``model.modalities`` merged into one final overlay."""
+    out: list[str] = []
+    modalities: dict[str, Any] | None = None
+    i = 0
+    while i < len(argv):
+        flag, has_value, inline = argv[i].partition("=")
+        value = inline if has_value else (argv[i + 1] if i + 1 < len(argv) else None)
+        step = 1 if has_value else 2
+        if flag.startswith("--"):
+            flag = _alias(flag)
+        if flag in CONFIG_FLAGS and value is not None:
+            found = _modalities_in_file(value)
+            if isinstance(found, dict):
+                modalities = merge(modalities or {}, found)
+            out += [flag, value]
+            i += step
+            continue
+        if flag == MODALITIES_FLAG or flag.startswith(MODALITIES_FLAG + "."):
+            parsed = yaml.safe_load(value) if value is not None else None
+            modalities = merge(modalities or {}, _nested(flag[len(MODALITIES_FLAG) + 1 :], parsed) or {})
+            i += step
+            continue
+        out.append(flag + ("=" + inline if has_value else ""))
+        i += 1
+    if modalities is None:
+        return out
+    directory = Path(overlay_dir or tempfile.mkdtemp(prefix="lvlm-modalities-"))
+    overlay = directory / "modalities.yaml"
+    overlay.write_text(yaml.safe_dump({"model": {"modalities": modalities}}, sort_keys=False))
+    return [*out, "-c", str(overlay)]

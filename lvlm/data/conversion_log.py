@@ -1,0 +1,143 @@
+"""The work folder of a conversion: its settings and a progress log, so an interrupted run can be resumed exactly.
+
+``lvlm shards --out OUT`` works in ``.OUT.shards-work`` beside ``OUT``: finished shards (``*.tar``), the one
+being written (``*.tar.tmp``), ``settings.json`` (what the run converts and how) and ``progress.jsonl``. A line
+is appended to the log right after each shard gets its final name::
+
+    {"shard": "shard-000003.tar", "samples": 10000, "samples_by_modality": {...}, "next": 40012,
+     "skipped": [...], "renamed": [...]}
+
+``next`` is the first record (over all inputs, in order) not yet accounted for; ``skipped``/``renamed`` are the
+report entries of the records since the previous line. The last line of a finished conversion is
+``{"done": true, "next": N, "skipped": [...], "renamed": []}``. A resumed run keeps the logged shards, deletes
+anything written after the last line, and starts again at ``next``: keys are fixed before conversion and shard
+contents depend only on the records, so the result equals that of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lvlm.core.errors import UserError
+
+SETTINGS, PROGRESS = "settings.json", "progress.jsonl"
+
+
+def work_folder(out: Path) -> Path:
+    """The work folder of a conversion into ``out``: a hidden sibling, ``.OUT.shards-work``."""
+    out = Path(os.path.abspath(out))
+    return out.with_name(f".{out.name}.shards-work")
+
+
+@dataclass
+class Progress:
+    """What the log of a work folder says is done.
+
+    Attributes:
+        lines: The logged lines, in order.
+    """
+
+    lines: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def next(self) -> int:
+        """The first record not yet converted."""
+        return int(self.lines[-1]["next"]) if self.lines else 0
+
+    @property
+    def done(self) -> bool:
+        """True once the conversion wrote its last shard."""
+        return bool(self.lines) and bool(self.lines[-1].get("done"))
+
+    @property
+    def shards(self) -> list[dict[str, Any]]:
+        """``{"url", "samples", "samples_by_modality"}`` of every finished shard, in order."""
+        return [
+            {"url": ln["shard"], "samples": ln["samples"], "samples_by_modality": ln["samples_by_modality"]}
+            for ln in self.lines
+            if "shard" in ln
+        ]
+
+    def entries(self, name: str) -> list[dict[str, Any]]:
+        """Every logged ``skipped`` or ``renamed`` entry, in record order."""
+        return [entry for ln in self.lines for entry in ln[name]]
+
+
+class ConversionLog:
+    """Create, check and append to the work folder of one conversion.
+
+    Args:
+        work: The work folder (see :func:`work_folder`).
+    """
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+
+    def start(self, settings: dict[str, Any]) -> Progress:
+        """A fresh work folder for ``settings`` (an old one is deleted)."""
+        if self.work.exists():
+            shutil.rmtree(self.work)
+        self.work.mkdir(parents=True)
+        _write_atomic(self.work / SETTINGS, json.dumps(settings, indent=2) + "\n")
+        (self.work / PROGRESS).touch()
+        return Progress()
+
+    def resume(self, settings: dict[str, Any]) -> Progress:
+        """The progress of an interrupted conversion with the same ``settings``; its stray files are removed.
+
+        Raises:
+            UserError: No work folder, or one made with other settings (the differences are named).
+        """
+        try:
+            saved = json.loads((self.work / SETTINGS).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise UserError(f"--resume: no interrupted conversion to resume in {self.work} ({err})") from err
+        changed = sorted(k for k in set(saved) | set(settings) if k != "overwrite" and saved.get(k) != settings.get(k))
+        if changed:
+            raise UserError(
+                f"--resume: the interrupted conversion in {self.work} was started with other {', '.join(changed)}; "
+                "resume with the same inputs and options, or start again with --overwrite"
+            )
+        progress = Progress(_read_lines(self.work / PROGRESS))
+        _write_atomic(self.work / PROGRESS, "".join(json.dumps(ln) + "\n" for ln in progress.lines))
+        keep = {shard["url"] for shard in progress.shards} | {SETTINGS, PROGRESS}
+        for path in self.work.iterdir():
+            if path.name not in keep:  # shards finished after the last log line, or half written: redone
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        return progress
+
+    def saved_settings(self) -> dict[str, Any]:
+        """The settings the work folder was started with."""
+        return json.loads((self.work / SETTINGS).read_text(encoding="utf-8"))
+
+    def append(self, line: dict[str, Any]) -> None:
+        """Log one finished shard (or the end); flushed before returning."""
+        with open(self.work / PROGRESS, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(line) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+
+    def remove(self) -> None:
+        """Delete the work folder (once its shards are in the output)."""
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def _read_lines(path: Path) -> list[dict[str, Any]]:
+    lines = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(text))
+        except ValueError:  # the line being written when the run was killed: it and anything after are dropped
+            break
+    return lines
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f"{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

@@ -1,0 +1,1 @@
+"""Reading and writing weight files and resolving checkpoint directories: the lowest floor of ``lvlm.models``."""
