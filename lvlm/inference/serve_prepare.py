@@ -66,8 +66,9 @@ def prepare_job(
     """
     media = load_job_media(session, job, limits)
     view = session
-    if job.system is not None:
-        view = dataclasses.replace(session, template=dataclasses.replace(session.template, system=job.system))
+    if job.system is not None:  # the same template class with the request's system prompt
+        template = type(session.template)(**{**session.template.init_args(), "system": job.system})
+        view = dataclasses.replace(session, template=template)
     try:
         with tokenizer_lock:
             sample = prepare_prompt(view, job.turns, media, key=key)
