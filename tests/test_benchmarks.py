@@ -107,3 +107,14 @@ def test_shards_scaling_measures_both_worker_counts_in_both_modes(tmp_path):
         assert result["modes"][mode]["speedup"] == pytest.approx(rates["2"] / rates["1"])
     assert result["records_per_s"] == result["modes"]["reencode"]["records_per_s"]
     assert result["modes"]["copy"]["identical_bytes"] is True
+
+
+def test_serve_load_checks_answers_and_writes_speedups(tmp_path):
+    out = run("serve_load.py", "--small", "--requests", "2", "--concurrency", "1", "2", "--min-tokens", "3",
+              "--max-tokens", "5", "--json", str(tmp_path / "load.json"))  # fmt: skip
+    assert "same greedy answers at every concurrency: yes" in out
+    assert "lvlm serve: stopped after" in out  # the server's own count of the requests it batched
+    result = json.loads((tmp_path / "load.json").read_text())
+    assert set(result["speedup_at_2"]) == {"image", "mix"} and result["identical_answers"] is True
+    runs = result["results"]["mix"]
+    assert [r["clients"] for r in runs] == [1, 2] and all(r["output_tokens"] >= 2 * 3 for r in runs)

@@ -5,8 +5,9 @@
     lvlm chat --model CKPT --media depth=scene.png      # any modality of the model, by name
 
 Media attach to the first user turn (videos first, then images), as in the original CLI. The chat template is
-the one recorded with the checkpoint; ``--template`` overrides it explicitly. ``/exit`` or end of input
-(Ctrl-D) ends the chat; ``/reset`` forgets the history (the media stay).
+the one recorded with the checkpoint; ``--template`` overrides it explicitly. A line starting with ``/`` is a
+command for the chat itself, never sent to the model: ``/help``, ``/reset`` (forget the history; the media
+stay), ``/history``, ``/exit`` (or end of input, Ctrl-D). ``//`` sends a question that starts with ``/``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,12 @@ from lvlm.inference.media_files import MissingMediaFileError, UnsupportedMediaEr
 # a mistyped path is reported at once.
 
 EXIT_COMMANDS = {"/exit", "/quit"}
+HELP = """commands (handled here, never sent to the model):
+  /help      this list
+  /reset     forget the conversation (the attached media stay)
+  /history   show the conversation so far
+  /exit      end the chat (also /quit or Ctrl-D)
+  //text     ask "/text" (a question that starts with a slash)"""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,17 +104,37 @@ def chat_loop(session: Any, media: list, settings: Any) -> int:
         except EOFError:
             print()
             return 0
-        if question in EXIT_COMMANDS:
-            return 0
-        if question == "/reset":
-            conversation = Conversation(kinds=conversation.kinds)
-            print("(history cleared)")
+        if question.startswith("/") and not question.startswith("//"):
+            if question.split()[0] in EXIT_COMMANDS:
+                return 0
+            conversation = slash_command(question, conversation)
             continue
+        question = question.removeprefix("/")
         if not question:
             continue
         answer = chat_turn(session, conversation, media, question, settings)
         if answer is not None:
             conversation.record(question, answer)
+
+
+def slash_command(line: str, conversation: Any) -> Any:
+    """Carry out a slash command other than ``/exit``; returns the conversation to go on with."""
+    from lvlm.inference.prompts import Conversation
+
+    command = line.split()[0]
+    if command == "/reset":
+        print("(history cleared)")
+        return Conversation(kinds=conversation.kinds)
+    if command == "/history":
+        for turn in conversation.turns:
+            print(f"{'USER' if turn['from'] == 'human' else 'ASSISTANT'}: {turn['value']}")
+        if not conversation.turns:
+            print("(no history yet)")
+    elif command == "/help":
+        print(HELP)
+    else:
+        print(f"unknown command {command}; /help lists the commands (// sends a question starting with /)")
+    return conversation
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except (MediaDecodeError, TemplateNotRecordedError, BadSampleError, FileNotFoundError, ValueError) as err:
         return _fail(str(err))  # an undecodable file, a bad checkpoint directory or option
     attached = ", ".join(f"{kind} {path}" for kind, path in files) or "no media"
-    print(f"lvlm chat: {args.model} ({session.template.name} template, {attached}). /exit or Ctrl-D ends.")
+    print(f"lvlm chat: {args.model} ({session.template.name} template, {attached}). /help lists the commands.")
     try:
         return chat_loop(session, media, settings)
     except KeyboardInterrupt:

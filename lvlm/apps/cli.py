@@ -17,6 +17,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "run": ("lvlm.apps.fit", "run RECIPE.yaml [overrides]: the same as `lvlm fit -c RECIPE.yaml`"),
     "shards": ("lvlm.apps.shards", "convert Video-LLaVA/LLaVA JSON + media folders into WebDataset shards"),
     "chat": ("lvlm.apps.chat", "multi-turn terminal chat with a checkpoint, images and videos"),
+    "serve": ("lvlm.apps.serve", "an OpenAI-compatible HTTP server (chat completions with images and videos)"),
     "eval": ("lvlm.apps.eval", "score predictions with the paper's protocols (video QA, POPE, VQA)"),
     "merge-lora": ("lvlm.apps.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
     "convert": ("lvlm.apps.convert", "convert checkpoints between lvlm and hf layouts"),

@@ -1,4 +1,4 @@
-"""Inference: load a checkpoint, build prompts, batched generation, ``lvlm predict`` and ``lvlm chat``.
+"""Inference: load a checkpoint, build prompts, batched generation, ``lvlm predict``, ``lvlm chat``, ``lvlm serve``.
 
 Names are imported on first use, so ``lvlm chat`` can check its arguments before torch loads.
 """
@@ -27,6 +27,9 @@ _EXPORTS = {
     "answer": "lvlm.inference.predict",
     "predict": "lvlm.inference.predict",
     "predict_records": "lvlm.inference.predict",
+    "BatchScheduler": "lvlm.inference.batch_scheduler",
+    "ServeLimits": "lvlm.inference.serve_requests",
+    "create_app": "lvlm.inference.serve_app",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -147,3 +147,25 @@ def test_media_name_equals_path_attaches_any_modality_like_its_own_flag(checkpoi
 def test_bad_media_option_exits_2_naming_it(checkpoint_dir, media, message, capsys):
     assert main(["--model", str(checkpoint_dir), "--media", media]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_slash_commands_stay_local(session, monkeypatch, capsys):
+    import lvlm.apps.chat as chat
+
+    asked: list[str] = []
+    real_turn = chat.chat_turn
+
+    def recording_turn(session, conversation, media, question, settings):
+        asked.append(question)
+        return real_turn(session, conversation, media, question, settings)
+
+    monkeypatch.setattr(chat, "chat_turn", recording_turn)
+    lines = ["/help", "/history", "/frobnicate now", "answer yes or no", "/history", "//what colour?", "/reset",
+             "/history", "/exit", "never asked"]  # fmt: skip
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(lines) + "\n"))
+    assert chat_loop(session, [], GenerationSettings(2)) == 0
+    out = capsys.readouterr().out
+    assert asked == ["answer yes or no", "/what colour?"]  # only questions reach the model; // escapes a slash
+    assert out.count("ASSISTANT: ") == 2 + 1  # two answers, and the one exchange /history shows
+    assert "/reset     forget the conversation" in out and "unknown command /frobnicate" in out
+    assert out.count("(no history yet)") == 2 and "USER: answer yes or no" in out

@@ -1,0 +1,213 @@
+"""A scheduler thread that batches concurrent requests into shared forward passes (continuous batching).
+
+Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing
+runs, the scheduler takes the first queued request and waits a short window for others that arrived with it
+(and for those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`.
+While it runs, requests of its group join it between decoding steps and finished ones leave it at once.
+Greedy requests always share a batch; sampled requests only with the same temperature and top-p; a seeded
+one runs alone through :func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it.
+The model is only ever touched by this thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+
+import torch
+from transformers import StoppingCriteriaList
+
+from lvlm.data.collate import ProcessedSample
+from lvlm.inference.answer_rows import AnswerRow, RowTracker
+from lvlm.inference.batch_generate import GenerationSettings, generate_ids
+from lvlm.inference.continuous_batch import RunningBatch
+from lvlm.inference.session import InferenceSession
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerClosedError(RuntimeError):
+    """The scheduler is shutting down and takes no new requests."""
+
+
+@dataclass(eq=False)  # identity: the queue removes exactly this request (its tensors have no truth value)
+class QueuedRequest:
+    """A prepared prompt waiting for its batch; ``future`` resolves to its finished :class:`AnswerRow`."""
+
+    sample: ProcessedSample
+    settings: GenerationSettings
+    row: AnswerRow
+    future: Future = field(default_factory=Future)
+
+    def group(self) -> tuple:
+        """Requests of one group can share a batch and still answer as they would alone."""
+        if self.settings.temperature == 0:
+            return ("greedy",)
+        if self.settings.seed is not None:
+            return ("seeded", id(self))
+        return ("sampled", self.settings.temperature, self.settings.top_p)
+
+
+class BatchScheduler:
+    """Runs queued requests in batches on one thread.
+
+    Args:
+        session: the loaded checkpoint.
+        max_batch_size: most requests per ``generate`` call.
+        window_s: how long the first request of a batch waits for others.
+        max_wait_s: how long it waits at most for requests that arrived but are still being prepared.
+    """
+
+    def __init__(
+        self, session: InferenceSession, max_batch_size: int = 8, window_s: float = 0.02, max_wait_s: float = 0.25
+    ) -> None:
+        self.session = session
+        self.max_batch_size = max_batch_size
+        self.window_s = window_s
+        self.max_wait_s = max(max_wait_s, window_s)
+        self.tokenizer_lock = threading.Lock()
+        self.requests = 0  # queued so far
+        self.batch_sizes: Counter[int] = Counter()  # rows in a forward pass -> how many passes had that many
+        self._queue: deque[QueuedRequest] = deque()
+        self._preparing = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lvlm-batch-scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @contextmanager
+    def arriving(self) -> Iterator[None]:
+        """Mark a request as being prepared, so a batch about to start waits for it (up to ``max_wait_s``)."""
+        with self._cond:
+            self._preparing += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._preparing -= 1
+                self._cond.notify_all()
+
+    def submit(self, sample: ProcessedSample, settings: GenerationSettings, row: AnswerRow) -> Future:
+        """Queue a prepared prompt; the future gives the finished row (or the exception generation raised)."""
+        request = QueuedRequest(sample, settings, row)
+        with self._cond:
+            if self._closed:
+                raise SchedulerClosedError("the server is shutting down")
+            self._queue.append(request)
+            self.requests += 1
+            self._cond.notify_all()
+        return request.future
+
+    def close(self) -> None:
+        """Finish every queued request, then stop the thread."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except BaseException as err:  # a bug here must not leave requests waiting forever
+            log.exception("the batch scheduler stopped")
+            with self._cond:
+                self._closed = True
+                failed, self._queue = list(self._queue), deque()
+            for request in failed:
+                if not request.future.done():
+                    request.future.set_exception(err)
+            raise
+
+    def _loop(self) -> None:
+        running: RunningBatch | None = None
+        group: tuple = ()
+        while True:
+            if running is None:
+                joining = self._next_batch()
+                if joining is None:
+                    return
+                group = joining[0].group()
+                if group[0] == "seeded":
+                    self._generate(joining)
+                    continue
+                running = RunningBatch(self.session, joining[0].settings, self.tokenizer_lock, _resolve)
+            else:
+                with self._cond:
+                    # A request of another group at the head of the queue: admit no more, so that the batch
+                    # drains and that request is not starved by a steady stream of this group's.
+                    blocked = bool(self._queue) and self._queue[0].group() != group
+                    joining = [] if blocked else self._take_compatible(group, self.max_batch_size - len(running))
+            running = self._advance(running, joining)
+
+    def _advance(self, running: RunningBatch, joining: list[QueuedRequest]) -> RunningBatch | None:
+        """Admit the joining requests, run one decoding step; None once no row is left (or the batch failed)."""
+        try:
+            if joining:
+                self.batch_sizes[len(joining)] += 1
+                running.admit([r.sample for r in joining], [r.row for r in joining], joining)
+            if len(running):
+                self.batch_sizes[len(running)] += 1
+                running.step()
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
+            log.exception("generation failed for a batch of %d", len(running) + len(joining))
+            for request in [*running.owners, *joining]:
+                if not request.future.done():
+                    request.future.set_exception(err)
+            return None
+        return running if len(running) else None
+
+    def _next_batch(self) -> list[QueuedRequest] | None:
+        with self._cond:
+            while not self._queue:
+                if self._closed:
+                    return None
+                self._cond.wait()
+            start = time.monotonic()
+            while len(self._queue) < self.max_batch_size and not self._closed:
+                waited = time.monotonic() - start
+                limit = self.max_wait_s if self._preparing else self.window_s
+                if waited >= limit:
+                    break
+                self._cond.wait(limit - waited)
+            return self._take_compatible(self._queue[0].group(), self.max_batch_size)
+
+    def _take_compatible(self, group: tuple, room: int) -> list[QueuedRequest]:
+        """Up to ``room`` queued requests of ``group``, oldest first (called with the lock held)."""
+        batch = [request for request in self._queue if request.group() == group][:room]
+        for request in batch:
+            self._queue.remove(request)
+        return batch
+
+    def _generate(self, batch: list[QueuedRequest]) -> None:
+        rows = [request.row for request in batch]
+        tracker = RowTracker(rows, self.session.tokenizer, self.tokenizer_lock, lambda i: _resolve(batch[i]))
+        settings = replace(batch[0].settings, max_new_tokens=max(row.max_tokens for row in rows))
+        self.batch_sizes[len(batch)] += 1
+        try:
+            with torch.inference_mode():
+                generate_ids(
+                    self.session, [r.sample for r in batch], settings, stopping_criteria=StoppingCriteriaList([tracker])
+                )
+            tracker.finish_all()
+        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
+            log.exception("generation failed for a batch of %d", len(batch))
+            for request in batch:
+                if not request.future.done():
+                    request.future.set_exception(err)
+            return
+        for request in batch:
+            _resolve(request)
+
+
+def _resolve(request: QueuedRequest) -> None:
+    if not request.future.done():
+        request.future.set_result(request.row)

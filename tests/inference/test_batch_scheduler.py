@@ -1,0 +1,63 @@
+"""The scheduler batches requests that arrive together; greedy answers equal generation one by one."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from lvlm.inference.answer_rows import AnswerRow
+from lvlm.inference.batch_generate import GenerationSettings, generate_ids
+from lvlm.inference.batch_scheduler import BatchScheduler, QueuedRequest, SchedulerClosedError
+from lvlm.inference.media_loading import load_media
+from lvlm.inference.prompts import prepare_prompt, question_conversation
+
+
+@pytest.fixture(scope="module")
+def prompts(session, media_dir):
+    image = load_media(session, "image", media_dir / "red.png")
+    video = load_media(session, "video", media_dir / "right.mp4")
+    items = [("what colour is the shape?", [("image", image)]), ("where does it move?", [("video", video)]),
+             ("answer yes or no", [])]  # fmt: skip
+    return [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+
+
+def test_requests_arriving_together_share_one_batch(session, prompts):
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, max_wait_s=30)
+    scheduler.start()
+    lengths = [3, 7, 5]  # each row keeps its own limit inside the shared batch
+    with scheduler.arriving():  # a request still being prepared holds the batch back
+        futures = [scheduler.submit(sample, GenerationSettings(n), AnswerRow(n)) for sample, n in zip(prompts, lengths)]
+    rows = [future.result(timeout=60) for future in futures]
+    scheduler.close()
+    assert max(scheduler.batch_sizes) == 3  # one prefill and the first steps ran all three rows at once
+    alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(prompts, lengths)]
+    assert [row.ids for row in rows] == alone
+    assert [row.finish_reason for row in rows] == ["length"] * 3
+    with pytest.raises(SchedulerClosedError):
+        scheduler.submit(prompts[0], GenerationSettings(1), AnswerRow(1))
+
+
+def test_only_compatible_requests_share_a_batch(prompts):
+    greedy = [QueuedRequest(prompts[0], GenerationSettings(4), AnswerRow(4)) for _ in range(2)]
+    sampled = QueuedRequest(prompts[0], GenerationSettings(4, temperature=0.7), AnswerRow(4))
+    seeded = [QueuedRequest(prompts[0], GenerationSettings(4, temperature=0.7, seed=1), AnswerRow(4)) for _ in "ab"]
+    assert greedy[0].group() == greedy[1].group() != sampled.group()
+    assert seeded[0].group() != seeded[1].group()  # a seed reproduces an answer only when it runs alone
+
+
+def test_a_request_of_another_group_is_not_starved(session, prompts):
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0)
+    scheduler.start()
+    first = scheduler.submit(prompts[0], GenerationSettings(20), AnswerRow(20))
+    while not scheduler.batch_sizes:  # the greedy batch is running
+        time.sleep(0.001)
+    sampled = scheduler.submit(prompts[1], GenerationSettings(2, temperature=0.5, seed=1), AnswerRow(2))
+    later = scheduler.submit(prompts[2], GenerationSettings(2), AnswerRow(2))  # greedy: could join, must not
+    done_order: list[str] = []
+    for name, future in (("first", first), ("sampled", sampled), ("later", later)):
+        future.add_done_callback(lambda _, name=name: done_order.append(name))
+    for future in (first, sampled, later):
+        future.result(timeout=60)
+    scheduler.close()
+    assert done_order == ["first", "sampled", "later"]

@@ -1,0 +1,52 @@
+"""Rows joining a running batch mid-way and leaving early answer exactly as ``generate`` does one by one."""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+
+from lvlm.inference.answer_rows import AnswerRow
+from lvlm.inference.batch_generate import GenerationSettings, generate_ids
+from lvlm.inference.continuous_batch import RunningBatch
+from lvlm.inference.media_loading import load_media
+from lvlm.inference.prompts import prepare_prompt, question_conversation
+
+
+def test_rows_join_and_leave_a_running_batch(session, media_dir):
+    image = load_media(session, "image", media_dir / "blue.jpg")
+    video = load_media(session, "video", media_dir / "other.mp4")
+    items = [("describe the video and the picture", [("video", video), ("image", image)]),
+             ("answer yes or no", []), ("what colour is the shape?", [("image", image)])]  # fmt: skip
+    samples = [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+    limits = [7, 9, 8]  # the longest prompt leaves first: the others' left padding is then cut
+    rows = [AnswerRow(n) for n in limits]
+    finished: list[int] = []
+    batch = RunningBatch(session, GenerationSettings(), threading.Lock(), finished.append)
+    batch.admit(samples[:1], rows[:1], [0])
+    for _ in range(4):
+        batch.step()
+    batch.admit(samples[1:], rows[1:], [1, 2])  # two shorter prompts join the longer one, 5 tokens in
+    widths = []
+    while len(batch):
+        batch.step()
+        widths.append(batch.mask.shape[1])
+    alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(samples, limits)]
+    assert [row.ids for row in rows] == alone
+    assert finished == [0, 2, 1]  # each answered as soon as it was done, not when the batch ended
+    assert any(after < before for before, after in zip(widths, widths[1:]))  # padding columns trimmed
+
+
+def test_sampled_rows_follow_the_warpers_and_never_emit_placeholders(session):
+    samples = [prepare_prompt(session, question_conversation(q)) for q in ("answer yes or no", "describe this clip")]
+    torch.manual_seed(0)
+    rows = [AnswerRow(16), AnswerRow(16)]
+    batch = RunningBatch(session, GenerationSettings(temperature=1.5, top_p=0.9), threading.Lock(), lambda _: None)
+    assert [type(w).__name__ for w in batch.warpers] == ["TemperatureLogitsWarper", "TopPLogitsWarper"]
+    batch.admit(samples, rows, [0, 1])
+    while len(batch):
+        batch.step()
+    emitted = {token for row in rows for token in row.ids}
+    assert emitted and not emitted & set(session.model.placeholder_ids)
+    greedy = [generate_ids(session, [s], GenerationSettings(16))[0] for s in samples]
+    assert [row.ids for row in rows] != greedy  # it really sampled
