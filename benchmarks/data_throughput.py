@@ -49,11 +49,28 @@ from lvlm.apps.shards import main as shards_main
 from lvlm.data.decoding import available_backends, decode_image, decode_video, default_backend
 from lvlm.data.sample_format import media_members
 from lvlm.data.transforms import CLIP_MEAN, CLIP_STD, ImageTransform, VideoTransform
+from lvlm.modalities import ImageModality, VideoModality
+from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
 SIZE, NUM_FRAMES = 224, 8
 
 
 # ----------------------------------------------------------------------------------------------- the media
+
+
+def videollava_modalities() -> list:
+    """Video-LLaVA's image and video modalities (LanguageBind ViT-L/14 shapes: 256 image tokens, 257 per frame,
+    224 px); only the towers' shapes are read (built on the meta device), no weights."""
+    vit_l14 = {"hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 24, "num_attention_heads": 16,
+               "image_size": 224, "patch_size": 14}  # fmt: skip
+    image_tower = functools.partial(LanguageBindImageTower, vit_l14, select_layer=-2)
+    video_tower = functools.partial(LanguageBindVideoTower, vit_l14, select_layer=-2, num_frames=NUM_FRAMES)
+    return [ImageModality(image_tower, image_mode="pad").bind("image"), VideoModality(video_tower).bind("video")]
+
+
+MODALITIES = videollava_modalities()
+
+
 def make_clip(path: Path, seed: int, seconds: int = 10, fps: int = 30, width: int = 1280, height: int = 720) -> None:
     """A 10 s 720p H.264 clip (x264 defaults: GOP 250, B-frames; about 5 MB): a scrolling gradient, noise, a box."""
     yy, xx = np.mgrid[0:height, 0:width]
@@ -155,11 +172,11 @@ class LvlmProcess:
         self.video = VideoTransform(SIZE, CLIP_MEAN, CLIP_STD)
 
     def __call__(self, sample: dict) -> torch.Tensor:
-        members = media_members(sample)
-        if members["images"]:
-            return self.image(decode_image(members["images"][0][1], key=sample["__key__"]))
+        members = media_members(sample, MODALITIES)
+        if members["image"]:
+            return self.image(decode_image(members["image"][0][1], key=sample["__key__"]))
         frames = decode_video(
-            members["videos"][0][1], NUM_FRAMES, key=sample["__key__"], short_side=SIZE, backend=self.backend
+            members["video"][0][1], NUM_FRAMES, key=sample["__key__"], short_side=SIZE, backend=self.backend
         )
         return self.video(frames)
 
@@ -179,6 +196,7 @@ def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> float
     dm = LVLMDataModule(
         test_sources=[{"pattern": str(shard_dir / "*.tar")}],
         tokenizer=tokenizer,
+        modalities=MODALITIES,
         num_frames=NUM_FRAMES,
         max_length=4096,
         batch_size=1,
@@ -208,13 +226,13 @@ def raw_decode(shard_dir: Path, backend: str) -> tuple[float, float]:
     seconds = {"image": 0.0, "video": 0.0}
     counts = {"image": 0, "video": 0}
     for sample in wds.WebDataset(sorted(str(p) for p in shard_dir.glob("*.tar")), shardshuffle=False):
-        members = media_members(sample)
-        kind = "image" if members["images"] else "video"
+        members = media_members(sample, MODALITIES)
+        kind = "image" if members["image"] else "video"
         start = time.perf_counter()
         if kind == "image":
-            decode_image(members["images"][0][1])
+            decode_image(members["image"][0][1])
         else:
-            decode_video(members["videos"][0][1], NUM_FRAMES, backend=backend)
+            decode_video(members["video"][0][1], NUM_FRAMES, backend=backend)
         seconds[kind] += time.perf_counter() - start
         counts[kind] += 1
     return sum(counts.values()) / sum(seconds.values()), counts["video"] / max(seconds["video"], 1e-9)

@@ -3,7 +3,8 @@
 Same weights (one random ``video_llava`` checkpoint written once, read by both), same mixed batch (one sample
 with an image, one with an 8-frame video, right-padded), same trainable set (projector + LLM; towers frozen),
 same optimizer (AdamW). A step is ``zero_grad → forward (with labels) → backward → optimizer.step``; lvlm's
-forward runs as its training step does (``loss_only=True``: the LM head only where a target is predicted).
+forward runs as its training step does (``loss_only=True``: the LM head only where a target is predicted), with
+``full_vocabulary_loss=True`` so that its loss is transformers' (placeholder rows included).
 
 Timing: median wall time of ``--steps`` steps after ``--warmup`` steps, in ``--rounds`` fresh processes per side
 run in alternating order (hf, lvlm, lvlm, hf, ...); the best round per side is reported, and every round printed.
@@ -98,7 +99,9 @@ def load_side(side: str, directory: Path):
         model = VideoLLaVA.from_pretrained(directory)
         for tower in model.towers.values():
             tower.freeze()
-        return model, lambda b: model(**b, loss_only=True).loss  # as LVLMModule's training_step calls it
+        # As LVLMModule's training_step calls it, except that the loss runs over the whole vocabulary, placeholder
+        # rows included, as transformers' does (lvlm's default leaves them out), so both sides compute one loss.
+        return model, lambda b: model(**b, loss_only=True, full_vocabulary_loss=True).loss
     from transformers import VideoLlavaForConditionalGeneration
 
     model = VideoLlavaForConditionalGeneration.from_pretrained(directory, attn_implementation="sdpa")

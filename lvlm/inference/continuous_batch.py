@@ -66,7 +66,8 @@ class RunningBatch:
         """Prefill new prompts, merge their cache in, and give each its first token."""
         batch = collate_for_generation(self.session, samples)
         mask = batch["attention_mask"]
-        media = {slot.batch_key: batch[slot.batch_key] for slot in self.session.slots if slot.batch_key in batch}
+        names = [m.input_name for m in self.session.modalities.values()]
+        media = {name: batch[name] for name in names if name in batch}
         embeds = self.model.embed_inputs(batch["input_ids"], media)
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = growing_cache(self.model.llm.config)

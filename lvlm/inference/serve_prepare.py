@@ -44,7 +44,7 @@ def load_job_media(session: InferenceSession, job: ChatJob, limits: ServeLimits)
     check_frames(job.media, session.num_frames, limits)
     loaded = []
     for ref in job.media:
-        if ref.kind not in {slot.name for slot in session.slots}:
+        if ref.kind not in session.modalities:
             raise bad_request(f"this model takes no {ref.kind}s", "unsupported_media", ref.param)
         data = read_media_url(ref.url, limits.media, ref.param)
         try:

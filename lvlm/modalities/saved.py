@@ -55,8 +55,21 @@ def saved_modalities(model: nn.Module, where: str) -> dict[str, Modality]:
     return built
 
 
-def _loaded(tower: nn.Module):
-    def factory() -> nn.Module:
-        return tower
+class _LoadedTower:
+    """The tower factory of a loaded model's modality: returns the loaded tower. Pickled (to data or serving worker
+    processes, which need the modality's decoding, never its weights) it leaves the tower behind."""
 
-    return factory
+    def __init__(self, tower: nn.Module | None) -> None:
+        self.tower = tower
+
+    def __call__(self) -> nn.Module:
+        if self.tower is None:
+            raise RuntimeError("this modality's tower stayed with the loaded model (not sent to worker processes)")
+        return self.tower
+
+    def __getstate__(self) -> dict:
+        return {"tower": None}
+
+
+def _loaded(tower: nn.Module) -> _LoadedTower:
+    return _LoadedTower(tower)
