@@ -20,7 +20,7 @@ def train_tokenizer(
     The special tokens are `<unk>` (id 0), `<s>` (bos, 1), `</s>` (eos, 2), `<pad>` (3), then
     `extra_special_tokens` in order (the visual placeholders, ids 4, 5, ...). Special tokens are never split
     and never produced from ordinary text by the BPE merges. The result saves with `save_pretrained(dir)` and
-    loads back with `AutoTokenizer.from_pretrained(dir)`.
+    loads back with `lvlm.models.io.tokenizer.load_tokenizer(dir)` (no remote code).
 
     Args:
         texts: Training corpus (any iterable of strings; consumed once).

@@ -1,8 +1,8 @@
 """Sharded (torch distributed checkpoint, DCP) folders read without running code from them.
 
 torch reads a DCP folder's ``.metadata`` with plain :mod:`pickle` and the non-tensor items of its ``.distcp``
-files with ``torch.load(weights_only=False)``: a crafted folder runs code as it is read. Here ``.metadata`` goes
-through :class:`MetadataUnpickler`, which admits only what torch writes there (the dataclasses of
+files with an unrestricted unpickler (``weights_only`` off): a crafted folder runs code as it is read. Here
+``.metadata`` goes through :class:`MetadataUnpickler`, which admits only what torch writes there (the dataclasses of
 ``torch.distributed.checkpoint.metadata``, ``_StorageInfo``, ``torch.Size``, dtypes and layouts, the memory-format
 enum, ``pathlib`` paths), every storage file named there must lie inside the folder, and non-tensor items are read
 with ``torch.load(weights_only=True)``. Anything else is refused with :class:`~lvlm.core.errors.UnsafeInputError`
