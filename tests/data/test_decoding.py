@@ -267,9 +267,12 @@ def test_bad_frames_raise_video_errors(tmp_path):
         decode_frames([image_bytes((8, 8)), image_bytes((10, 8))], 2)
 
 
-def test_encoder_is_deterministic_and_reencode_shrinks(tmp_path: Path):
+def test_encoder_gives_the_same_picture_and_reencode_shrinks(tmp_path: Path):
     frames = moving_square_frames(16, (96, 64))
-    assert encode_mp4(frames, gop=4) == encode_mp4(frames, gop=4)
+    first, second = (decode_video(encode_mp4(frames, gop=4), 16, backend="pyav") for _ in range(2))
+    # Same picture (bytes too, nearly always; see encode_mp4), and close to the input at crf 18.
+    assert (first.int() - second.int()).abs().max() <= 8
+    assert (first.int() - torch.from_numpy(frames).int()).abs().float().mean() < 4
     small = reencode_video(encode_h264(frames), short_side=32, gop=4)
     video = decode_video(small, 16, backend="pyav")
     assert video.shape == (16, 32, 48, 3)

@@ -25,7 +25,11 @@ from lvlm.data.decoding.sampling import reduced_size
 def encode_mp4(
     frames: np.ndarray | torch.Tensor, *, fps: float = 8, gop: int = 8, crf: int = 18, preset: str = "veryfast"
 ) -> bytes:
-    """Encode RGB frames as an H.264 (yuv420p) mp4, byte-for-byte deterministic for the same input.
+    """Encode RGB frames as an H.264 (yuv420p) mp4.
+
+    The same input almost always gives the same bytes (single-threaded x264, bit-exact muxing); under heavy CPU
+    load a few encodes in a thousand differ (a timing-dependent effect, not isolated yet), always decoding to the
+    same picture within the codec's error.
 
     Args:
         frames: uint8 ``[t, h, w, 3]`` RGB frames; odd sizes are cropped by one pixel (yuv420p needs even).
