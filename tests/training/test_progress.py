@@ -12,6 +12,7 @@ from tests.training.tiny import write_recipe
 
 def test_step_bounded_fit_shows_real_counts_and_no_noise(tmp_path, tokenizer_dir):
     trainer = {"max_steps": 2, "enable_progress_bar": True, "logger": False, "enable_checkpointing": False}
+    trainer["default_root_dir"] = str(tmp_path)  # the saved config.yaml goes there, not into the repository
     recipe = write_recipe(tmp_path / "tiny.yaml", tokenizer_dir, trainer=trainer)
     command = [sys.executable, "-m", "lvlm", "fit", "-c", str(recipe)]
     result = subprocess.run(command, cwd=REPO, env=env() | {"COLUMNS": "200"}, capture_output=True, text=True)
