@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -75,8 +74,12 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
     return tree
 
 
-def rewrite_args(argv: list[str], overlay_dir: str | Path | None = None) -> list[str]:
-    """``argv`` with the aliases expanded and ``model.modalities`` merged into one final overlay."""
+def rewrite_args(argv: list[str]) -> list[str]:
+    """``argv`` with the aliases expanded and ``model.modalities`` merged into one final overlay.
+
+    The overlay is a YAML string given to ``-c`` (jsonargparse reads a config string as well as a file), so
+    no file is left behind.
+    """
     out: list[str] = []
     modalities: dict[str, Any] | None = None
     i = 0
@@ -102,7 +105,7 @@ def rewrite_args(argv: list[str], overlay_dir: str | Path | None = None) -> list
         i += 1
     if modalities is None:
         return out
-    directory = Path(overlay_dir or tempfile.mkdtemp(prefix="lvlm-modalities-"))
-    overlay = directory / "modalities.yaml"
-    overlay.write_text(yaml.safe_dump({"model": {"modalities": modalities}}, sort_keys=False))
-    return [*out, "-c", str(overlay)]
+    overlay = yaml.safe_dump(
+        {"model": {"modalities": modalities}}, sort_keys=False, default_flow_style=True, width=1 << 30
+    )
+    return [*out, "-c", overlay.strip()]

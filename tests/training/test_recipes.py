@@ -178,3 +178,14 @@ def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypa
     if name == "image_only":
         sources = [s["pattern"].split("/")[-2] for s in pretrain["data"]["init_args"]["train_sources"]]
         assert sources == ["llava_image"]
+
+
+def test_the_modalities_overlay_leaves_no_file_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
+    config = print_config(
+        "-c", str(RECIPES / "finetune.yaml"),
+        "--model.modalities.image.init_args.tower.init_args.pretrained", "/weights/image",
+    )  # fmt: skip
+    assert tower(config["model"], "image")["init_args"]["pretrained"] == "/weights/image"
+    assert list(tmp_path.iterdir()) == []
