@@ -219,9 +219,10 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
         temporal_attention = (
             bool(vision.get("add_time_attn", True)) if temporal_attention is None else temporal_attention
         )
-        super().__init__(
-            config, select_layer, select_feature, mean, std, frozen=False, attn_implementation=attn_implementation
-        )
+        with no_init_weights() if directory is not None else nullcontext():  # the weights are read below
+            super().__init__(
+                config, select_layer, select_feature, mean, std, frozen=False, attn_implementation=attn_implementation
+            )
         self.num_frames = num_frames
         self.temporal_attention = temporal_attention
         self._warned_frames: set[int] = set()

@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
-from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTower
+from lvlm.apps.quickstart_towers import save_languagebind_tower
+from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindImageTower, LanguageBindVideoTower
 from tests.models.tiny import pixels, vision_dict
 
 
@@ -92,3 +93,17 @@ def test_uint8_pixels_are_normalised_by_the_tower_with_its_own_mean_and_std():
         assert normalised.dtype == torch.float32 and normalised.abs().max() > 1.0
         assert torch.equal(tower(raw), tower(normalised))
         assert not torch.equal(tower(raw), tower(raw.float()))  # floats are taken as already normalised
+
+
+def test_pretrained_towers_skip_the_random_init_their_weights_replace(tmp_path):
+    """A tower read from a directory draws no random numbers for weights it then overwrites: the image and the
+    video tower advance the generator alike (only transformers' CLS embedding draw), so a seeded run's later
+    draws (projector, LLM) do not depend on which towers it loads, and no time goes into a discarded init."""
+    image_dir = save_languagebind_tower(LanguageBindImageTower(vision_dict()), tmp_path / "image")
+    video_dir = save_languagebind_tower(LanguageBindVideoTower(vision_dict(), num_frames=2), tmp_path / "video")
+    states = []
+    for cls, directory in ((LanguageBindImageTower, image_dir), (LanguageBindVideoTower, video_dir)):
+        torch.manual_seed(0)
+        cls(pretrained=str(directory))
+        states.append(torch.random.get_rng_state())
+    assert torch.equal(states[0], states[1])
