@@ -71,6 +71,17 @@ def test_training_and_validation_read_every_s3_sample(bucket, tmp_path: Path) ->
     batches = list(single.train_dataloader())
     assert sorted(k for b in batches for k in b["keys"]) == sorted(KEYS)
     assert sorted(len(b["keys"]) for b in batches) == [1, 2, 2, 2, 2]  # 9 samples in batches of 2
+    packed = make_datamodule(
+        tmp_path / "packed",
+        train_sources=[{"pattern": f"{BASE}-*.tar"}],
+        sampling="single_pass",
+        batches_per_epoch=None,
+        max_tokens_per_batch=128,
+        num_workers=2,
+    )
+    rows = list(packed.train_dataloader())
+    assert sorted(k for b in rows if not b.get("filler") for k in b["keys"]) == sorted(KEYS)
+    assert all(b["input_ids"].shape[0] == 1 for b in rows) and len(rows) < len(KEYS)
     resampled = make_datamodule(tmp_path / "resampled", train_sources=[{"pattern": f"{BASE}-*.tar"}], num_workers=2)
     keys = [k for b in resampled.train_dataloader() for k in b["keys"]]
     assert len(keys) == 8 and set(keys) <= set(KEYS)
