@@ -167,7 +167,7 @@ class TrainStream(torch.utils.data.IterableDataset):
                 yield {**collated, "filler": True} if filler else collated
 
     def _batches(self, base: tuple[int, ...], worker: int, num_workers: int) -> Iterator[list[PreparedSample]]:
-        """Batches of the resampled stream, or of the (unpacked or resampled-packed) single pass."""
+        """Batches of the resampled stream (padded or packed), or of the unpacked single pass."""
         if self.index is None:
             streams = [
                 self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
