@@ -7,7 +7,9 @@ uint8 0-255 by default, normalised by the towers; float32 normalised with `media
 `modalities`, `meta` lists.
 
 - train: resampled, weighted mix of sources, exactly `batches_per_epoch` batches per rank (`TrainLoader`); or
-  (`sampling="single_pass"`) every sample once per epoch, the same batch count on every rank.
+  (`sampling="single_pass"`) every sample once per epoch, the same batch count on every rank. With
+  `max_tokens_per_batch`, packed rows (`lvlm.data.packing`: `input_ids`, `position_ids`, `labels` `[1, l]`);
+  in the packed single pass a rank may end an epoch with one copy marked `filler: True` (zero loss).
 - val / test: a fixed finite set, every sample once over all ranks, same batch count on every rank, right
   padding (validation loss).
 - predict: the val (or test) set as generation prompts ending with `"ASSISTANT:"`, left padding,
@@ -33,7 +35,9 @@ from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
+from lvlm.data.length_index import ShardLengths, length_index
 from lvlm.data.media import MediaModality, modality_list
+from lvlm.data.packed_pass import Bin, index_bins, micro_batches_per_rank
 from lvlm.data.packing import PackingCollator
 from lvlm.data.report import BadSampleReport, count_bad_samples
 from lvlm.data.sample_pipeline import SampleProcessor
@@ -68,8 +72,10 @@ class LVLMDataModule(pl.LightningDataModule):
         batch_size: Samples per batch per rank.
         max_tokens_per_batch: Pack training samples into micro-batches of at most this many tokens (one row,
             per-sample position ids, no padding: `lvlm.data.packing`) instead of `batch_size` padded samples;
-            at least `max_length`. Resampled only; `batches_per_epoch` then counts packed micro-batches (and
-            `samples_per_epoch` converts with `batch_size` as the expected samples per micro-batch).
+            at least `max_length`. Resampled: `batches_per_epoch` then counts packed micro-batches (and
+            `samples_per_epoch` converts with `batch_size` as the expected samples per micro-batch). Single pass:
+            every sample once per epoch in planned micro-batches, the same count on every rank, at most one
+            zero-loss filler per rank (`lvlm.data.packed_pass`); `batch_size` is then unused.
         num_workers: DataLoader workers per rank.
         prefetch_factor: Batches prefetched per worker (with workers only).
         pin_memory: Pin batches in page-locked memory.
@@ -140,13 +146,14 @@ class LVLMDataModule(pl.LightningDataModule):
                 "LVLMDataModule: sampling 'single_pass' takes the epoch length from the data; "
                 "leave batches_per_epoch and samples_per_epoch unset"
             )
-        if max_tokens_per_batch is not None and (max_tokens_per_batch < max_length or sampling != "resampled"):
+        if max_tokens_per_batch is not None and max_tokens_per_batch < max_length:
             raise ValueError(
                 f"LVLMDataModule: max_tokens_per_batch ({max_tokens_per_batch}) must be at least max_length "
-                f"({max_length}) and needs sampling 'resampled'"
+                f"({max_length})"
             )
         self.sampling, self.max_tokens_per_batch = sampling, max_tokens_per_batch
         self._train_index: list[ShardKeys] | None = None
+        self._packed: tuple[list[ShardLengths], list[list[Bin]]] | None = None
         self.train_sources, self.val_sources, self.test_sources = (
             source_dicts(train_sources),
             source_dicts(val_sources),
@@ -196,6 +203,8 @@ class LVLMDataModule(pl.LightningDataModule):
     @property
     def batches_per_epoch(self) -> int:
         """Training batches per epoch on every rank."""
+        if self.sampling == "single_pass" and self.max_tokens_per_batch is not None:
+            return micro_batches_per_rank(sum(len(b) for b in self.packed_index()[1]), self.world_size)
         if self.sampling == "single_pass":
             index = self.train_index()
             return batches_per_rank(sum(len(keys) for _, keys in index), self.world_size, self.batch_size)
@@ -212,6 +221,22 @@ class LVLMDataModule(pl.LightningDataModule):
             if len({s.get("weight", 1.0) for s in self.train_sources}) > 1:
                 log.info("single pass: source weights are ignored (every sample is used once per epoch)")
         return self._train_index
+
+    def packed_index(self) -> tuple[list[ShardLengths], list[list[Bin]]]:
+        """Every training sample's token length and the micro-batches they pack into (packed single pass).
+
+        Read once, at start-up (`lvlm.data.length_index`: under `torch.distributed` the ranks share the work, so
+        every rank must get here together, as Lightning's `train_dataloader` calls do); samples that fail to
+        tokenize are reported once and left out of every epoch.
+        """
+        if self._packed is None:
+            assert self.max_tokens_per_batch is not None
+            report = BadSampleReport(self.report_dir(), "train", self.rank)
+            processor = self._processor("train", augment=False, keep_meta=False)
+            urls = [url for s in self.train_sources for url in expand_pattern(s["pattern"])]
+            index = length_index(urls, processor, report, self.rank, self.world_size)
+            self._packed = index, index_bins(index, self.max_tokens_per_batch, self.group_by_modality_length)
+        return self._packed
 
     def report_dir(self) -> str:
         """The run directory of the bad-sample report (chosen once)."""
@@ -268,7 +293,10 @@ class LVLMDataModule(pl.LightningDataModule):
             self.group_by_modality_length,
         )
         stream.rank, stream.world_size = self.rank, self.world_size
-        stream.index = self.train_index() if self.sampling == "single_pass" else None
+        if self.sampling == "single_pass" and self.max_tokens_per_batch is not None:
+            stream.packed_index, stream.packed_bins = self.packed_index()
+        elif self.sampling == "single_pass":
+            stream.index = self.train_index()
         stream.max_tokens_per_batch = self.max_tokens_per_batch
         # A rebuilt loader (e.g. `reload_dataloaders_every_n_epochs`) continues the previous one's epoch count.
         previous = self._train_loader.state_dict() if self._train_loader is not None else None

@@ -14,7 +14,7 @@ from typing import Any
 
 from webdataset.tariterators import base_plus_ext, tar_file_expander
 
-from lvlm.data.shard_io import open_shard
+from lvlm.data.shard_io import open_error, open_shard
 
 Handler = Callable[[Exception], bool]
 
@@ -43,7 +43,7 @@ def _members(url: str, handler: Handler, select: Callable[[str], bool] | None = 
     try:
         stream = open_shard(url)
     except Exception as err:  # noqa: BLE001 - any opener error is reported and the shard skipped
-        handler(RuntimeError(f"cannot open shard {url}: {err}"))
+        handler(open_error(url, err))
         return
     try:
         yield from tar_file_expander([{"url": url, "stream": stream}], handler=handler, select_files=select)

@@ -61,6 +61,12 @@ def open_shard(url: str) -> Any:
     return fsspec.open(url, "rb").open()
 
 
+def open_error(url: str, err: Exception) -> RuntimeError:
+    """The error reported for a shard that cannot be opened: its URL and the opener's error type and message
+    (an fsspec opener's `FileNotFoundError` message is only the key, so the type says what happened)."""
+    return RuntimeError(f"cannot open shard {url}: {type(err).__name__}: {err}")
+
+
 def read_shards(urls: Iterable[str], handler: Handler) -> Iterator[dict[str, Any]]:
     """Streams raw samples (`__key__`, `__url__`, member bytes) from shards, in order.
 
@@ -72,7 +78,7 @@ def read_shards(urls: Iterable[str], handler: Handler) -> Iterator[dict[str, Any
         try:
             stream = open_shard(url)
         except Exception as err:  # noqa: BLE001 - any opener error is reported and the shard skipped
-            if handler(RuntimeError(f"cannot open shard {url}: {err}")):
+            if handler(open_error(url, err)):
                 continue
             return
         try:
@@ -116,7 +122,7 @@ def list_keys(url: str, handler: Handler) -> list[str]:
     try:
         stream = open_shard(url)
     except Exception as err:  # noqa: BLE001
-        handler(RuntimeError(f"cannot open shard {url}: {err}"))
+        handler(open_error(url, err))
         return keys
     try:
         for _ in tar_file_expander([{"url": url, "stream": stream}], handler=handler, select_files=record):

@@ -8,7 +8,8 @@ does not set for worker processes; here rank and world size are given by the Dat
 (rank, worker) resamples its own shards, no node split is needed and uneven shards cannot give ranks
 different batch counts: `TrainLoader` yields exactly `batches_per_epoch` batches on every rank. With an `index`
 (the exact single pass, :mod:`lvlm.data.single_pass`), each (rank, worker) instead reads its planned share of
-the epoch's samples once, cut into the planned batches.
+the epoch's samples once, cut into the planned batches; with a `packed_index` (the single pass with packing,
+:mod:`lvlm.data.packed_pass`), into the planned micro-batches, a trailing filler marked `filler`.
 
 Batches are formed from tokenized samples (lengths known, media still encoded) and decoded afterwards, so a
 resumed loader fast-forwards by tokenizing, not decoding, the batches it has already delivered.
@@ -28,12 +29,14 @@ import webdataset as wds
 
 from lvlm.data.collate import Collator
 from lvlm.data.decoding.errors import MediaDecodeError
+from lvlm.data.length_index import ShardLengths
+from lvlm.data.packed_pass import Bin, assemble, index_bins, plan_packed_worker
 from lvlm.data.packing import PackingCollator, pack_batches
 from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_pipeline import PreparedSample, SampleProcessor
 from lvlm.data.shard_io import read_shards
-from lvlm.data.single_pass import ShardKeys, cut_batches, plan_worker, planned_samples
+from lvlm.data.single_pass import ShardKeys, WorkerPlan, cut_batches, plan_worker, planned_samples
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +134,8 @@ class TrainStream(torch.utils.data.IterableDataset):
         self.epoch, self.skip_batches = 0, 0
         self.index: list[ShardKeys] | None = None  # set for the exact single pass (see lvlm.data.single_pass)
         self.max_tokens_per_batch: int | None = None  # set to pack samples (see lvlm.data.packing)
+        self.packed_index: list[ShardLengths] | None = None  # set for the packed single pass (lvlm.data.packed_pass)
+        self.packed_bins: list[list[Bin]] | None = None  # its bins (`packed_pass.index_bins`); computed if None
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -140,6 +145,29 @@ class TrainStream(torch.utils.data.IterableDataset):
         worker = ((0 if info is None else info.id) + self.skip_batches) % num_workers
         skip = len(range(worker, self.skip_batches, num_workers))
         base = (self.seed, self.epoch, self.rank, worker)
+        if self.packed_index is not None:
+            batches = self._packed_batches(worker, num_workers)
+        else:
+            batches = ((batch, False) for batch in self._batches(base, worker, num_workers))
+        previous = None
+        for index in itertools.count():
+            self.report.muted = index < skip  # replayed batches were reported before the interruption
+            batch, filler = next(batches, (None, False))
+            if batch is None:
+                return
+            if index < skip:
+                continue
+            # Augmentation is seeded per batch, so replayed (never decoded) batches do not shift its random state.
+            self.processor.reseed(derive_seed(*base, 1, index))
+            collated = self._load(batch)
+            if collated is None and self.packed_index is not None and previous is not None:
+                collated, filler = previous, True  # keep the planned count: a zero-loss repeat
+            if collated is not None:
+                previous = collated
+                yield {**collated, "filler": True} if filler else collated
+
+    def _batches(self, base: tuple[int, ...], worker: int, num_workers: int) -> Iterator[list[PreparedSample]]:
+        """Batches of the resampled stream (padded or packed), or of the unpacked single pass."""
         if self.index is None:
             streams = [
                 self._source_samples(urls, pattern, random.Random(derive_seed(*base, 2, i)))
@@ -154,22 +182,25 @@ class TrainStream(torch.utils.data.IterableDataset):
         shuffled = wds.filters.shuffle(self.shuffle_buffer, rng=random.Random(derive_seed(*base, 4)))(raw)
         prepared, rng = self._prepared(shuffled), random.Random(derive_seed(*base, 5))
         if self.max_tokens_per_batch is not None:
-            batches = pack_batches(prepared, self.max_tokens_per_batch, rng, self.group_by_modality_length)
-        elif self.index is None:
-            batches = group_batches(prepared, self.batch_size, rng, self.group_by_modality_length, self.group_buffer)
-        else:
-            batches = cut_batches(prepared, plan.batch_sizes, rng, self.group_by_modality_length, self.group_buffer)
-        for index in itertools.count():
-            self.report.muted = index < skip  # replayed batches were reported before the interruption
-            batch = next(batches, None)
-            if batch is None:
-                return
-            if index < skip:
-                continue
-            # Augmentation is seeded per batch, so replayed (never decoded) batches do not shift its random state.
-            self.processor.reseed(derive_seed(*base, 1, index))
-            if (collated := self._load(batch)) is not None:
-                yield collated
+            return pack_batches(prepared, self.max_tokens_per_batch, rng, self.group_by_modality_length)
+        if self.index is None:
+            return group_batches(prepared, self.batch_size, rng, self.group_by_modality_length, self.group_buffer)
+        return cut_batches(prepared, plan.batch_sizes, rng, self.group_by_modality_length, self.group_buffer)
+
+    def _packed_batches(self, worker: int, num_workers: int) -> Iterator[tuple[list[PreparedSample], bool]]:
+        """`(micro-batch, is_filler)` of the packed single pass (:mod:`lvlm.data.packed_pass`)."""
+        assert self.packed_index is not None and self.max_tokens_per_batch is not None
+        if self.packed_bins is None:  # the bins do not depend on the epoch: packed once
+            self.packed_bins = index_bins(self.packed_index, self.max_tokens_per_batch, self.group_by_modality_length)
+        plan = plan_packed_worker(
+            self.packed_index, self.packed_bins, self.seed, self.epoch, self.rank, self.world_size, worker, num_workers
+        )
+
+        def read(runs: tuple[ShardKeys, ...]) -> Iterator[PreparedSample]:
+            raw = planned_samples(WorkerPlan(runs, ()), lambda url: read_shards([url], self.report.shard_error))
+            return self._prepared(raw)
+
+        return assemble(read(plan.reads), plan, read)
 
     def _source_samples(self, urls: Sequence[str], pattern: str, rng: random.Random) -> Iterator[dict[str, Any]]:
         empty_in_a_row, limit = 0, max(20, 4 * len(urls))

@@ -35,13 +35,17 @@ def batch_modalities(batch: Mapping[str, Any]) -> Counter[str]:
 
 
 class ModalityCounter(pl.Callback):
-    """Logs cumulative ``train/samples_<modality>`` (this rank × world size) every training batch; resumable."""
+    """Logs cumulative ``train/samples_<modality>`` (this rank × world size) every training batch; resumable.
+
+    A filler micro-batch (``batch["filler"]``, zero loss: ``lvlm.data.packed_pass``) trains nothing: not counted.
+    """
 
     def __init__(self) -> None:
         self._samples: Counter[str] = Counter()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx) -> None:
-        self._samples.update(batch_modalities(batch))
+        if not batch.get("filler"):
+            self._samples.update(batch_modalities(batch))
         metrics = {f"train/samples_{name}": float(count * trainer.world_size) for name, count in self._samples.items()}
         pl_module.log_dict(metrics, batch_size=1)
 

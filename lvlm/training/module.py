@@ -199,6 +199,10 @@ class LVLMModule(pl.LightningModule):
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss
+        if batch.get("filler"):
+            # A filler micro-batch (packed single pass, lvlm.data.packed_pass) evens out the ranks' counts: it
+            # runs forward and backward like any batch, so every rank joins the same collectives, and trains nothing.
+            return loss * 0.0
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0], sync_dist=False)
         for group in self.optimizers().param_groups:
             self.log(f"train/lr_{group.get('name', 'main')}", group["lr"], batch_size=1)

@@ -1,5 +1,5 @@
 """Two CPU processes with torch.distributed (gloo): equal batch counts over uneven shards, exact eval partition,
-and the exact single pass of the training stream (2 ranks x 2 workers)."""
+and the exact single pass of the training stream, unpacked and packed (2 ranks x 2 workers)."""
 
 from __future__ import annotations
 
@@ -45,8 +45,17 @@ def _run_rank(rank: int, port: int, pattern: str, run_dir: str, out_dir: str) ->
             batch_size=3,
         )
         single_keys = [batch["keys"] for batch in single.train_dataloader()]
+        packed = make_datamodule(
+            Path(run_dir),
+            train_sources=[{"pattern": pattern}],
+            sampling="single_pass",
+            batches_per_epoch=None,
+            num_workers=2,
+            max_tokens_per_batch=128,
+        )
+        packed_keys = [[batch["keys"], batch.get("filler", False)] for batch in packed.train_dataloader()]
         result = {"rank": dm.rank, "world_size": dm.world_size, "train": train_keys, "val": val_keys}
-        result["single_pass"] = single_keys
+        result["single_pass"], result["packed"] = single_keys, packed_keys
         gathered: list[dict | None] = [None] * WORLD_SIZE
         dist.all_gather_object(gathered, result)
         if rank == 0:
@@ -82,3 +91,7 @@ def test_two_ranks_get_equal_batch_counts_and_an_exact_eval_partition(tmp_path: 
     assert [len(r["single_pass"]) for r in results] == [4, 4]
     seen = [key for r in results for batch in r["single_pass"] for key in batch]
     assert sorted(seen) == sorted(everything) and len(seen) == len(set(seen)) == 25
+    # Packed single pass (2 ranks x 2 workers): every key exactly once in real rows, the same count on each rank.
+    assert len(results[0]["packed"]) == len(results[1]["packed"]) < 25
+    seen = [key for r in results for keys, filler in r["packed"] if not filler for key in keys]
+    assert sorted(seen) == sorted(everything) and len(seen) == 25

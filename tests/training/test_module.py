@@ -77,6 +77,26 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
     assert (log_dir / "projector.safetensors").is_file() and (log_dir / "config.yaml").is_file()
 
 
+def test_a_filler_batch_runs_with_zero_loss_and_zero_gradients(tmp_path, tokenizer_dir):
+    recipe = write_recipe(
+        tmp_path / "tiny.yaml",
+        tokenizer_dir,
+        trainer={
+            "max_steps": 2,
+            "log_every_n_steps": 1,
+            "default_root_dir": str(tmp_path / "run"),
+            "callbacks": [{"class_path": "lvlm.training.callbacks.ModalityCounter"}],
+        },
+        train_llm=True,
+    )
+    assert cli.lightning_main("fit", ["-c", str(recipe), "--data.init_args.filler=true"]) == 0
+    (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
+    events = EventAccumulator(str(log_dir)).Reload()
+    tags = set(events.Tags()["scalars"])
+    assert not {"train/loss", "train/samples_image", "train/samples_video"} & tags  # no loss, no sample trained
+    assert [e.value for e in events.Scalars("train/grad_norm")] == [0.0, 0.0]
+
+
 def test_stage2_reads_the_stage1_projector(tmp_path, tokenizer_dir):
     stage1 = tmp_path / "stage1.safetensors"
     recipe = write_recipe(

@@ -72,3 +72,14 @@ def test_fit_on_packed_batches(world_recipe, tmp_path):
     assert batch["input_ids"].shape[0] == 1 and len(batch["keys"]) > 1 and "attention_mask" not in batch
     built.trainer.fit(built.model, datamodule=built.datamodule)
     assert built.trainer.global_step == 2 and bool(built.trainer.callback_metrics["train/loss"].isfinite())
+
+
+def test_fit_one_epoch_of_the_packed_single_pass(world_recipe, tmp_path):
+    """`sampling: single_pass` with `max_tokens_per_batch`: one epoch trains every sample once, in packed rows."""
+    args = ["-c", str(world_recipe), "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"]
+    packed = ["--data.init_args.sampling=single_pass", "--data.init_args.batches_per_epoch=null"]
+    built = cli.build_cli([*args, *packed, "--data.init_args.max_tokens_per_batch=1024"], run=False)
+    rows = list(built.datamodule.train_dataloader())
+    assert sum(len(b["keys"]) for b in rows) == SIZES["stage2_train"] and len(rows) < SIZES["stage2_train"]
+    built.trainer.fit(built.model, datamodule=built.datamodule)
+    assert built.trainer.global_step == len(rows) and bool(built.trainer.callback_metrics["train/loss"].isfinite())

@@ -47,8 +47,10 @@ class TinyDataModule(pl.LightningDataModule):
         text_length: int = 6,
         batches_per_epoch: int = 64,
         seed: int = 0,
+        filler: bool = False,
     ) -> None:
         super().__init__()
+        self.filler = filler  # mark every training batch as a zero-loss filler (the packed single pass's)
         self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
         self.batches_per_epoch, self.seed, self.start = batches_per_epoch, seed, 0
@@ -80,6 +82,8 @@ class TinyDataModule(pl.LightningDataModule):
             "attention_mask": torch.stack([(torch.arange(length) < r.numel()).long() for r, _ in rows]),
             "modalities": ["image" if i % 2 == 0 else "video" for i in range(self.batch_size)],
         }
+        if self.filler and index < 10_000:  # training batches only (see the loaders below)
+            batch["filler"] = True
         return batch | {k: torch.stack(v) for k, v in media.items() if v}
 
     def _loader(self, start: int, stop: int) -> DataLoader:
