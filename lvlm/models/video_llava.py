@@ -60,6 +60,9 @@ class VideoLLaVA(nn.Module):
         self.projector = projector
         self.llm = llm
         self.modalities: dict[str, ModalityInput] = {}
+        # Set by FSDP2 sharding: a batch without some modality still runs that tower and the projector on one
+        # idle item (times 0), so every rank runs the same all-gathers whatever media its batch holds.
+        self.encode_every_modality = False
         self.chat_template = chat_template
         self.modality_specs = dict(modality_specs or {})
         for modality in modalities:
@@ -150,6 +153,10 @@ class VideoLLaVA(nn.Module):
         for modality in self.modalities.values():
             pixels = media.get(modality.input_name)
             if pixels is None or pixels.shape[0] == 0:
+                if self.encode_every_modality:  # the same collectives on every rank of a sharded run
+                    idle = self.encode(modality.name, self.towers[modality.name].idle_pixels(embeds.device))
+                    embeds = embeds + 0.0 * idle.sum().to(embeds.dtype)
+                    encoded_any = True
                 continue
             features = self.encode(modality.name, pixels.to(embeds.device))
             embeds = merge_visual_embeddings(embeds, input_ids, features, modality.token_id, modality.name)

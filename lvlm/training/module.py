@@ -20,7 +20,7 @@ from typing import Any
 
 import lightning.pytorch as pl
 import torch
-from lightning.pytorch.strategies import ModelParallelStrategy
+from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -154,6 +154,8 @@ class LVLMModule(pl.LightningModule):
         if self.lora is not None:
             add_lora(self.model.llm.causal_lm, self.lora)
         self.trainability.apply(self.model)
+        if self._trainer is not None and isinstance(self.trainer.strategy, (FSDPStrategy, ModelParallelStrategy)):
+            self.model.encode_every_modality = True  # sharded towers: every rank runs the same all-gathers
         rank_zero_info("lvlm trainable parameters:\n" + trainability_table(parameter_counts(self.model)))
         if self.hparams.activation_checkpointing:
             apply_activation_checkpointing(self.model)

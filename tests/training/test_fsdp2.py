@@ -1,4 +1,5 @@
-"""Two CPU processes with ModelParallelStrategy (FSDP2 over gloo): sharded checkpoints and exact resume.
+"""Two CPU processes with ModelParallelStrategy (FSDP2 over gloo): sharded checkpoints and exact resume, with
+ranks whose batches hold different media (images on one; videos, then text only, on the other).
 
 The run uses recipes/trainer/fsdp.yaml as is (bf16 compute, fp32 reduction, activation checkpointing)
 with the device count overridden for CPU, through `torchrun -m lvlm fit` as docs/training.md shows.
@@ -15,6 +16,8 @@ from tests.training.launch import REPO, checkpoint_callback, torchrun_fit
 from tests.training.tiny import write_recipe
 
 CPU_FSDP = ["--trainer.accelerator=cpu", "--trainer.devices=2", "--trainer.strategy.data_parallel_size=2"]
+# rank 0 trains on image batches, rank 1 on video and text-only batches: the sharded towers still all-gather alike
+MEDIA_BY_RANK = "--data.init_args.media_by_rank=true"
 
 
 def recipe(tmp_path, tokenizer_dir, name: str):
@@ -28,7 +31,7 @@ def recipe(tmp_path, tokenizer_dir, name: str):
     path = write_recipe(
         tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
     )
-    return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *CPU_FSDP], run_dir
+    return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *CPU_FSDP, MEDIA_BY_RANK], run_dir
 
 
 @pytest.mark.slow

@@ -48,9 +48,13 @@ class TinyDataModule(pl.LightningDataModule):
         batches_per_epoch: int = 64,
         seed: int = 0,
         filler: bool = False,
+        media_by_rank: bool = False,
     ) -> None:
         super().__init__()
         self.filler = filler  # mark every training batch as a zero-loss filler (the packed single pass's)
+        # rank 0's batches hold images only; rank 1's videos only and text only in turn (sharded towers must
+        # still run the same collectives on every rank)
+        self.media_by_rank, self.world = media_by_rank, 1
         self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
         self.batches_per_epoch, self.seed, self.start = batches_per_epoch, seed, 0
@@ -58,14 +62,21 @@ class TinyDataModule(pl.LightningDataModule):
     def make_batch(self, index: int) -> dict[str, Any]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + index)
         rows, media = [], {"images": [], "videos": []}
-        for i in range(self.batch_size):
-            key = "images" if i % 2 == 0 else "videos"
+        kinds = ["images" if i % 2 == 0 else "videos" for i in range(self.batch_size)]
+        if self.media_by_rank:
+            rank, step = index % self.world, index // self.world
+            kinds = [("images" if rank == 0 else "videos" if step % 2 == 0 else "text")] * self.batch_size
+        for key in kinds:
+            prompt = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
+            answer = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
+            if key == "text":
+                ids = torch.cat([torch.tensor([self.tokenizer.bos_token_id]), prompt, answer])
+                rows.append((ids, torch.cat([torch.full((ids.numel() - answer.numel(),), -100), answer])))
+                continue
             modality = self.modalities[key]
             frames = self.num_frames if key == "videos" else 1
             token_id = self.tokenizer.convert_tokens_to_ids(modality.token)
             side = modality.tower_facts.preprocessing.size
-            prompt = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
-            answer = torch.randint(*TEXT_IDS, (self.text_length,), generator=g)
             visual = torch.full((modality.num_tokens(frames),), token_id)
             ids = torch.cat([torch.tensor([self.tokenizer.bos_token_id]), visual, prompt, answer])
             labels = torch.cat([torch.full((ids.numel() - answer.numel(),), -100), answer])
@@ -80,7 +91,7 @@ class TinyDataModule(pl.LightningDataModule):
                 [torch.nn.functional.pad(lab, (0, length - lab.numel()), value=-100) for _, lab in rows]
             ),
             "attention_mask": torch.stack([(torch.arange(length) < r.numel()).long() for r, _ in rows]),
-            "modalities": ["image" if i % 2 == 0 else "video" for i in range(self.batch_size)],
+            "modalities": [k.removesuffix("s") for k in kinds],
         }
         if self.filler and index < 10_000:  # training batches only (see the loaders below)
             batch["filler"] = True
@@ -89,6 +100,7 @@ class TinyDataModule(pl.LightningDataModule):
     def _loader(self, start: int, stop: int) -> DataLoader:
         rank = self.trainer.global_rank if self.trainer else 0
         world = self.trainer.world_size if self.trainer else 1
+        self.world = world
         return DataLoader(_Batches(self.make_batch, start, stop, rank, world), batch_size=None)
 
     def train_dataloader(self) -> DataLoader:

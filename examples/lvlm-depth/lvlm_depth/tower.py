@@ -66,6 +66,11 @@ class DepthTower(VisionTower):
     def hidden_size(self) -> int:
         return self.width
 
+    def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """One map of zeros, ``[1, c, s, s]`` with this tower's channels (what a sharded run encodes on a rank
+        whose batch has no depth map)."""
+        return torch.zeros(1, self.in_chans, self.size, self.size, device=device)
+
     @property
     def tokens_per_image(self) -> int:
         return (self.size // self.patch) ** 2

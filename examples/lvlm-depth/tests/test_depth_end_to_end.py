@@ -132,3 +132,10 @@ def test_lvlm_never_names_the_plugin():
     command = ["grep", "-rlE", "--exclude-dir=__pycache__", pattern, str(LVLM_SOURCE)]
     found = subprocess.run(command, capture_output=True, text=True)
     assert found.returncode == 1 and found.stdout == ""
+
+
+def test_the_tower_names_its_own_idle_input():
+    """A sharded run encodes it on a rank whose batch has no depth map: one map of the tower's channels."""
+    tower = DepthTower(size=16, patch=8, width=16, layers=1, heads=2)
+    assert tower.idle_pixels().shape == (1, 1, 16, 16)
+    assert tower(tower.idle_pixels()).shape == (1, 4, 16)

@@ -105,6 +105,15 @@ class VisionTower(nn.Module, ABC):
         features = self._encode(pixels.flatten(0, 1), num_frames=t)
         return features.reshape(n, t * features.shape[1], features.shape[2])
 
+    def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """One item of zeros in this tower's input layout, ``[1, 3, s, s]``.
+
+        A sharded run encodes it (times 0) on a rank whose batch has none of this tower's modality, so every
+        rank runs the same collectives. A tower taking other channels or a video layout overrides it.
+        """
+        size = self.preprocessing.size
+        return torch.zeros(1, 3, size, size, device=device)
+
     def _pixel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """``preprocessing`` mean and std as float32 ``[3]`` tensors on ``device``, made once per device: no
         host-to-device copy (and no synchronisation) at every forward."""

@@ -243,6 +243,11 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
     def to_config(self) -> dict[str, Any]:
         return super().to_config() | {"num_frames": self.num_frames, "temporal_attention": self.temporal_attention}
 
+    def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
+        """One video of zeros, ``[1, t, 3, s, s]`` with the tower's own frame count."""
+        size = self.preprocessing.size
+        return torch.zeros(1, self.num_frames, 3, size, size, device=device)
+
     def _layer_kwargs(self, num_frames: int) -> dict[str, Any]:
         if not self.temporal_attention:
             return {}

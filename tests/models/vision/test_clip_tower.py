@@ -107,3 +107,11 @@ def test_pretrained_towers_skip_the_random_init_their_weights_replace(tmp_path):
         cls(pretrained=str(directory))
         states.append(torch.random.get_rng_state())
     assert torch.equal(states[0], states[1])
+
+
+def test_idle_pixels_are_one_item_in_each_towers_layout():
+    """What a sharded run's rank encodes when its batch has none of a modality."""
+    image, video = CLIPVisionTower(vision_dict()), LanguageBindVideoTower(vision_dict(), num_frames=2)
+    assert image.idle_pixels().shape == (1, 3, 28, 28) and video.idle_pixels().shape == (1, 2, 3, 28, 28)
+    assert image(image.idle_pixels()).shape == (1, image.tokens_per_image, image.hidden_size)
+    assert video(video.idle_pixels()).shape == (1, 2 * video.tokens_per_frame, video.hidden_size)

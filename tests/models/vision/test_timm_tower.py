@@ -31,3 +31,9 @@ def test_selected_block_equals_manual_forward():
     assert torch.allclose(ours, x, atol=1e-6)
     video = torch.randn(1, 2, 3, 32, 32)
     assert tower(video).shape == (1, 2 * 17, 64)
+
+
+def test_idle_pixels_encode_as_one_item():
+    kwargs = {"depth": 2, "embed_dim": 32, "num_heads": 4, "img_size": 32, "patch_size": 8}
+    tower = TimmVisionTower("vit_base_patch16_224", model_kwargs=kwargs)
+    assert tower(tower.idle_pixels()).shape == (1, tower.tokens_per_image, 32)
