@@ -1,8 +1,8 @@
 """``lvlm eval``: score a prediction file with one protocol and write JSON, Markdown and TensorBoard results.
 
 Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`. With ``--model DIR``
-it first generates the predictions (``lvlm.inference.predict_records``) and writes them to
-``OUT/predictions.jsonl``.
+it first generates the predictions through ``lvlm predict`` (progress, ``--num-processes``, and ``--resume`` after
+an interrupted run) into ``OUT/predictions.jsonl``.
 
 Outputs (``OUT/<protocol>.json``, ``.md``, ``tensorboard/<protocol>/``) are checked before any work: one that
 is, contains or lies inside an input is refused, an existing one needs ``--overwrite`` and is then replaced
@@ -14,13 +14,13 @@ arguments or an unusable input file), 3 some items could not be judged and ``--a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from lvlm.apps import predict
 from lvlm.core.errors import UserError
-from lvlm.core.outputs import check_output, staged_output
+from lvlm.core.outputs import check_output
 from lvlm.eval.evaluate import evaluate_predictions
 from lvlm.eval.judges import JudgeConfigError, make_judge
 from lvlm.eval.results import EvalResult, result_paths, write_all
@@ -41,6 +41,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--media-root", type=Path, help="folder relative media paths start from")
     g.add_argument("--batch-size", type=int, default=8)
     g.add_argument("--max-new-tokens", type=int, default=128)
+    g.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes for the predictions")
+    g.add_argument(
+        "--resume", action="store_true", help="continue interrupted predictions (OUT/predictions.jsonl.partial)"
+    )
 
 
 def _video_qa_parser(sub: Any) -> None:
@@ -136,25 +140,19 @@ def _check_outputs(args: argparse.Namespace) -> None:
 
 
 def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    """Answer every question with the model (greedy), write OUT/predictions.jsonl; skipped ones beside it."""
+    """Answer every question with the model (greedy) through ``lvlm predict``: OUT/predictions.jsonl, skipped ones
+    beside it, progress on stderr, resumable after a kill with ``--resume``."""
     questions = args.questions_json or (args.questions if args.protocol == "video-qa" else None)
     if questions is None:
         parser.error("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
-    from lvlm.inference import predict_records  # on use: torch loads only when predictions are generated
-    from lvlm.inference.question_files import read_question_records
-
-    skipped: list = []
-    records, _, _ = read_question_records(questions)  # a JSON list or JSONL (POPE's own question files)
-    media_root = args.media_root or Path(questions).parent
-    predictions = predict_records(
-        args.model, records, media_root=media_root, batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens, skipped=skipped,
-    )  # fmt: skip
     path = args.out / "predictions.jsonl"
-    for target, rows in ((path, predictions), (args.out / "predictions.skipped.jsonl", [s.to_dict() for s in skipped])):
-        with staged_output(target, directory=False) as staged:
-            staged.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    print(f"predicted {len(predictions)} answers with {args.model}, skipped {len(skipped)} -> {path}")
+    argv = ["--model", str(args.model), "--questions", str(questions), "--out", str(path)]
+    argv += ["--batch-size", str(args.batch_size), "--max-new-tokens", str(args.max_new_tokens)]
+    argv += ["--num-processes", str(args.num_processes)]
+    if args.media_root is not None:
+        argv += ["--media-root", str(args.media_root)]
+    argv += ["--resume"] * args.resume + ["--overwrite"] * args.overwrite
+    predict.main(argv)
     return path
 
 
