@@ -23,7 +23,9 @@ from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
 from lvlm.apps.quiet import quiet_training_output
 from lvlm.apps.resume_report import report
+from lvlm.core.outputs import check_output
 from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
+from lvlm.training.export import EXPORT_SETTINGS
 from lvlm.training.module import LVLMModule
 from lvlm.training.progress import StepProgressBar
 
@@ -72,13 +74,20 @@ class LVLMCLI(LightningCLI):
         dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, format="yaml"))
         print(report(ckpt_path, (dumped.get(subcommand) or {}).get("model") or {}), file=sys.stderr)
 
-    def _check_sharded_checkpoint(self) -> None:
-        """torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle: refuse one that would run code, first."""
+    def _check_checkpoint(self) -> None:
+        """Before any work: torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle, so one that would run code
+        is refused; the checkpoint is an input, so an export that is, holds or lies inside it is refused."""
         ckpt_path = self.config[self.subcommand].get("ckpt_path")
-        if ckpt_path and is_dcp_folder(ckpt_path):
+        if not ckpt_path:
+            return
+        if is_dcp_folder(ckpt_path):
             check_dcp(ckpt_path)
+        settings = getattr(self.model, "hparams", {}) if self.subcommand == "fit" else {}
+        for key in EXPORT_SETTINGS:
+            if settings.get(key) is not None:
+                check_output(settings[key], [ckpt_path], overwrite=True, what=f"model.{key}")
 
-    before_fit = before_validate = before_test = before_predict = _check_sharded_checkpoint
+    before_fit = before_validate = before_test = before_predict = _check_checkpoint
 
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:

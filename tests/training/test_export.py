@@ -50,3 +50,14 @@ def test_an_existing_projector_export_needs_export_overwrite(tokenizer_dir, tmp_
     assert code == 2 and "model.export_projector" in message and projector.read_bytes() == b"older"
     assert fit(capsys, tmp_path, tokenizer_dir, export_projector=str(projector), export_overwrite=True)[0] == 0
     assert projector.read_bytes() != b"older" and [p.name for p in projector.parent.iterdir()] == [projector.name]
+
+
+def test_an_export_over_the_resumed_checkpoint_is_refused_before_training(tokenizer_dir, tmp_path, capsys):
+    assert fit(capsys, tmp_path, tokenizer_dir)[0] == 0
+    (ckpt,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
+    before = ckpt.read_bytes()
+    trainer = {"max_steps": 2, "logger": False, "default_root_dir": str(tmp_path / "again")}
+    recipe = write_recipe(tmp_path / "again.yaml", tokenizer_dir, trainer=trainer, export_dir=str(ckpt.parent))
+    code, message = lvlm(capsys, "fit", "-c", recipe, f"--ckpt_path={ckpt}", "--model.export_overwrite=true")
+    assert code == 2 and "model.export_dir" in message and str(ckpt) in message, message
+    assert ckpt.read_bytes() == before and not (tmp_path / "again").exists()
