@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -138,6 +139,9 @@ def run(args: argparse.Namespace, plan: Plan, out: Path) -> None:
     step("tokenizer", write_tokenizer, out)
     step("towers", write_towers, out, sizes, plan, args.seed)
     recipes = Path(args.recipes)
+    if (out / "runs").exists():  # the stages' configs, projector and TensorBoard logs of an earlier quickstart
+        print(f"[quickstart] replacing {out / 'runs'} of an earlier run", flush=True)
+        shutil.rmtree(out / "runs")
     step("stage 1", run_stage, recipes / "stage1.yaml", plan.stage1_steps, args.seed)
     step("stage 2", run_stage, recipes / "stage2.yaml", plan.stage2_steps, args.seed)
     records = step("evaluation", evaluate, out / "model", out / "world")

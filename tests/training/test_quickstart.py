@@ -85,6 +85,9 @@ def test_fast_quickstart_learns_colour_and_motion(tmp_path, capsys):
     rows = {(r["question_type"], r["modality"]): r for r in json.loads((tmp_path / "results.json").read_text())["rows"]}
     for key in (("direction", "video"), ("color", "image"), ("color", "video")):
         assert rows[key]["accuracy"] >= 2 * rows[key]["chance"], (key, rows[key])
+    for stage in ("stage1", "stage2"):  # each stage logs to TensorBoard and saves its resolved config there
+        logs = tmp_path / "runs" / stage / "tensorboard"
+        assert list(logs.glob("events.out.tfevents.*")) and (logs / "config.yaml").is_file(), sorted(logs.iterdir())
 
     from lvlm.inference.predict import answer
     from lvlm.inference.session import load_session
