@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -242,7 +243,8 @@ class LVLMDataModule(pl.LightningDataModule):
         """The run directory of the bad-sample report (chosen once)."""
         if self.run_dir is None:
             log_dir = self.trainer.log_dir if self.trainer is not None else None
-            self.run_dir = log_dir or tempfile.mkdtemp(prefix="lvlm-data-")
+            # Without a trainer: a fresh temporary path, created only when a bad sample is written to it.
+            self.run_dir = log_dir or os.path.join(tempfile.gettempdir(), f"lvlm-data-{uuid.uuid4().hex}")
             log.info("bad-sample reports go to %s", self.run_dir)
         return self.run_dir
 
