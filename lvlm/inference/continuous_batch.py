@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -24,6 +25,16 @@ from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, collate_for_generation
 from lvlm.inference.growing_cache import growing_cache, stack_right_aligned
 from lvlm.inference.session import InferenceSession
+
+
+@dataclass
+class Prefill:
+    """Prompts run through the model, ready to join a batch: their cache, attention mask ``[b, l]`` and first tokens
+    ``[b]``."""
+
+    cache: DynamicCache
+    mask: torch.Tensor
+    tokens: torch.Tensor
 
 
 class RunningBatch:
@@ -61,9 +72,17 @@ class RunningBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @torch.inference_mode()
     def admit(self, samples: Sequence[ProcessedSample], rows: Sequence[AnswerRow], owners: Sequence[Any]) -> None:
         """Prefill new prompts, merge their cache in, and give each its first token."""
+        self.join(self.prefill(samples), rows, owners)
+
+    @torch.inference_mode()
+    def prefill(self, samples: Sequence[ProcessedSample]) -> Prefill:
+        """Run new prompts through the towers and the LLM, apart from the running rows.
+
+        It reads no state of the batch, so it may run on another thread while :meth:`step` goes on; its rows
+        join with :meth:`join`.
+        """
         batch = collate_for_generation(self.session, samples)
         mask = batch["attention_mask"]
         names = [m.input_name for m in self.session.modalities.values()]
@@ -79,11 +98,14 @@ class RunningBatch:
             use_cache=True,
             logits_to_keep=1,
         )
-        tokens = self._choose(out.logits[:, -1])
-        self._merge(cache, mask, tokens)
+        return Prefill(cache, mask.cpu(), self._choose(out.logits[:, -1]))
+
+    def join(self, prefill: Prefill, rows: Sequence[AnswerRow], owners: Sequence[Any]) -> None:
+        """Merge prefilled rows into the batch and give each its first token (on the thread that steps)."""
+        self._merge(prefill.cache, prefill.mask)
         self.rows += rows
         self.owners += owners
-        self._take(tokens, range(len(self.rows) - len(rows), len(self.rows)))
+        self._take(prefill.tokens, range(len(self.rows) - len(rows), len(self.rows)))
 
     @torch.inference_mode()
     def step(self) -> None:
@@ -137,10 +159,9 @@ class RunningBatch:
         for layer in self.cache.layers:
             layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
 
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor, tokens: torch.Tensor) -> None:
-        mask = mask.cpu()
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
         if self.cache is None or not self.rows:
-            self.cache, self.mask, self.last = cache, mask, tokens[:0]
+            self.cache, self.mask, self.last = cache, mask, self.last[:0]
             return
         length = max(self.mask.shape[1], mask.shape[1])
         self.mask = torch.cat([_pad_left(self.mask, length), _pad_left(mask, length)])
