@@ -152,7 +152,9 @@ class BatchScheduler:
                 if group[0] == "seeded":
                     self._generate(joining)
                     continue
-                running = RunningBatch(self.session, joining[0].settings, self.tokenizer_lock, _resolve)
+                running = RunningBatch(
+                    self.session, joining[0].settings, self.tokenizer_lock, _resolve, self.max_batch_size
+                )
                 self._join(running, joining, self._prefill(running, joining))  # nothing runs to overlap with
             else:
                 self._join_ready(running)
