@@ -1,16 +1,17 @@
 """A scheduler thread that batches concurrent requests into shared forward passes (continuous batching).
 
-Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing
-runs, the scheduler takes the first queued request and waits a short window for others that arrived with it
-(and for those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`.
-While it runs, requests of its group join it between decoding steps and finished ones leave it at once. A
-joining request's prefill (towers and the LLM over its whole prompt: tens of milliseconds on a CPU, far longer
-than a decoding step) runs on a second thread while the running rows go on decoding, and its rows join at the
-first step boundary after it is done; torch releases the interpreter lock inside its kernels, so on a machine
-with a second core the two overlap. Requests that queue meanwhile are prefilled together next.
-Greedy requests always share a batch; sampled requests only with the same temperature and top-p; a seeded
-one runs alone through :func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it.
-The batch's state (rows, cache, answers) is only ever touched by the scheduler's thread.
+Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing runs,
+the scheduler takes the first queued request and waits a short window for others that arrived with it (and for
+those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`. While it runs,
+requests of its group join it between decoding steps and finished ones leave it at once. A joining request's
+prefill (towers and the LLM over its whole prompt: tens of milliseconds on a CPU, far longer than a decoding step)
+runs on a second thread while the running rows go on decoding, and its rows join at the first step boundary after
+it is done; torch releases the interpreter lock inside its kernels, so on a machine with a second core the two
+overlap. Requests that queue meanwhile are prefilled together next, in passes of at most ``prefill_tokens`` prompt
+positions; the first pass of a new batch runs on the scheduler's thread and the rest join as above. Greedy requests
+always share a batch; sampled requests only with the same temperature and top-p; a seeded one runs alone through
+:func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it. The batch's state (rows, cache,
+answers) is only ever touched by the scheduler's thread.
 """
 
 from __future__ import annotations
@@ -68,6 +69,9 @@ class BatchScheduler:
         max_wait_s: how long it waits at most for requests that arrived but are still being prepared.
         overlap_prefill: prefill joining requests on a second thread while the running rows go on decoding
             (False: between two decoding steps, which wait for it).
+        prefill_tokens: most prompt positions (requests times the longest prompt) per prefill; at least one
+            request. Requests beyond it are prefilled next, so that rows start decoding sooner and short prompts
+            are not padded to a long one's length (a CPU's prefill costs per position, batched or not).
     """
 
     def __init__(
@@ -77,14 +81,17 @@ class BatchScheduler:
         window_s: float = 0.02,
         max_wait_s: float = 0.25,
         overlap_prefill: bool = True,
+        prefill_tokens: int = 1024,
     ) -> None:
         self.session = session
         self.max_batch_size = max_batch_size
         self.window_s = window_s
         self.max_wait_s = max(max_wait_s, window_s)
+        self.prefill_tokens = prefill_tokens
         self.tokenizer_lock = threading.Lock()
         self.requests = 0  # queued so far
         self.batch_sizes: Counter[int] = Counter()  # rows in a forward pass -> how many passes had that many
+        self.prefill_sizes: Counter[int] = Counter()  # requests in a prefill -> how many prefills had that many
         self._queue: deque[QueuedRequest] = deque()
         self._preparing = 0
         self._closed = False
@@ -197,6 +204,7 @@ class BatchScheduler:
 
     def _join(self, running: RunningBatch, joining: list[QueuedRequest], prefill: Prefill | Exception) -> None:
         self.batch_sizes[len(joining)] += 1
+        self.prefill_sizes[len(joining)] += 1
         if isinstance(prefill, Exception):
             _fail(joining, prefill)
             return
@@ -235,8 +243,20 @@ class BatchScheduler:
             return self._take_compatible(self._queue[0].group(), self.max_batch_size)
 
     def _take_compatible(self, group: tuple, room: int) -> list[QueuedRequest]:
-        """Up to ``room`` queued requests of ``group``, oldest first (called with the lock held)."""
-        batch = [request for request in self._queue if request.group() == group][:room]
+        """Up to ``room`` queued requests of ``group`` for one prefill, oldest first, within ``prefill_tokens``
+        (called with the lock held)."""
+        batch: list[QueuedRequest] = []
+        longest = 0
+        for request in self._queue:
+            if len(batch) == room:
+                break
+            if request.group() != group:
+                continue
+            length = max(longest, int(request.sample.input_ids.shape[0]))
+            if batch and length * (len(batch) + 1) > self.prefill_tokens:  # left-padded to the longest
+                break
+            batch.append(request)
+            longest = length
         for request in batch:
             self._queue.remove(request)
         return batch

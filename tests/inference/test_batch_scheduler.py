@@ -32,6 +32,7 @@ def test_requests_arriving_together_share_one_batch(session, prompts):
     rows = [future.result(timeout=60) for future in futures]
     scheduler.close()
     assert max(scheduler.batch_sizes) == 3  # one prefill and the first steps ran all three rows at once
+    assert scheduler.prefill_sizes == {3: 1}
     alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(prompts, lengths)]
     assert [row.ids for row in rows] == alone
     assert [row.finish_reason for row in rows] == ["length"] * 3
@@ -84,3 +85,18 @@ def test_joining_requests_are_prefilled_while_the_batch_runs_and_a_failed_prefil
     alone = [generate_ids(session, [prompts[i]], GenerationSettings(n))[0] for i, n in ((2, 60), (1, 6))]
     assert [row.ids for row in rows] == alone
     assert rows[0].finish_reason == "length" and len(rows[0].ids) == 60
+
+
+def test_prefills_stay_within_their_token_budget(session, prompts):
+    lengths = [int(p.input_ids.shape[0]) for p in prompts]
+    assert max(lengths) == lengths[1]  # the video prompt is the longest
+    budget = 2 * lengths[1] - 1  # it fits alone, and no other request fits with it
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, max_wait_s=30, prefill_tokens=budget)
+    scheduler.start()
+    with scheduler.arriving():  # all three are queued before the batch starts
+        futures = [scheduler.submit(p, GenerationSettings(4), AnswerRow(4)) for p in prompts]
+    rows = [future.result(timeout=60) for future in futures]
+    scheduler.close()
+    assert scheduler.prefill_sizes == {1: 3}  # image, then video, then text: each pass within the budget
+    alone = [generate_ids(session, [p], GenerationSettings(4))[0] for p in prompts]
+    assert [row.ids for row in rows] == alone
