@@ -12,8 +12,10 @@ on both sides), so that
 - padding columns no row needs are cut by moving ``start`` (:func:`trim_left`),
 
 none of which copies the rows that stay. Anything else that replaces ``keys``/``values`` (transformers'
-``batch_select_indices``) costs one copy at the next update. Columns outside a row's own positions may hold
-zeros or stale keys of an earlier row (always finite); the caller's attention mask hides them.
+``batch_select_indices``) costs one copy at the next update. Room is left uninitialised (no memory is written
+for it) and is written before the window covers it; columns of the window outside a row's own positions hold
+zeros or stale keys of an earlier row (always finite, so that a masked position contributes exactly 0), and
+the caller's attention mask hides them.
 
 Legend: ``b`` rows, ``h`` KV heads, ``l`` cached positions, ``d`` head width.
 """
@@ -65,7 +67,7 @@ class GrowingLayer(DynamicLayer):
         left_room = max(left, length // 2) if left else 0
         right_room = max(right, length, MIN_ROOM)
         shape = (max(rows, b), h, left_room + length + right_room, d)
-        keys, values = self.keys.new_zeros(shape), self.values.new_zeros(shape)
+        keys, values = self.keys.new_empty(shape), self.values.new_empty(shape)  # room is written before it is seen
         keys[:b, :, left_room : left_room + length] = self.keys
         values[:b, :, left_room : left_room + length] = self.values
         self._buffers, self._start, self._end = (keys, values), left_room, left_room + length
