@@ -210,9 +210,10 @@ class BatchScheduler:
             return
         try:
             running.join(prefill, [r.row for r in joining], joining)
-        except Exception as err:  # noqa: BLE001 - a failed prefill fails its requests, never the running rows
+        except Exception as err:  # noqa: BLE001 - the batch's cache is in doubt: its rows fail, never the server
             log.exception("joining failed for %d requests", len(joining))
-            _fail(joining, err)
+            _fail([*running.owners, *joining], err)
+            running.abandon()
 
     def _advance(self, running: RunningBatch) -> RunningBatch | None:
         """One decoding step; None once no row is left and none is being prefilled (or the batch failed)."""

@@ -113,6 +113,11 @@ class RunningBatch:
         self.owners += owners
         self._take(prefill.tokens, range(len(self.rows) - len(rows), len(self.rows)))
 
+    def abandon(self) -> None:
+        """Forget every row (a failure left the cache in doubt); the next rows to join start a new cache."""
+        self.rows, self.owners = [], []
+        self.cache, self.mask, self.last = None, self.mask[:0, :0], self.last[:0]
+
     @torch.inference_mode()
     def step(self) -> None:
         """One decoding step for every row."""

@@ -81,3 +81,17 @@ def test_prefill_on_another_thread_while_rows_step_and_wider_prompts_join(sessio
     alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(samples, limits)]
     assert [row.ids for row in rows] == alone
     assert sorted(finished) == [0, 1, 2, 3]
+
+
+def test_an_abandoned_batch_starts_afresh_with_the_next_rows(session):
+    samples = [prepare_prompt(session, question_conversation(q)) for q in ("answer yes or no", "describe this clip")]
+    batch = RunningBatch(session, GenerationSettings(), threading.Lock(), lambda _: None)
+    batch.admit(samples[:1], [AnswerRow(8)], [0])
+    batch.step()
+    batch.abandon()  # what the scheduler does when a join fails and the cache is in doubt
+    assert len(batch) == 0 and batch.cache is None
+    row = AnswerRow(6)
+    batch.admit(samples[1:], [row], [1])
+    while len(batch):
+        batch.step()
+    assert row.ids == generate_ids(session, samples[1:], GenerationSettings(6))[0]
