@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
     # serving HTTP; Python's default 5 ms switch interval can stall each of those hand-overs that long.
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     uvicorn.Server(uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=None)).run(sockets=[sock])
-    sizes = dict(sorted(scheduler.batch_sizes.items()))
-    print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}", flush=True)
+    sizes, prefills = dict(sorted(scheduler.batch_sizes.items())), dict(sorted(scheduler.prefill_sizes.items()))
+    print(f"lvlm serve: stopped after {scheduler.requests} requests; forward passes by rows: {sizes}; "
+          f"prefills by requests: {prefills}", flush=True)  # fmt: skip
     return 0
 
 

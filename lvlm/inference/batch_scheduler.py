@@ -1,12 +1,17 @@
 """A scheduler thread that batches concurrent requests into shared forward passes (continuous batching).
 
-Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing
-runs, the scheduler takes the first queued request and waits a short window for others that arrived with it
-(and for those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`.
-While it runs, requests of its group join it between decoding steps and finished ones leave it at once.
-Greedy requests always share a batch; sampled requests only with the same temperature and top-p; a seeded
-one runs alone through :func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it.
-The model is only ever touched by this thread.
+Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing runs,
+the scheduler takes the first queued request and waits a short window for others that arrived with it (and for
+those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`. While it runs,
+requests of its group join it between decoding steps and finished ones leave it at once. A joining request's
+prefill (towers and the LLM over its whole prompt: tens of milliseconds on a CPU, far longer than a decoding step)
+runs on a second thread while the running rows go on decoding, and its rows join at the first step boundary after
+it is done; torch releases the interpreter lock inside its kernels, so on a machine with a second core the two
+overlap. Requests that queue meanwhile are prefilled together next, in passes of at most ``prefill_tokens`` prompt
+positions; the first pass of a new batch runs on the scheduler's thread and the rest join as above. Greedy requests
+always share a batch; sampled requests only with the same temperature and top-p; a seeded one runs alone through
+:func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it. The batch's state (rows, cache,
+answers) is only ever touched by the scheduler's thread.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
@@ -26,7 +31,7 @@ from transformers import StoppingCriteriaList
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.answer_rows import AnswerRow, RowTracker
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
-from lvlm.inference.continuous_batch import RunningBatch
+from lvlm.inference.continuous_batch import Prefill, RunningBatch
 from lvlm.inference.session import InferenceSession
 
 log = logging.getLogger(__name__)
@@ -62,23 +67,38 @@ class BatchScheduler:
         max_batch_size: most requests per ``generate`` call.
         window_s: how long the first request of a batch waits for others.
         max_wait_s: how long it waits at most for requests that arrived but are still being prepared.
+        overlap_prefill: prefill joining requests on a second thread while the running rows go on decoding
+            (False: between two decoding steps, which wait for it).
+        prefill_tokens: most prompt positions (requests times the longest prompt) per prefill; at least one
+            request. Requests beyond it are prefilled next, so that rows start decoding sooner and short prompts
+            are not padded to a long one's length (a CPU's prefill costs per position, batched or not).
     """
 
     def __init__(
-        self, session: InferenceSession, max_batch_size: int = 8, window_s: float = 0.02, max_wait_s: float = 0.25
+        self,
+        session: InferenceSession,
+        max_batch_size: int = 8,
+        window_s: float = 0.02,
+        max_wait_s: float = 0.25,
+        overlap_prefill: bool = True,
+        prefill_tokens: int = 1024,
     ) -> None:
         self.session = session
         self.max_batch_size = max_batch_size
         self.window_s = window_s
         self.max_wait_s = max(max_wait_s, window_s)
+        self.prefill_tokens = prefill_tokens
         self.tokenizer_lock = threading.Lock()
         self.requests = 0  # queued so far
         self.batch_sizes: Counter[int] = Counter()  # rows in a forward pass -> how many passes had that many
+        self.prefill_sizes: Counter[int] = Counter()  # requests in a prefill -> how many prefills had that many
         self._queue: deque[QueuedRequest] = deque()
         self._preparing = 0
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="lvlm-batch-scheduler", daemon=True)
+        self._prefill_thread = ThreadPoolExecutor(1, "lvlm-prefill") if overlap_prefill else None
+        self._pending: tuple[list[QueuedRequest], Future] | None = None  # requests being prefilled, their prefill
 
     def start(self) -> None:
         self._thread.start()
@@ -113,6 +133,8 @@ class BatchScheduler:
             self._cond.notify_all()
         if self._thread.is_alive():
             self._thread.join()
+        if self._prefill_thread is not None:
+            self._prefill_thread.shutdown()
 
     def _run(self) -> None:
         try:
@@ -122,9 +144,7 @@ class BatchScheduler:
             with self._cond:
                 self._closed = True
                 failed, self._queue = list(self._queue), deque()
-            for request in failed:
-                if not request.future.done():
-                    request.future.set_exception(err)
+            _fail([*failed, *(self._pending[0] if self._pending else [])], err)
             raise
 
     def _loop(self) -> None:
@@ -139,31 +159,74 @@ class BatchScheduler:
                 if group[0] == "seeded":
                     self._generate(joining)
                     continue
-                running = RunningBatch(self.session, joining[0].settings, self.tokenizer_lock, _resolve)
+                running = RunningBatch(
+                    self.session, joining[0].settings, self.tokenizer_lock, _resolve, self.max_batch_size
+                )
+                self._join(running, joining, self._prefill(running, joining))  # nothing runs to overlap with
             else:
-                with self._cond:
-                    # A request of another group at the head of the queue: admit no more, so that the batch
-                    # drains and that request is not starved by a steady stream of this group's.
-                    blocked = bool(self._queue) and self._queue[0].group() != group
-                    joining = [] if blocked else self._take_compatible(group, self.max_batch_size - len(running))
-            running = self._advance(running, joining)
+                self._join_ready(running)
+                if self._pending is None:
+                    self._start_prefill(running, group)
+            running = self._advance(running)
 
-    def _advance(self, running: RunningBatch, joining: list[QueuedRequest]) -> RunningBatch | None:
-        """Admit the joining requests, run one decoding step; None once no row is left (or the batch failed)."""
+    def _start_prefill(self, running: RunningBatch, group: tuple) -> None:
+        """Hand queued requests of the batch's group to the prefill thread, up to the batch's room."""
+        room = self.max_batch_size - len(running)
+        with self._cond:
+            # A request of another group at the head of the queue: admit no more, so that the batch drains and
+            # that request is not starved by a steady stream of this group's.
+            blocked = bool(self._queue) and self._queue[0].group() != group
+            joining = [] if blocked or room <= 0 else self._take_compatible(group, room)
+        if not joining:
+            return
+        if self._prefill_thread is None:  # prefill on this thread, between steps
+            self._join(running, joining, self._prefill(running, joining))
+            return
+        self._pending = (joining, self._prefill_thread.submit(self._prefill, running, joining))
+
+    def _join_ready(self, running: RunningBatch) -> None:
+        """Join the pending prefill if it is done, or wait for it when no row is left to step meanwhile."""
+        if self._pending is None:
+            return
+        joining, future = self._pending
+        if len(running) and not future.done():
+            return
+        self._pending = None
+        self._join(running, joining, future.result())  # _prefill returns its error rather than raising it
+
+    def _prefill(self, running: RunningBatch, joining: list[QueuedRequest]) -> Prefill | Exception:
+        """Run on the prefill thread when one overlaps decoding; an error is returned for :meth:`_join` to report."""
         try:
-            if joining:
-                self.batch_sizes[len(joining)] += 1
-                running.admit([r.sample for r in joining], [r.row for r in joining], joining)
+            return running.prefill([r.sample for r in joining])
+        except Exception as err:  # noqa: BLE001 - a failed prefill fails its requests, never the running rows
+            log.exception("prefill failed for %d requests", len(joining))
+            return err
+
+    def _join(self, running: RunningBatch, joining: list[QueuedRequest], prefill: Prefill | Exception) -> None:
+        self.batch_sizes[len(joining)] += 1
+        self.prefill_sizes[len(joining)] += 1
+        if isinstance(prefill, Exception):
+            _fail(joining, prefill)
+            return
+        try:
+            running.join(prefill, [r.row for r in joining], joining)
+        except Exception as err:  # noqa: BLE001 - the batch's cache is in doubt: its rows fail, never the server
+            log.exception("joining failed for %d requests", len(joining))
+            _fail([*running.owners, *joining], err)
+            running.abandon()
+
+    def _advance(self, running: RunningBatch) -> RunningBatch | None:
+        """One decoding step; None once no row is left and none is being prefilled (or the batch failed)."""
+        try:
             if len(running):
                 self.batch_sizes[len(running)] += 1
                 running.step()
         except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
-            log.exception("generation failed for a batch of %d", len(running) + len(joining))
-            for request in [*running.owners, *joining]:
-                if not request.future.done():
-                    request.future.set_exception(err)
+            log.exception("generation failed for a batch of %d", len(running))
+            pending, self._pending = self._pending, None
+            _fail([*running.owners, *(pending[0] if pending else [])], err)
             return None
-        return running if len(running) else None
+        return running if len(running) or self._pending is not None else None
 
     def _next_batch(self) -> list[QueuedRequest] | None:
         with self._cond:
@@ -181,8 +244,20 @@ class BatchScheduler:
             return self._take_compatible(self._queue[0].group(), self.max_batch_size)
 
     def _take_compatible(self, group: tuple, room: int) -> list[QueuedRequest]:
-        """Up to ``room`` queued requests of ``group``, oldest first (called with the lock held)."""
-        batch = [request for request in self._queue if request.group() == group][:room]
+        """Up to ``room`` queued requests of ``group`` for one prefill, oldest first, within ``prefill_tokens``
+        (called with the lock held)."""
+        batch: list[QueuedRequest] = []
+        longest = 0
+        for request in self._queue:
+            if len(batch) == room:
+                break
+            if request.group() != group:
+                continue
+            length = max(longest, int(request.sample.input_ids.shape[0]))
+            if batch and length * (len(batch) + 1) > self.prefill_tokens:  # left-padded to the longest
+                break
+            batch.append(request)
+            longest = length
         for request in batch:
             self._queue.remove(request)
         return batch
@@ -200,12 +275,16 @@ class BatchScheduler:
             tracker.finish_all()
         except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
             log.exception("generation failed for a batch of %d", len(batch))
-            for request in batch:
-                if not request.future.done():
-                    request.future.set_exception(err)
+            _fail(batch, err)
             return
         for request in batch:
             _resolve(request)
+
+
+def _fail(requests: list[QueuedRequest], err: Exception) -> None:
+    for request in requests:
+        if not request.future.done():
+            request.future.set_exception(err)
 
 
 def _resolve(request: QueuedRequest) -> None:

@@ -4,8 +4,11 @@ A :class:`RunningBatch` holds one KV cache for all its rows. New prompts are pre
 visual features fused by :meth:`VideoLLaVA.embed_inputs`) and their cache is merged into the running one, padded
 on the left to a common length; every decoding step then runs all rows at once, each at its own positions
 (from its attention mask), so a row's tokens do not depend on its neighbours: greedy answers equal
-``generate`` one by one. Finished rows are dropped from the cache at once, and columns of padding no row needs
-any more are cut from its left.
+``generate`` one by one. Finished rows leave the cache at once (the last rows take their places, so the batch's
+row order changes), and columns of padding no row needs any more are cut from its left. The cache
+(:mod:`lvlm.inference.growing_cache`) has room for more rows and positions, so none of this copies the rows that
+stay. A prefill (:meth:`RunningBatch.prefill`) reads nothing of the batch and may run on another thread while
+the batch steps; its rows join with :meth:`RunningBatch.join`.
 
 Legend: ``b`` rows, ``l`` cached positions, ``h`` KV heads, ``d`` head width, ``v`` vocabulary.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -22,8 +26,18 @@ from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWar
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, collate_for_generation
-from lvlm.inference.growing_cache import growing_cache, stack_right_aligned
+from lvlm.inference.growing_cache import growing_cache, join_right_aligned, keep_rows, leaving_order, trim_left
 from lvlm.inference.session import InferenceSession
+
+
+@dataclass
+class Prefill:
+    """Prompts run through the model, ready to join a batch: their cache, attention mask ``[b, l]`` and first tokens
+    ``[b]``."""
+
+    cache: DynamicCache
+    mask: torch.Tensor
+    tokens: torch.Tensor
 
 
 class RunningBatch:
@@ -34,6 +48,7 @@ class RunningBatch:
         settings: the decoding settings of the batch's group (``max_new_tokens`` is per row, not used here).
         lock: the tokenizer lock rows decode under.
         on_finish: called with a row's owner (what :meth:`admit` was given with it) as soon as the row is done.
+        max_rows: rows the cache makes room for at once (more still fit; they cost a copy of the cache).
     """
 
     def __init__(
@@ -42,8 +57,10 @@ class RunningBatch:
         settings: GenerationSettings,
         lock: threading.Lock,
         on_finish: Callable[[Any], None],
+        max_rows: int = 8,
     ) -> None:
         self.session = session
+        self.max_rows = max_rows
         self.model = session.model
         self.lock = lock
         self.on_finish = on_finish
@@ -61,9 +78,17 @@ class RunningBatch:
     def __len__(self) -> int:
         return len(self.rows)
 
-    @torch.inference_mode()
     def admit(self, samples: Sequence[ProcessedSample], rows: Sequence[AnswerRow], owners: Sequence[Any]) -> None:
         """Prefill new prompts, merge their cache in, and give each its first token."""
+        self.join(self.prefill(samples), rows, owners)
+
+    @torch.inference_mode()
+    def prefill(self, samples: Sequence[ProcessedSample]) -> Prefill:
+        """Run new prompts through the towers and the LLM, apart from the running rows.
+
+        It reads no state of the batch, so it may run on another thread while :meth:`step` goes on; its rows
+        join with :meth:`join`.
+        """
         batch = collate_for_generation(self.session, samples)
         mask = batch["attention_mask"]
         names = [m.input_name for m in self.session.modalities.values()]
@@ -79,11 +104,19 @@ class RunningBatch:
             use_cache=True,
             logits_to_keep=1,
         )
-        tokens = self._choose(out.logits[:, -1])
-        self._merge(cache, mask, tokens)
+        return Prefill(cache, mask.cpu(), self._choose(out.logits[:, -1]))
+
+    def join(self, prefill: Prefill, rows: Sequence[AnswerRow], owners: Sequence[Any]) -> None:
+        """Merge prefilled rows into the batch and give each its first token (on the thread that steps)."""
+        self._merge(prefill.cache, prefill.mask)
         self.rows += rows
         self.owners += owners
-        self._take(tokens, range(len(self.rows) - len(rows), len(self.rows)))
+        self._take(prefill.tokens, range(len(self.rows) - len(rows), len(self.rows)))
+
+    def abandon(self) -> None:
+        """Forget every row (a failure left the cache in doubt); the next rows to join start a new cache."""
+        self.rows, self.owners = [], []
+        self.cache, self.mask, self.last = None, self.mask[:0, :0], self.last[:0]
 
     @torch.inference_mode()
     def step(self) -> None:
@@ -120,12 +153,16 @@ class RunningBatch:
             if row.finish_reason is not None:
                 self.on_finish(owner)
         if len(keep) < len(self.rows):
-            index = torch.tensor(keep, dtype=torch.long)
-            self.rows = [self.rows[i] for i in keep]
-            self.owners = [self.owners[i] for i in keep]
+            # The last rows take the places of those that leave: only they move in the cache.
+            order = leaving_order(
+                len(self.rows), [i for i, row in enumerate(self.rows) if row.finish_reason is not None]
+            )
+            index = torch.tensor(order, dtype=torch.long)
+            self.rows = [self.rows[i] for i in order]
+            self.owners = [self.owners[i] for i in order]
             self.mask, self.last = self.mask[index], self.last[index]
             if self.cache is not None:
-                self.cache.batch_select_indices(index.to(self.session.device))
+                keep_rows(self.cache, order)
         self._trim()
 
     def _trim(self) -> None:
@@ -134,17 +171,17 @@ class RunningBatch:
         if start == 0 or self.cache is None:
             return
         self.mask = self.mask[:, start:]
-        for layer in self.cache.layers:
-            layer.keys, layer.values = layer.keys[:, :, start:], layer.values[:, :, start:]
+        trim_left(self.cache, start)
 
-    def _merge(self, cache: DynamicCache, mask: torch.Tensor, tokens: torch.Tensor) -> None:
-        mask = mask.cpu()
+    def _merge(self, cache: DynamicCache, mask: torch.Tensor) -> None:
         if self.cache is None or not self.rows:
-            self.cache, self.mask, self.last = cache, mask, tokens[:0]
+            self.cache, self.mask, self.last = cache, mask, self.last[:0]
+            for layer in cache.layers:  # room for the rows that will join (one copy, as the first step would make)
+                layer.reserve(self.max_rows, left=0, right=1)
             return
         length = max(self.mask.shape[1], mask.shape[1])
         self.mask = torch.cat([_pad_left(self.mask, length), _pad_left(mask, length)])
-        self.cache = stack_right_aligned([self.cache, cache], self.model.llm.config)
+        join_right_aligned(self.cache, cache, self.max_rows)
 
 
 def _pad_left(tensor: torch.Tensor, length: int, dim: int = 1) -> torch.Tensor:

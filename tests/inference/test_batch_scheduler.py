@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import pytest
@@ -31,6 +32,7 @@ def test_requests_arriving_together_share_one_batch(session, prompts):
     rows = [future.result(timeout=60) for future in futures]
     scheduler.close()
     assert max(scheduler.batch_sizes) == 3  # one prefill and the first steps ran all three rows at once
+    assert scheduler.prefill_sizes == {3: 1}
     alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(prompts, lengths)]
     assert [row.ids for row in rows] == alone
     assert [row.finish_reason for row in rows] == ["length"] * 3
@@ -61,3 +63,40 @@ def test_a_request_of_another_group_is_not_starved(session, prompts):
         future.result(timeout=60)
     scheduler.close()
     assert done_order == ["first", "sampled", "later"]
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_joining_requests_are_prefilled_while_the_batch_runs_and_a_failed_prefill_fails_only_its_own(
+    session, prompts, overlap
+):
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, overlap_prefill=overlap)
+    scheduler.start()
+    first = scheduler.submit(prompts[2], GenerationSettings(60), AnswerRow(60))
+    while not scheduler.batch_sizes:  # the first request is decoding
+        time.sleep(0.001)
+    image = prompts[0].media[0]
+    broken = dataclasses.replace(prompts[0], media=[(image[0], image[1][:, :3, :3])])  # too small for the tower
+    failed = scheduler.submit(broken, GenerationSettings(5), AnswerRow(5))
+    with pytest.raises(Exception):  # noqa: B017 - whatever the tower raises, it reaches only this request
+        failed.result(timeout=60)
+    later = scheduler.submit(prompts[1], GenerationSettings(6), AnswerRow(6))
+    rows = [first.result(timeout=60), later.result(timeout=60)]
+    scheduler.close()
+    alone = [generate_ids(session, [prompts[i]], GenerationSettings(n))[0] for i, n in ((2, 60), (1, 6))]
+    assert [row.ids for row in rows] == alone
+    assert rows[0].finish_reason == "length" and len(rows[0].ids) == 60
+
+
+def test_prefills_stay_within_their_token_budget(session, prompts):
+    lengths = [int(p.input_ids.shape[0]) for p in prompts]
+    assert max(lengths) == lengths[1]  # the video prompt is the longest
+    budget = 2 * lengths[1] - 1  # it fits alone, and no other request fits with it
+    scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, max_wait_s=30, prefill_tokens=budget)
+    scheduler.start()
+    with scheduler.arriving():  # all three are queued before the batch starts
+        futures = [scheduler.submit(p, GenerationSettings(4), AnswerRow(4)) for p in prompts]
+    rows = [future.result(timeout=60) for future in futures]
+    scheduler.close()
+    assert scheduler.prefill_sizes == {1: 3}  # image, then video, then text: each pass within the budget
+    alone = [generate_ids(session, [p], GenerationSettings(4))[0] for p in prompts]
+    assert [row.ids for row in rows] == alone

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
@@ -50,3 +51,47 @@ def test_sampled_rows_follow_the_warpers_and_never_emit_placeholders(session):
     assert emitted and not emitted & set(session.model.placeholder_ids)
     greedy = [generate_ids(session, [s], GenerationSettings(16))[0] for s in samples]
     assert [row.ids for row in rows] != greedy  # it really sampled
+
+
+def test_prefill_on_another_thread_while_rows_step_and_wider_prompts_join(session, media_dir):
+    image = load_media(session, "image", media_dir / "red.png")
+    video = load_media(session, "video", media_dir / "right.mp4")
+    items = [("answer yes or no", []), ("what colour is the shape?", [("image", image)]),
+             ("where does the square move?", [("video", video)]), ("and the picture?", [("image", image)])]  # fmt: skip
+    samples = [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+    limits = [12, 3, 6, 5]
+    rows = [AnswerRow(n) for n in limits]
+    finished: list[int] = []
+    batch = RunningBatch(session, GenerationSettings(), threading.Lock(), finished.append, max_rows=2)
+    batch.admit(samples[:2], rows[:2], [0, 1])
+    with ThreadPoolExecutor(1) as other_thread:
+        pending = other_thread.submit(batch.prefill, samples[2:3])  # the video prompt, far longer than the batch's
+        steps = 0
+        while not pending.done() or steps < 2:  # the batch goes on stepping meanwhile; row 1 leaves after 3 tokens
+            batch.step()
+            steps += 1
+        prefill = pending.result()
+        assert prefill.mask.shape[1] > batch.mask.shape[1]  # it joins wider than the rows so far
+        batch.join(prefill, rows[2:3], [2])
+    assert 1 in finished and len(batch) == 2  # row 1 left; its place went to the last row
+    assert batch.owners == [0, 2] and batch.cache.layers[0].keys.shape[0] == 2
+    batch.admit(samples[3:], rows[3:], [3])  # more rows than max_rows: the cache makes room
+    while len(batch):
+        batch.step()
+    alone = [generate_ids(session, [sample], GenerationSettings(n))[0] for sample, n in zip(samples, limits)]
+    assert [row.ids for row in rows] == alone
+    assert sorted(finished) == [0, 1, 2, 3]
+
+
+def test_an_abandoned_batch_starts_afresh_with_the_next_rows(session):
+    samples = [prepare_prompt(session, question_conversation(q)) for q in ("answer yes or no", "describe this clip")]
+    batch = RunningBatch(session, GenerationSettings(), threading.Lock(), lambda _: None)
+    batch.admit(samples[:1], [AnswerRow(8)], [0])
+    batch.step()
+    batch.abandon()  # what the scheduler does when a join fails and the cache is in doubt
+    assert len(batch) == 0 and batch.cache is None
+    row = AnswerRow(6)
+    batch.admit(samples[1:], [row], [1])
+    while len(batch):
+        batch.step()
+    assert row.ids == generate_ids(session, samples[1:], GenerationSettings(6))[0]
