@@ -20,20 +20,24 @@ from lvlm.inference.prompts import with_markers
 from lvlm.inference.serve_errors import bad_request
 from lvlm.inference.serve_media import MediaPolicy
 
-MEDIA_PARTS = {"image_url": "image", "video_url": "video"}
-
-
-class MediaUrl(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    url: str
+MEDIA_PART_SUFFIX = "_url"  # image_url, video_url (the OpenAI/vLLM names), and NAME_url for any other modality
 
 
 class ContentPart(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    """A message content part: ``text``, or ``NAME_url`` with ``{"url": ...}`` for a media item of modality NAME
+    (``image_url`` and ``video_url`` as the OpenAI API and vLLM name them; ``depth_url`` for a plugin's ``depth``)."""
+
+    model_config = ConfigDict(extra="allow")
     type: str
     text: str | None = None
-    image_url: MediaUrl | None = None
-    video_url: MediaUrl | None = None
+
+    def media(self) -> tuple[str, str] | None:
+        """``(modality, url)`` of a media part, None for anything else."""
+        kind = self.type.removesuffix(MEDIA_PART_SUFFIX)
+        value = (self.model_extra or {}).get(self.type)
+        if self.type == kind or not kind or not isinstance(value, dict) or not isinstance(value.get("url"), str):
+            return None
+        return kind, value["url"]
 
 
 class Message(BaseModel):
@@ -194,10 +198,11 @@ def _user_content(message: Message, index: int) -> tuple[str, list[MediaRef]]:
         param = f"messages[{index}].content[{j}]"
         if part.type == "text":
             texts.append(part.text or "")
-        elif part.type in MEDIA_PARTS and getattr(part, part.type) is not None:
-            items.append(MediaRef(MEDIA_PARTS[part.type], getattr(part, part.type).url, param))
+        elif (media := part.media()) is not None:
+            items.append(MediaRef(media[0], media[1], param))
         else:
-            raise bad_request(f"content part type {part.type!r} is not supported here (text, image_url, video_url)",
+            raise bad_request(f"content part type {part.type!r} is not supported here (text, or image_url, "
+                              "video_url or NAME_url for another modality of the model, each with {\"url\": ...})",
                               "unsupported_content", param)  # fmt: skip
     return with_markers("\n".join(texts), [item.kind for item in items]), items
 

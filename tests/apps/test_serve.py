@@ -189,6 +189,8 @@ def user(content) -> list[dict]:
         ("remote_refused", 403, "remote_media_refused"),
         ("outside_media_root", 403, "media_path_refused"),
         ("unsupported_part", 400, "unsupported_content"),
+        ("media_part_without_url", 400, "unsupported_content"),
+        ("modality_the_model_lacks", 400, "unsupported_media"),
         ("ends_with_assistant", 400, "invalid_request"),
         ("wrong_field_type", 400, "invalid_request"),
     ],
@@ -209,6 +211,11 @@ def test_bad_requests_get_openai_errors_and_the_server_goes_on(server, media_dir
         "remote_refused": {**ok, "messages": user([image_part("http://127.0.0.1:9/red.png")])},
         "outside_media_root": {**ok, "messages": user([image_part(str(media_dir.parent / "x.png"))])},
         "unsupported_part": {**ok, "messages": user([{"type": "input_audio", "input_audio": {}}])},
+        "media_part_without_url": {**ok, "messages": user([{"type": "image_url", "image_url": urls["red"]}])},
+        "modality_the_model_lacks": {
+            **ok,
+            "messages": user([{"type": "depth_url", "depth_url": {"url": urls["red"]}}]),
+        },
         "ends_with_assistant": {**ok, "messages": [*user([media]), {"role": "assistant", "content": "red"}]},
         "wrong_field_type": {**ok, "temperature": "hot", "messages": user("hi")},
     }

@@ -139,3 +139,52 @@ def test_the_tower_names_its_own_idle_input():
     tower = DepthTower(size=16, patch=8, width=16, layers=1, heads=2)
     assert tower.idle_pixels().shape == (1, 1, 16, 16)
     assert tower(tower.idle_pixels()).shape == (1, 4, 16)
+
+
+def test_serve_answers_a_depth_url_part_as_the_library_does(model_dir, world):
+    """``lvlm serve`` takes ``NAME_url`` parts for any modality of the model: here ``depth_url`` (a data: URL of a
+    16-bit PNG), through the official openai client against a real server on 127.0.0.1."""
+    import base64
+    import threading
+    import time
+
+    import openai
+    import uvicorn
+
+    from lvlm.apps.serve import bind
+    from lvlm.inference.batch_generate import GenerationSettings, generate_batch
+    from lvlm.inference.batch_scheduler import BatchScheduler
+    from lvlm.inference.prompts import prepare_prompt
+    from lvlm.inference.serve_app import create_app
+
+    session = load_session(model_dir)
+    path = world / "depths" / "d000.png"
+    question = "is the object near or far?"
+    sample = prepare_prompt(
+        session, [{"from": "human", "value": "<depth>\n" + question}], [("depth", session.load("depth", path))]
+    )
+    expected = generate_batch(session, [sample], GenerationSettings(3))[0]
+
+    scheduler = BatchScheduler(session)
+    sock = bind("127.0.0.1", 0)
+    server = uvicorn.Server(uvicorn.Config(create_app(session, "depth", None, scheduler), log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+            time.sleep(0.02)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}/v1", api_key="x", max_retries=0)
+        url = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+        content = [{"type": "text", "text": question}, {"type": "depth_url", "depth_url": {"url": url}}]
+        reply = client.chat.completions.create(
+            model="depth", messages=[{"role": "user", "content": content}], max_tokens=3, temperature=0
+        )
+        assert reply.choices[0].message.content == expected and expected
+        with pytest.raises(openai.BadRequestError, match="takes no videos"):
+            video = {"type": "video_url", "video_url": {"url": url}}
+            client.chat.completions.create(model="depth", messages=[{"role": "user", "content": [video]}], max_tokens=2)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=60)
