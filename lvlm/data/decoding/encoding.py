@@ -27,9 +27,9 @@ def encode_mp4(
 ) -> bytes:
     """Encode RGB frames as an H.264 (yuv420p) mp4.
 
-    The same input almost always gives the same bytes (single-threaded x264, bit-exact muxing); under heavy CPU
-    load a few encodes in a thousand differ (a timing-dependent effect, not isolated yet), always decoding to the
-    same picture within the codec's error.
+    The same input almost always gives the same bytes (single-threaded x264, bit-exact muxing); under CPU load a
+    few encodes in a thousand differ (a timing-dependent effect, not isolated yet): a few blocks coded otherwise,
+    the same picture within the codec's error (pixels a few levels, rarely over ten, apart).
 
     Args:
         frames: uint8 ``[t, h, w, 3]`` RGB frames; odd sizes are cropped by one pixel (yuv420p needs even).
