@@ -30,7 +30,7 @@ import webdataset as wds
 from lvlm.data.collate import Collator
 from lvlm.data.decoding.errors import MediaDecodeError
 from lvlm.data.length_index import ShardLengths
-from lvlm.data.packed_pass import Bin, assemble, index_bins, plan_packed_worker
+from lvlm.data.packed_pass import Bin, assemble, plan_packed_worker
 from lvlm.data.packing import PackingCollator, pack_batches
 from lvlm.data.report import BadSampleReport
 from lvlm.data.sample_errors import BadSampleError
@@ -135,7 +135,7 @@ class TrainStream(torch.utils.data.IterableDataset):
         self.index: list[ShardKeys] | None = None  # set for the exact single pass (see lvlm.data.single_pass)
         self.max_tokens_per_batch: int | None = None  # set to pack samples (see lvlm.data.packing)
         self.packed_index: list[ShardLengths] | None = None  # set for the packed single pass (lvlm.data.packed_pass)
-        self.packed_bins: list[list[Bin]] | None = None  # its bins (`packed_pass.index_bins`); computed if None
+        self.packed_bins: list[list[Bin]] | None = None  # its bins (`packed_pass.index_bins`), set with it
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         info = torch.utils.data.get_worker_info()
@@ -189,9 +189,7 @@ class TrainStream(torch.utils.data.IterableDataset):
 
     def _packed_batches(self, worker: int, num_workers: int) -> Iterator[tuple[list[PreparedSample], bool]]:
         """`(micro-batch, is_filler)` of the packed single pass (:mod:`lvlm.data.packed_pass`)."""
-        assert self.packed_index is not None and self.max_tokens_per_batch is not None
-        if self.packed_bins is None:  # the bins do not depend on the epoch: packed once
-            self.packed_bins = index_bins(self.packed_index, self.max_tokens_per_batch, self.group_by_modality_length)
+        assert self.packed_index is not None and self.packed_bins is not None
         plan = plan_packed_worker(
             self.packed_index, self.packed_bins, self.seed, self.epoch, self.rank, self.world_size, worker, num_workers
         )

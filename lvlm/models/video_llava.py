@@ -60,8 +60,8 @@ class VideoLLaVA(nn.Module):
         self.projector = projector
         self.llm = llm
         self.modalities: dict[str, ModalityInput] = {}
-        # Set by FSDP2 sharding: a batch without some modality still runs that tower and the projector on one
-        # idle item (times 0), so every rank runs the same all-gathers whatever media its batch holds.
+        # Set by LVLMModule under FSDP (1 or 2): a batch without some modality still runs that tower and the
+        # projector on one idle item (times 0), so every rank runs the same all-gathers whatever media it holds.
         self.encode_every_modality = False
         self.chat_template = chat_template
         self.modality_specs = dict(modality_specs or {})

@@ -98,5 +98,4 @@ def shard_model(
         units += 1
     shard(model.projector)
     shard(model)
-    model.encode_every_modality = True  # ranks whose batches hold different media run the same all-gathers
     return units + 2
