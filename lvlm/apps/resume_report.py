@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lvlm.training.specs import spec_of
+from lvlm.core.specs import spec_of
 
 
 def saved_hyperparameters(ckpt_path: str | Path) -> dict[str, Any]:

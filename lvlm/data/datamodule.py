@@ -32,6 +32,7 @@ import torch.distributed as dist
 import torch.utils.data
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.core.specs import spec_of
 from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
@@ -137,7 +138,7 @@ class LVLMDataModule(pl.LightningDataModule):
         world_size: int | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["modalities"] + ([] if isinstance(tokenizer, str) else ["tokenizer"]))
+        self.save_hyperparameters(_plain_settings(locals()))
         if sampling not in ("resampled", "single_pass"):
             raise ValueError(f"LVLMDataModule: sampling must be 'resampled' or 'single_pass', got {sampling!r}")
         if sampling == "resampled" and batches_per_epoch is None and samples_per_epoch is None and train_sources:
@@ -372,3 +373,17 @@ def _load_tokenizer(tokenizer: str | PreTrainedTokenizerBase) -> PreTrainedToken
     if loaded.pad_token_id is None:
         raise ValueError(f"tokenizer {tokenizer!r:.80} has no pad token and no unk token; set tokenizer.pad_token")
     return loaded
+
+
+def _plain_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The data module's arguments as plain data, what a checkpoint records (it is read with ``weights_only``).
+
+    The linked objects are not settings of the data: the modalities are the model's (recorded with it), a tokenizer
+    object is recorded by the path it was read from, and a template by its ``{class_path, init_args}``.
+    """
+    settings = {k: v for k, v in arguments.items() if k not in {"self", "__class__", "modalities"}}
+    tokenizer = settings.get("tokenizer")
+    if not isinstance(tokenizer, str):
+        settings["tokenizer"] = getattr(tokenizer, "name_or_path", None) or None
+    return spec_of(settings)
+

@@ -38,7 +38,7 @@ from lvlm.training.meta_init import load_llm_shards, meta_llm
 from lvlm.training.optim import WarmupCosineLR, param_groups
 from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, load_projector, save_projector
 from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing, shard_model
-from lvlm.training.specs import spec_of
+from lvlm.core.specs import spec_of
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
 NO_FSDP_SETTINGS = FSDPSettings()
