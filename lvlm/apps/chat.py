@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, help="seed of the sampler")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
     p.add_argument(
         "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
     )

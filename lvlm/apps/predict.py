@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the sampler (with --temperature > 0)")
     p.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes (not with torchrun)")
     p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
     p.add_argument(
         "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
     )

@@ -386,4 +386,3 @@ def _plain_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(tokenizer, str):
         settings["tokenizer"] = getattr(tokenizer, "name_or_path", None) or None
     return spec_of(settings)
-
