@@ -77,7 +77,7 @@ def _judge_all(judge: Judge, pairs: list[tuple[str, JudgeItem]]) -> tuple[list[d
         else:
             row.update(pred=outcome.pred, score=outcome.score, raw=outcome.raw, cached=outcome.cached)
         items.append(row)
-    return items, {k: after[k] - before[k] for k in ("cache_hits", "requests", "retries", "malformed")}
+    return items, {k: after[k] - before[k] for k in ("cache_hits", "requests", "retries", "malformed", "past_deadline")}
 
 
 def evaluate_video_qa(
