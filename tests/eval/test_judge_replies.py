@@ -41,8 +41,8 @@ BAD_SHAPES = [
 
 def predictions(tmp_path, count: int):
     path = tmp_path / "preds.jsonl"
-    row = {"question": "what colour is the car?", "answer": "red", "prediction": "a red car"}
-    rows = [{"key": f"q{i}", **row} for i in range(count)]
+    row = {"answer": "red", "prediction": "a red car"}  # distinct questions: no item is a cache hit of another
+    rows = [{"key": f"q{i}", "question": f"what colour is car {i}?", **row} for i in range(count)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     return path
 
