@@ -38,8 +38,8 @@ def _items_with_references(
     if missing and not allow_missing:
         first = missing[:5]
         raise EvalInputError(
-            f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first})"
-            + records.skipped_hint()
+            f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first}); pass "
+            "--allow-missing to score the answered ones only" + records.skipped_hint()
         )
     return out, len(missing)
 
