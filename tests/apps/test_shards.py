@@ -137,7 +137,7 @@ def test_the_command_prints_input_errors_without_a_traceback(media, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "code"), [("audio", 2), ("video", 0), ("image", 0)])
-def test_a_folder_for_a_modality_that_is_not_installed_is_refused_naming_the_installed_ones(media, tmp_path, name, code):
+def test_a_folder_of_a_modality_not_installed_is_refused_naming_the_installed_ones(media, tmp_path, name, code):
     """``--folder audio=DIR`` without an audio plugin once wrote text-only samples and exited 0."""
     data = write_json(media, [{"id": "a", "image": "a.jpg", "conversations": turns("<image>\nx")}])
     folder = f"{name}={media / 'images'}"
