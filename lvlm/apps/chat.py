@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             torch_dtype=args.dtype,
             device=args.device,
         )
+        for kind, path in files:
+            if kind not in session.modalities:
+                takes = ", ".join(session.modalities)
+                raise ValueError(f"--media {kind}={path}: this model has no {kind!r} modality; it takes {takes}")
         media = load_chat_media(session, files)
     except (MediaDecodeError, TemplateNotRecordedError, BadSampleError, FileNotFoundError, ValueError) as err:
         return _fail(str(err))  # an undecodable file, a bad checkpoint directory or option
