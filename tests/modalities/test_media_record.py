@@ -53,10 +53,11 @@ def test_recorded_frames_and_preprocessing_are_applied_and_overrides_warned_once
 
 def test_a_saved_model_answers_with_its_recorded_frames_in_every_command(tmp_path):
     model_dir = save_tiny_checkpoint(tmp_path / "model")
-    default = load_session(model_dir).num_frames
-    model = load_session(model_dir).model
-    model.modality_specs = with_seen(model.modality_specs, {"video": {"num_frames": default + 2}})
-    model.save_pretrained(tmp_path / "recorded", tokenizer=load_session(model_dir).tokenizer)
+    session = load_session(model_dir)
+    default, model = session.num_frames, session.model
+    specs = {name: modality.to_spec() for name, modality in session.modalities.items()}
+    model.modality_specs = with_seen(specs, {"video": {"num_frames": default + 2}})
+    model.save_pretrained(tmp_path / "recorded", tokenizer=session.tokenizer)
     assert load_session(tmp_path / "recorded").num_frames == default + 2
 
 
