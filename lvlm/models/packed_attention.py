@@ -31,12 +31,15 @@ from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 PACKED_SDPA = "lvlm_packed_sdpa"
 
 
+def sample_starts(position_ids: torch.Tensor) -> torch.Tensor:
+    """``[b, l]`` position ids → ``[b, l]`` True where a sample starts after the row's first: wherever the position
+    does not step by +1, as in transformers' ``find_packed_sequence_indices``."""
+    return torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1) != 1
+
+
 def sample_bounds(position_ids: torch.Tensor, rows: int) -> list[list[int]] | None:
-    """Each row's sample edges ``[0, s_1, ..., l]`` from ``[b or 1, l]`` position ids (a sample starts wherever the
-    position does not step by +1, as in transformers' ``find_packed_sequence_indices``); None when no row is
-    packed."""
-    position_ids = position_ids.expand(rows, -1)
-    starts = torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1) != 1
+    """Each row's sample edges ``[0, s_1, ..., l]`` from ``[b or 1, l]`` position ids; None when no row is packed."""
+    starts = sample_starts(position_ids.expand(rows, -1))
     if not bool(starts.any()):
         return None
     length = position_ids.shape[1]
@@ -45,7 +48,7 @@ def sample_bounds(position_ids: torch.Tensor, rows: int) -> list[list[int]] | No
 
 def is_packed(position_ids: torch.Tensor | None, attention_mask: torch.Tensor | None) -> bool:
     """Whether a batch is packed: position ids restarting inside a row and no attention mask."""
-    return position_ids is not None and attention_mask is None and sample_bounds(position_ids, 1) is not None
+    return position_ids is not None and attention_mask is None and bool(sample_starts(position_ids).any())
 
 
 def without_cache_if_packed(attention_mask: torch.Tensor | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -115,10 +118,11 @@ def packed_sdpa_attention_forward(
     """``[b, h, l, e]`` queries, keys, values → ``[b, l, h, e]``: sdpa per sample of a packed row, transformers'
     sdpa for everything else."""
     causal = kwargs.get("is_causal", getattr(module, "is_causal", True))
+    plain_causal = attention_mask is None and causal and position_ids is not None and query.shape[2] == key.shape[2]
+    # Reading the bounds is data-dependent: a compiled graph gets transformers' mask instead (packed_sdpa_mask).
     bounds = None
-    if attention_mask is None and causal and position_ids is not None and query.shape[2] == key.shape[2] > 1:
-        if not torch.compiler.is_compiling():  # reading the bounds is data-dependent; compiled graphs get a mask
-            bounds = sample_bounds(position_ids, query.shape[0])
+    if plain_causal and query.shape[2] > 1 and not torch.compiler.is_compiling():
+        bounds = sample_bounds(position_ids, query.shape[0])
     if bounds is None:
         return sdpa_attention_forward(
             module, query, key, value, attention_mask, dropout, scaling, position_ids=position_ids, **kwargs
