@@ -130,18 +130,12 @@ def packed_sdpa_attention_forward(
     gqa = {"enable_gqa": True} if key.shape[1] != query.shape[1] else {}
     rows = []
     for row, edges in enumerate(bounds):
-        q, k, v = query[row : row + 1], key[row : row + 1], value[row : row + 1]
+        # One split per tensor, not a slice per sample: a slice's backward fills a whole row of zeros.
+        lengths = [end - start for start, end in zip(edges, edges[1:])]
+        q, k, v = (t[row : row + 1].split(lengths, dim=2) for t in (query, key, value))
         parts = [
-            F.scaled_dot_product_attention(
-                q[:, :, start:end],
-                k[:, :, start:end],
-                v[:, :, start:end],
-                dropout_p=dropout,
-                is_causal=True,
-                scale=scaling,
-                **gqa,
-            )
-            for start, end in zip(edges, edges[1:])
+            F.scaled_dot_product_attention(*qkv, dropout_p=dropout, is_causal=True, scale=scaling, **gqa)
+            for qkv in zip(q, k, v)
         ]
         rows.append(torch.cat(parts, dim=2))
     return torch.cat(rows).transpose(1, 2).contiguous(), None
