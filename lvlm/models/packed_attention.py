@@ -137,8 +137,8 @@ def packed_sdpa_attention_forward(
             F.scaled_dot_product_attention(*qkv, dropout_p=dropout, is_causal=True, scale=scaling, **gqa)
             for qkv in zip(q, k, v)
         ]
-        rows.append(torch.cat(parts, dim=2))
-    return torch.cat(rows).transpose(1, 2).contiguous(), None
+        rows.append(torch.cat([part.transpose(1, 2) for part in parts], dim=1))  # [1, l, h, e], one copy
+    return torch.cat(rows), None
 
 
 AttentionInterface.register(PACKED_SDPA, packed_sdpa_attention_forward)
