@@ -117,11 +117,13 @@ def packed_sdpa_attention_forward(
 ) -> tuple[torch.Tensor, None]:
     """``[b, h, l, e]`` queries, keys, values → ``[b, l, h, e]``: sdpa per sample of a packed row, transformers'
     sdpa for everything else."""
-    causal = kwargs.get("is_causal", getattr(module, "is_causal", True))
+    causal = kwargs.get("is_causal")
+    causal = getattr(module, "is_causal", True) if causal is None else causal
     plain_causal = attention_mask is None and causal and position_ids is not None and query.shape[2] == key.shape[2]
-    # Reading the bounds is data-dependent: a compiled graph gets transformers' mask instead (packed_sdpa_mask).
+    # Without a mask the samples must be read here, compiled or not (a layer compiled on its own still gets no
+    # mask; reading the bounds breaks its graph); a whole compiled model gets transformers' mask instead.
     bounds = None
-    if plain_causal and query.shape[2] > 1 and not torch.compiler.is_compiling():
+    if plain_causal and query.shape[2] > 1:
         bounds = sample_bounds(position_ids, query.shape[0])
     if bounds is None:
         return sdpa_attention_forward(
