@@ -67,6 +67,7 @@ def test_packing_reports_useful_fractions_of_every_layout(tmp_path):
     fractions = result["useful_fraction"]
     assert 0 < fractions["padded"] < fractions["grouped"] < fractions["packed"] <= 1
     assert set(result["stages"]) == {"stage1", "stage2"} and "stage2:" in out
+    assert set(result["packed_over_grouped"]) == {"stage1", "stage2"} and "packed (dense mask)" in out
 
 
 def test_gpu_step_tiny_preset_runs_both_layouts_under_fsdp2(tmp_path):

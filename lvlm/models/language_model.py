@@ -13,6 +13,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
 from lvlm.models.io.hub import resolve_checkpoint_dir
+from lvlm.models.packed_attention import PACKED_SDPA
 
 
 def _dtype(value: str | torch.dtype | None) -> torch.dtype | None:
@@ -42,7 +43,9 @@ class LanguageModel(nn.Module):
         pretrained: a local directory or hub id to load weights from (no code from it ever runs).
         config: a config dict with ``model_type`` (or a ``PretrainedConfig``) to build randomly initialised weights.
         torch_dtype: dtype to load or build in (``"bfloat16"``, ``torch.float32``, ...).
-        attn_implementation: ``sdpa`` (default), ``eager`` or ``flash_attention_2``.
+        attn_implementation: ``lvlm_packed_sdpa`` (default: transformers' ``sdpa``, except that a packed row
+            attends per sample without a dense mask, :mod:`lvlm.models.packed_attention`), ``sdpa``, ``eager``
+            or ``flash_attention_2``.
     """
 
     def __init__(
@@ -50,7 +53,7 @@ class LanguageModel(nn.Module):
         pretrained: str | None = None,
         config: dict[str, Any] | None = None,
         torch_dtype: str | torch.dtype | None = None,
-        attn_implementation: str = "sdpa",
+        attn_implementation: str = PACKED_SDPA,
     ) -> None:
         super().__init__()
         if (pretrained is None) == (config is None):

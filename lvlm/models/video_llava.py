@@ -21,6 +21,7 @@ from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
 from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
+from lvlm.models.packed_attention import without_cache_if_packed
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
 from lvlm.models.vision.base import VisionTower
@@ -214,14 +215,18 @@ class VideoLLaVA(nn.Module):
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
         Packed layout (``lvlm.data.packing``): ``b = 1``, several samples back to back, ``position_ids [1, l]``
-        restarting at 0 at every sample and ``attention_mask=None``; transformers then masks attention
-        block-diagonally (sdpa, eager; flash-attention 2 runs varlen), and the loss equals the padded batch's.
-        With an ``attention_mask`` the position resets are not read as sample boundaries.
+        restarting at 0 at every sample and ``attention_mask=None``; attention stays within each sample
+        (``lvlm_packed_sdpa`` runs it per sample; transformers masks sdpa and eager block-diagonally;
+        flash-attention 2 runs varlen), and the loss equals the padded batch's. A packed batch never builds a
+        KV cache (``use_cache`` is set to False; passing ``use_cache=True`` or a cache raises ValueError):
+        transformers ignores the restarts when there is one. Pack without an ``attention_mask``: with one,
+        transformers' implementations do not read the restarts as sample boundaries.
 
         Returns:
             The causal LM output: ``.logits`` ``[b, l, v]``, ``.loss`` (shifted cross-entropy) or None.
         """
         media = self._split_media(images, videos, kwargs)
+        kwargs = without_cache_if_packed(attention_mask, kwargs)
         embeds = self.embed_inputs(input_ids, media)
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
