@@ -23,6 +23,7 @@ from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
+from lvlm.models.tower_widths import shared_width
 from lvlm.models.vision.base import VisionTower
 
 JSON = Any  # plain JSON data (str, numbers, lists, dicts)
@@ -91,11 +92,9 @@ class VideoLLaVA(nn.Module):
             chat_template, modality_specs: recorded with the model.
         """
         tokens = {name: (tokens or {}).get(name, placeholder_token(name)) for name in towers}
-        widths = {name: tower.hidden_size for name, tower in towers.items()}
-        if len(set(widths.values())) > 1:
-            raise ValueError(f"one shared projector needs towers of one width, got {widths}")
+        width = shared_width(towers, projector.in_features if isinstance(projector, Projector) else None)
         if not isinstance(projector, nn.Module):
-            projector = projector(next(iter(widths.values())), llm.hidden_size)
+            projector = projector(width, llm.hidden_size)
         ids = llm.add_tokens(list(tokens.values()), tokenizer)
         modalities = [
             ModalityInput(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
@@ -116,11 +115,7 @@ class VideoLLaVA(nn.Module):
         """
         if name in self.towers:
             raise ValueError(f"modality {name!r} exists already")
-        if tower.hidden_size != self.projector.in_features:
-            raise ValueError(
-                f"tower for {name!r} has width {tower.hidden_size}, "
-                f"the shared projector takes {self.projector.in_features}"
-            )
+        shared_width({**self.towers, name: tower}, self.projector.in_features)
         token = token or placeholder_token(name)
         (token_id,) = self.llm.add_tokens([token], tokenizer)
         self.towers[name] = tower
