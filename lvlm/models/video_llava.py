@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from lvlm.models.checkpoints.load import read_checkpoint
 from lvlm.models.checkpoints.lvlm_layout import model_config
 from lvlm.models.checkpoints.save import save_model
+from lvlm.models.dtype_argument import dtype_argument
 from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
 from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
@@ -282,15 +283,23 @@ class VideoLLaVA(nn.Module):
     # --- checkpoints -------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path_or_hub_id: str | Path, torch_dtype: str | torch.dtype | None = None, **kwargs: Any
+        cls,
+        path_or_hub_id: str | Path,
+        dtype: str | torch.dtype | None = None,
+        *,
+        torch_dtype: str | torch.dtype | None = None,
+        **kwargs: Any,
     ) -> VideoLLaVA:
         """Load any supported layout, detected from the files (see :mod:`lvlm.models.checkpoints`).
 
-        An lvlm directory's components are resolved by class path, only to component classes of lvlm or of a
-        registered plugin (:mod:`lvlm.core.registry`); keyword arguments are those of
+        ``dtype`` casts the loaded model (``"bfloat16"`` or a ``torch.dtype``), as in transformers 5;
+        ``torch_dtype`` is its deprecated name (a ``FutureWarning``, once). An lvlm directory's components are
+        resolved by class path, only to component classes of lvlm or of a registered plugin
+        (:mod:`lvlm.core.registry`); other keyword arguments are those of
         :func:`lvlm.models.checkpoints.load.read_checkpoint`.
         """
-        parts = read_checkpoint(path_or_hub_id, torch_dtype=torch_dtype, **kwargs)
+        dtype = dtype_argument(dtype, torch_dtype, "VideoLLaVA.from_pretrained")
+        parts = read_checkpoint(path_or_hub_id, torch_dtype=dtype, **kwargs)
         model = cls(parts.towers, parts.projector, parts.llm, parts.modalities, parts.chat_template, parts.specs)
         if parts.state is not None:
             load_strict(model, parts.state, parts.source, dtype=parts.dtype)
