@@ -140,7 +140,10 @@ class VideoLLaVA(nn.Module):
     def encode(self, name: str, pixels: torch.Tensor) -> torch.Tensor:
         """Tower then projector: ``[n, c, h, w]`` or ``[n, t, c, h, w]`` → ``[n, k, d_llm]``."""
         features = self.towers[name](pixels)
-        return self.projector(features.to(self._projector_dtype()))
+        # The projector gets [(n k), d]: a linear layer's 2-D output is a new tensor, a 3-D one a view of it, and
+        # FSDP2 warns that an in-place op on a view a sharded unit returns would skip its backward all-gather.
+        projected = self.projector(features.flatten(0, 1).to(self._projector_dtype()))
+        return projected.unflatten(0, features.shape[:2])
 
     def embed_inputs(self, input_ids: torch.Tensor, media: Mapping[str, torch.Tensor | None]) -> torch.Tensor:
         """``[b, l]`` ids + pixels by input name → ``[b, l, d]`` embeddings with visual features fused in."""

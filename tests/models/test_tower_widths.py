@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from lvlm import VideoLLaVA
@@ -12,6 +15,10 @@ from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTowe
 from tests.models.tiny import text_dict, vision_dict
 from tests.training.tiny import instantiate_module, tiny_model_args, write_tokenizer
 
+ANY_MISMATCH = (
+    r"^towers differ in width: '\w+' \(\w+\) is \d+ wide, '\w+' \(\w+\) is \d+ wide; all towers share one projector, "
+    r"so they need one width \(a tower's hidden_size\): change one of them$"
+)
 MISMATCH = (
     r"^towers differ in width: 'image' \(CLIPVisionTower\) is 32 wide, 'video' \(LanguageBindVideoTower\) is 64 wide; "
     r"all towers share one projector"
@@ -26,7 +33,13 @@ def towers(video_width: int) -> dict:
 def test_towers_of_different_widths_are_refused_naming_both():
     with pytest.raises(UserError, match=MISMATCH) as caught:
         VideoLLaVA.build(LanguageModel(config=text_dict()), towers(video_width=64))
-    assert "\n" not in str(caught.value)
+    assert re.match(ANY_MISMATCH, str(caught.value))  # one line, in the form docs/extending.md shows
+
+
+def test_the_doc_shows_the_error_as_lvlm_writes_it():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "extending.md").read_text()
+    (shown,) = re.findall(r"```text\n(towers differ in width.*?)\n```", doc)
+    assert re.match(ANY_MISMATCH, shown)
 
 
 def test_towers_of_one_width_build_with_a_projector_of_that_width():
