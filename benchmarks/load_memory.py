@@ -58,7 +58,7 @@ def load_once(side: str, directory: Path, dtype: str) -> dict:
     torch_dtype = getattr(torch, dtype)
     before = memory_mib()
     if side == "lvlm":
-        model = VideoLLaVA.from_pretrained(directory, torch_dtype=torch_dtype)
+        model = VideoLLaVA.from_pretrained(directory, dtype=torch_dtype)
     else:
         model = VideoLlavaForConditionalGeneration.from_pretrained(directory, dtype=torch_dtype)
     after = memory_mib()

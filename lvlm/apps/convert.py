@@ -68,7 +68,7 @@ def convert_model_dir(
 
     model_dir = Path(model_dir)
     out = check_output(out, [model_dir, *_paths_named_by_configs(model_dir)], overwrite, "--out")
-    model = VideoLLaVA.from_pretrained(model_dir, torch_dtype=dtype)
+    model = VideoLLaVA.from_pretrained(model_dir, dtype=dtype)
     tokenizer = _tokenizer(model_dir)
     with staged_output(out) as staged:
         model.save_pretrained(staged, layout=to, tokenizer=tokenizer)

@@ -133,7 +133,7 @@ def load_session(
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(f"{model_dir}: no such checkpoint directory")
-    model = VideoLLaVA.from_pretrained(model_dir, torch_dtype=torch_dtype).to(device).eval()
+    model = VideoLLaVA.from_pretrained(model_dir, dtype=torch_dtype).to(device).eval()
     name = template if template is not None else recorded_template(model_dir, model)
     if name is None:
         raise TemplateNotRecordedError(

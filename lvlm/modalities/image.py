@@ -1,4 +1,5 @@
-"""Images: ``jpg``/``png``/``webp`` members, RGB decoding, pad-to-square or centre crop, ``[n, 3, s, s]`` batches."""
+"""Images: ``jpg``/``png``/``webp`` members, RGB decoding, pad or centre crop to the tower's input, ``[n, c, h, w]``
+batches (``c`` and ``h``/``w`` from the tower's preprocessing: 1 channel gives grayscale)."""
 
 from __future__ import annotations
 

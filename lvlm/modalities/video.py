@@ -1,5 +1,5 @@
 """Videos: ``mp4``/``webm``/... members or frames stored as images, ``num_frames`` uniformly sampled frames,
-``[n, t, 3, s, s]`` batches; one tower pass per frame, tokens per frame."""
+``[n, t, c, h, w]`` batches (the tower's channels and size); one tower pass per frame, tokens per frame."""
 
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ class VideoModality(Modality):
         return {f"{prefix}{ext}": path.read_bytes()}
 
     def decode(self, payload: Any, *, key: str, num_frames: int, backend: str | None = None) -> Any:
-        side = self.tower_facts.preprocessing.size
+        pre = self.tower_facts.preprocessing
+        side = max(pre.height, pre.width)  # decoded frames cover the tower's input whatever its aspect ratio
         if isinstance(payload, list) or (not isinstance(payload, bytes) and Path(payload).is_dir()):
             return decode_frames(payload, num_frames, key=key, short_side=side)
         return decode_video(payload, num_frames, key=key, short_side=side, backend=backend)

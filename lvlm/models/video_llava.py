@@ -17,6 +17,7 @@ from transformers import PreTrainedTokenizerBase
 from lvlm.models.checkpoints.load import read_checkpoint
 from lvlm.models.checkpoints.lvlm_layout import model_config
 from lvlm.models.checkpoints.save import save_model
+from lvlm.models.dtype_argument import dtype_argument
 from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
 from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
@@ -24,6 +25,7 @@ from lvlm.models.modality_input import ModalityInput, default_input_name, placeh
 from lvlm.models.packed_attention import without_cache_if_packed
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
+from lvlm.models.tower_widths import shared_width
 from lvlm.models.vision.base import VisionTower
 
 JSON = Any  # plain JSON data (str, numbers, lists, dicts)
@@ -92,11 +94,9 @@ class VideoLLaVA(nn.Module):
             chat_template, modality_specs: recorded with the model.
         """
         tokens = {name: (tokens or {}).get(name, placeholder_token(name)) for name in towers}
-        widths = {name: tower.hidden_size for name, tower in towers.items()}
-        if len(set(widths.values())) > 1:
-            raise ValueError(f"one shared projector needs towers of one width, got {widths}")
+        width = shared_width(towers, projector.in_features if isinstance(projector, Projector) else None)
         if not isinstance(projector, nn.Module):
-            projector = projector(next(iter(widths.values())), llm.hidden_size)
+            projector = projector(width, llm.hidden_size)
         ids = llm.add_tokens(list(tokens.values()), tokenizer)
         modalities = [
             ModalityInput(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
@@ -117,11 +117,7 @@ class VideoLLaVA(nn.Module):
         """
         if name in self.towers:
             raise ValueError(f"modality {name!r} exists already")
-        if tower.hidden_size != self.projector.in_features:
-            raise ValueError(
-                f"tower for {name!r} has width {tower.hidden_size}, "
-                f"the shared projector takes {self.projector.in_features}"
-            )
+        shared_width({**self.towers, name: tower}, self.projector.in_features)
         token = token or placeholder_token(name)
         (token_id,) = self.llm.add_tokens([token], tokenizer)
         self.towers[name] = tower
@@ -145,7 +141,10 @@ class VideoLLaVA(nn.Module):
     def encode(self, name: str, pixels: torch.Tensor) -> torch.Tensor:
         """Tower then projector: ``[n, c, h, w]`` or ``[n, t, c, h, w]`` → ``[n, k, d_llm]``."""
         features = self.towers[name](pixels)
-        return self.projector(features.to(self._projector_dtype()))
+        # The projector gets [(n k), d]: a linear layer's 2-D output is a new tensor, a 3-D one a view of it, and
+        # FSDP2 warns that an in-place op on a view a sharded unit returns would skip its backward all-gather.
+        projected = self.projector(features.flatten(0, 1).to(self._projector_dtype()))
+        return projected.unflatten(0, features.shape[:2])
 
     def embed_inputs(self, input_ids: torch.Tensor, media: Mapping[str, torch.Tensor | None]) -> torch.Tensor:
         """``[b, l]`` ids + pixels by input name → ``[b, l, d]`` embeddings with visual features fused in."""
@@ -292,15 +291,23 @@ class VideoLLaVA(nn.Module):
     # --- checkpoints -------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(
-        cls, path_or_hub_id: str | Path, torch_dtype: str | torch.dtype | None = None, **kwargs: Any
+        cls,
+        path_or_hub_id: str | Path,
+        dtype: str | torch.dtype | None = None,
+        *,
+        torch_dtype: str | torch.dtype | None = None,
+        **kwargs: Any,
     ) -> VideoLLaVA:
         """Load any supported layout, detected from the files (see :mod:`lvlm.models.checkpoints`).
 
-        An lvlm directory's components are resolved by class path, only to component classes of lvlm or of a
-        registered plugin (:mod:`lvlm.core.registry`); keyword arguments are those of
+        ``dtype`` casts the loaded model (``"bfloat16"`` or a ``torch.dtype``), as in transformers 5;
+        ``torch_dtype`` is its deprecated name (a ``FutureWarning``, once). An lvlm directory's components are
+        resolved by class path, only to component classes of lvlm or of a registered plugin
+        (:mod:`lvlm.core.registry`); other keyword arguments are those of
         :func:`lvlm.models.checkpoints.load.read_checkpoint`.
         """
-        parts = read_checkpoint(path_or_hub_id, torch_dtype=torch_dtype, **kwargs)
+        dtype = dtype_argument(dtype, torch_dtype, "VideoLLaVA.from_pretrained")
+        parts = read_checkpoint(path_or_hub_id, torch_dtype=dtype, **kwargs)
         model = cls(parts.towers, parts.projector, parts.llm, parts.modalities, parts.chat_template, parts.specs)
         if parts.state is not None:
             load_strict(model, parts.state, parts.source, dtype=parts.dtype)

@@ -4,7 +4,8 @@ One FSDP unit per LLM decoder layer and per tower block (each tower's ``block_cl
 for its remaining weights (embeddings, norms), one for the projector, and the root for the LLM's
 embeddings, final norm and head. Frozen and trainable weights therefore never share a unit (FSDP2
 allows it, but separate units keep gradient memory honest). The lit module calls ``self.model(...)``, so
-the root unit's all-gather runs in ``forward`` (FSDP2 gathers on ``__call__`` only).
+the root unit's all-gather runs in ``forward`` (FSDP2 gathers on ``__call__`` only). No unit whose output
+leaves the model's own code (towers, projector) returns a view (:func:`_never_a_view`).
 """
 
 from __future__ import annotations
@@ -91,11 +92,27 @@ def shard_model(
         for block in [m for m in tower.modules() if isinstance(m, tower.block_classes)]:
             shard(block)
             units += 1
+        tower.register_forward_hook(_never_a_view)  # before fully_shard: FSDP2's own hook then sees the copy
         shard(tower)
         units += 1
     for layer in model.llm.decoder_layers:  # the checkpoint wrappers, when activation checkpointing is on
         shard(layer)
         units += 1
+    model.projector.register_forward_hook(_never_a_view)
     shard(model.projector)
     shard(model)
     return units + 2
+
+
+def _never_a_view(module: nn.Module, args: Any, output: Any) -> Any:
+    """A copy of a unit's output that is a view needing gradients, else None (the output unchanged).
+
+    FSDP2 hooks a unit's output to run the backward all-gather; an in-place op on a *view* of it (``x += y``)
+    would drop that hook and skip the all-gather, so torch warns at every step. Towers return views when they
+    train (features sliced past CLS, videos reshaped) and so may a plugin's projector (an identity returns its
+    input); the copy costs one output per step, for those only. ``VideoLLaVA.encode`` gives the projector
+    ``[(n k), d]`` features, so a linear projector's output is never a view and is not copied.
+    """
+    if isinstance(output, torch.Tensor) and output.requires_grad and output._base is not None:
+        return output.clone()
+    return None

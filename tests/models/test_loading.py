@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -94,11 +96,32 @@ def test_loaded_model_can_be_saved_over_its_own_directory(tmp_path):
 def test_load_in_bfloat16_casts_every_floating_weight(tmp_path):
     saved = _tiny_lvlm(tied=False)
     saved.save_pretrained(tmp_path)
-    model = VideoLLaVA.from_pretrained(tmp_path, torch_dtype="bfloat16")
+    model = VideoLLaVA.from_pretrained(tmp_path, dtype="bfloat16")
     expected = saved.state_dict()
     for key, tensor in model.state_dict().items():
         assert tensor.dtype == torch.bfloat16, key
         assert torch.equal(tensor, expected[key].to(torch.bfloat16)), key
+
+
+def test_torch_dtype_is_a_deprecated_alias_of_dtype_warned_once(tmp_path, monkeypatch):
+    from lvlm.models import dtype_argument
+
+    monkeypatch.setattr(dtype_argument, "_WARNED", set())  # a fresh process: nobody told yet
+    _tiny_lvlm(tied=False).save_pretrained(tmp_path)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first = VideoLLaVA.from_pretrained(tmp_path, torch_dtype=torch.bfloat16)
+        second = VideoLLaVA.from_pretrained(tmp_path, torch_dtype="bfloat16")
+        by_new_name = VideoLLaVA.from_pretrained(tmp_path, dtype=torch.bfloat16)
+    deprecations = [w for w in caught if issubclass(w.category, FutureWarning)]
+    assert [str(w.message) for w in deprecations] == [
+        "VideoLLaVA.from_pretrained: torch_dtype= is deprecated, pass dtype= (as transformers 5 does)"
+    ]
+    assert deprecations[0].filename == __file__  # points at the caller's line
+    for model in (first, second, by_new_name):
+        assert {t.dtype for t in model.state_dict().values()} == {torch.bfloat16}
+    with pytest.raises(TypeError, match=r"give dtype= only"):
+        VideoLLaVA.from_pretrained(tmp_path, dtype="bfloat16", torch_dtype="bfloat16")
 
 
 @pytest.mark.parametrize("zip_format", [True, False], ids=["zip", "legacy"])

@@ -1,10 +1,10 @@
-"""``DepthModality``: depth maps stored as 16-bit PNG (millimetres), fed to a depth tower as ``[n, c, s, s]``.
+"""``DepthModality``: depth maps stored as 16-bit PNG (millimetres), fed to a depth tower as ``[n, c, h, w]``.
 
 Shard members are ``depth.png`` (the only map of a sample) or ``0.depth.png``, ``1.depth.png`` (several), so
 they never collide with image members (``png``). A JSON record names its maps in a ``depth`` field; on disk a
 depth map is an ordinary ``.png``, so it is attached by name (``lvlm chat --media depth=scene.png``).
 
-Legend: ``n`` maps, ``c`` channels, ``s`` the tower's input side.
+Legend: ``n`` maps, ``c`` channels, ``h``/``w`` the tower's input size.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,8 @@ class DepthModality(Modality):
         tower: factory of the depth tower.
         token: the placeholder token (``<depth>`` under the name ``depth``).
         max_depth_mm: depth mapped to 1.0 (farther is clipped); 0 is 0.0.
-        channels: 1 (a depth tower) or 3 (the map repeated, for an RGB tower).
+        channels: 1 (a depth tower) or 3 (the map repeated, for an RGB tower): the tower's own channel count
+            (``len(preprocessing.mean)``) must agree.
     """
 
     extensions = ("depth.png",)
@@ -91,23 +92,31 @@ class DepthModality(Modality):
     def make_transform(
         self, *, augment: bool = False, seed: int | None = None, normalize: bool = True
     ) -> Callable[[Any], torch.Tensor]:
-        """Resize to the tower's side, random horizontal flip (``augment``), normalise; always float32 (16-bit
-        depth does not fit uint8, so ``normalize=False`` is ignored)."""
+        """Resize to the tower's input size, random horizontal flip (``augment``), normalise per channel; always
+        float32 (16-bit depth does not fit uint8, so ``normalize=False`` is ignored)."""
         pre = self.tower_facts.preprocessing
-        return DepthTransform(pre.size, pre.mean[0], pre.std[0], self.channels, augment, seed)
+        if pre.channels != self.channels:
+            raise ValueError(
+                f"DepthModality {self.name!r}: channels={self.channels} but its tower takes {pre.channels} channels"
+            )
+        return DepthTransform((pre.height, pre.width), pre.mean, pre.std, augment, seed)
 
 
 class DepthTransform:
-    """``[1, h, w]`` depth in [0, 1] → ``[c, s, s]`` normalised float32."""
+    """``[1, h', w']`` depth in [0, 1] → ``[c, h, w]`` normalised float32 (``c`` = ``len(mean)``)."""
 
-    def __init__(self, size: int, mean: float, std: float, channels: int, augment: bool, seed: int | None) -> None:
-        self.size, self.mean, self.std, self.channels, self.augment = size, mean, std, channels, augment
+    def __init__(
+        self, size: tuple[int, int], mean: Sequence[float], std: Sequence[float], augment: bool, seed: int | None
+    ) -> None:
+        self.size, self.augment = size, augment
+        self.mean = torch.tensor(mean, dtype=torch.float32)[:, None, None]
+        self.std = torch.tensor(std, dtype=torch.float32)[:, None, None]
         self.generator = torch.Generator().manual_seed(seed if seed is not None else 0)
 
     def __call__(self, depth: torch.Tensor) -> torch.Tensor:
         resized = torch.nn.functional.interpolate(
-            depth[None], size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=True
+            depth[None], size=self.size, mode="bilinear", align_corners=False, antialias=True
         )[0]
         if self.augment and torch.rand((), generator=self.generator) < 0.5:
             resized = resized.flip(-1)
-        return ((resized - self.mean) / self.std).expand(self.channels, -1, -1).contiguous()
+        return ((resized - self.mean) / self.std).contiguous()

@@ -1,6 +1,6 @@
 """``DepthTower``: a small ViT for 1-channel depth maps (patch embedding + transformer encoder layers).
 
-Legend: ``n`` maps, ``c`` channels (1), ``s`` side, ``k`` patches (tokens), ``d`` width.
+Legend: ``n`` maps, ``c`` channels (1), ``h``/``w`` input size, ``k`` patches (tokens), ``d`` width.
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from torch import nn
 
 from lvlm.models.vision.base import Preprocessing, VisionTower
 
-DEPTH_MEAN = (0.5, 0.5, 0.5)  # VisionTower's preprocessing is 3-valued; a depth map uses the first value
-DEPTH_STD = (0.25, 0.25, 0.25)
+DEPTH_MEAN, DEPTH_STD = 0.5, 0.25  # of depth in [0, 1], for every input channel
 
 
 class DepthTower(VisionTower):
     """A ViT over depth maps, one token per patch.
 
     Args:
-        size: input side in pixels.
-        patch: patch side (``(size / patch) ** 2`` tokens per map).
+        size: input side in pixels, or ``(height, width)``: a non-square input is fine.
+        patch: patch side (``(h / patch) * (w / patch)`` tokens per map).
         width: token width ``d``.
         layers: transformer encoder layers.
         heads: attention heads.
@@ -31,7 +30,7 @@ class DepthTower(VisionTower):
 
     def __init__(
         self,
-        size: int = 32,
+        size: int | tuple[int, int] = 32,
         patch: int = 8,
         width: int = 32,
         layers: int = 2,
@@ -40,18 +39,14 @@ class DepthTower(VisionTower):
         frozen: bool = True,
     ) -> None:
         super().__init__(frozen)
-        if size % patch:
+        self.size = size if isinstance(size, int) else (int(size[0]), int(size[1]))
+        sides = (size, size) if isinstance(size, int) else self.size
+        if any(side % patch for side in sides):
             raise ValueError(f"DepthTower: size {size} is not a multiple of patch {patch}")
-        self.size, self.patch, self.width, self.layers, self.heads, self.in_chans = (
-            size,
-            patch,
-            width,
-            layers,
-            heads,
-            in_chans,
-        )
+        self.patch, self.width, self.layers, self.heads, self.in_chans = patch, width, layers, heads, in_chans
+        self.grid = (sides[0] // patch, sides[1] // patch)
         self.embed = nn.Conv2d(in_chans, width, kernel_size=patch, stride=patch)
-        self.position = nn.Parameter(torch.zeros(1, (size // patch) ** 2, width))
+        self.position = nn.Parameter(torch.zeros(1, self.grid[0] * self.grid[1], width))
         layer = nn.TransformerEncoderLayer(width, heads, dim_feedforward=2 * width, batch_first=True, dropout=0.0)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
         nn.init.normal_(self.position, std=0.02)
@@ -60,20 +55,16 @@ class DepthTower(VisionTower):
 
     @property
     def preprocessing(self) -> Preprocessing:
-        return Preprocessing(self.size, DEPTH_MEAN, DEPTH_STD)
+        # One mean and std per input channel: ``idle_pixels()`` and the transforms follow ``in_chans`` and ``size``.
+        return Preprocessing(self.size, (DEPTH_MEAN,) * self.in_chans, (DEPTH_STD,) * self.in_chans)
 
     @property
     def hidden_size(self) -> int:
         return self.width
 
-    def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """One map of zeros, ``[1, c, s, s]`` with this tower's channels (what a sharded run encodes on a rank
-        whose batch has no depth map)."""
-        return torch.zeros(1, self.in_chans, self.size, self.size, device=device)
-
     @property
     def tokens_per_image(self) -> int:
-        return (self.size // self.patch) ** 2
+        return self.grid[0] * self.grid[1]
 
     @property
     def block_classes(self) -> tuple[type[nn.Module], ...]:
@@ -81,7 +72,7 @@ class DepthTower(VisionTower):
 
     def to_config(self) -> dict[str, Any]:
         return {
-            "size": self.size,
+            "size": self.size if isinstance(self.size, int) else list(self.size),
             "patch": self.patch,
             "width": self.width,
             "layers": self.layers,
@@ -91,6 +82,6 @@ class DepthTower(VisionTower):
         }
 
     def encode_frames(self, pixels: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """``[n, c, s, s]`` normalised depth → ``[n, k, d]`` tokens."""
+        """``[n, c, h, w]`` normalised depth → ``[n, k, d]`` tokens."""
         tokens = self.embed(pixels).flatten(2).transpose(1, 2) + self.position
         return self.encoder(tokens)

@@ -141,6 +141,23 @@ def test_the_tower_names_its_own_idle_input():
     assert tower(tower.idle_pixels()).shape == (1, 4, 16)
 
 
+def test_a_non_square_depth_tower_gets_maps_of_its_size_and_channels(tmp_path):
+    """``Preprocessing`` declares 1 channel (one mean, one std) and ``(h, w)``; the transform and the idle input
+    follow it, and a channel count the tower does not take is refused naming both."""
+    import functools
+    import random
+
+    tower = functools.partial(DepthTower, size=(16, 32), patch=8, width=16, layers=1, heads=2)
+    depth = DepthModality(tower).bind("depth")
+    path = write_depth_png(tmp_path / "d.png", depth_map(800, random.Random(0)))
+    item = depth.load(path, key="d", num_frames=1)
+    assert item.shape == (1, 16, 32) and depth.tower_facts.preprocessing.shape == (1, 16, 32)
+    built = tower()
+    assert built.idle_pixels().shape == (1, 1, 16, 32) and built(depth.collate([item])).shape == (1, 8, 16)
+    with pytest.raises(ValueError, match=r"channels=3 but its tower takes 1 channels"):
+        DepthModality(tower, channels=3).bind("depth").make_transform()
+
+
 def test_serve_answers_a_depth_url_part_as_the_library_does(model_dir, world):
     """``lvlm serve`` takes ``NAME_url`` parts for any modality of the model: here ``depth_url`` (a data: URL of a
     16-bit PNG), through the official openai client against a real server on 127.0.0.1."""

@@ -106,5 +106,5 @@ def _tower_vision_config(kind: str, name: str | Path, directory: Path) -> dict[s
             f"{directory}: the {kind} tower {name!r} that its config.json names (mm_{kind}_tower) cannot be found "
             f"({error}). Supply a local copy of it: VideoLLaVA.from_pretrained(dir, {kind}_tower=DIR) where DIR "
             f"holds LanguageBind_{kind.title()}'s config.json, or put it in the Hugging Face cache "
-            f"(`huggingface-cli download {name}` on a machine with network)."
+            f"(`hf download {name}` on a machine with network)."
         ) from error

@@ -22,11 +22,53 @@ from lvlm.models.vision.pixels import CLIP_MEAN, CLIP_STD, normalize_pixels
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """What a tower expects of its pixels: square ``size``, per-channel ``mean``/``std`` on [0, 1] values."""
+    """What a tower expects of its pixels: input size and per-channel normalisation of [0, 1] values.
 
-    size: int
-    mean: tuple[float, float, float] = CLIP_MEAN
-    std: tuple[float, float, float] = CLIP_STD
+    Attributes:
+        size: side ``s`` of a square input, or ``(h, w)`` (a square ``(s, s)`` is stored as ``s``).
+        mean: per-channel mean; its length is the channel count ``c`` (3 for RGB, 1 for a depth map).
+        std: per-channel standard deviation, as many values as ``mean``, all positive.
+
+    Values are checked and stored as plain tuples (a list from a JSON file becomes a tuple), so a plugin's
+    tower may declare any channel count and any aspect ratio; the transforms, the tower's own normalisation of
+    uint8 pixels and its idle input all follow ``channels``, ``height`` and ``width``.
+    """
+
+    size: int | tuple[int, int]
+    mean: tuple[float, ...] = CLIP_MEAN
+    std: tuple[float, ...] = CLIP_STD
+
+    def __post_init__(self) -> None:
+        size = self.size if isinstance(self.size, int) else tuple(int(v) for v in self.size)
+        mean, std = tuple(float(v) for v in self.mean), tuple(float(v) for v in self.std)
+        sides = (size,) if isinstance(size, int) else size
+        if len(sides) not in (1, 2) or any(side <= 0 for side in sides):
+            raise ValueError(f"Preprocessing: size is a positive side or (height, width), got {self.size!r}")
+        if not mean or len(mean) != len(std) or any(v <= 0 for v in std):
+            raise ValueError(
+                f"Preprocessing: mean and std need one value per channel (std positive), got {mean} and {std}"
+            )
+        object.__setattr__(self, "size", sides[0] if len(set(sides)) == 1 else size)
+        object.__setattr__(self, "mean", mean)
+        object.__setattr__(self, "std", std)
+
+    @property
+    def channels(self) -> int:
+        """Input channels ``c``: the length of ``mean``."""
+        return len(self.mean)
+
+    @property
+    def height(self) -> int:
+        return self.size if isinstance(self.size, int) else self.size[0]
+
+    @property
+    def width(self) -> int:
+        return self.size if isinstance(self.size, int) else self.size[1]
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """``(c, h, w)`` of one image (one video frame)."""
+        return self.channels, self.height, self.width
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,16 +148,15 @@ class VisionTower(nn.Module, ABC):
         return features.reshape(n, t * features.shape[1], features.shape[2])
 
     def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """One item of zeros in this tower's input layout, ``[1, 3, s, s]``.
+        """One item of zeros in this tower's input layout, ``[1, c, h, w]`` from its ``preprocessing``.
 
         A sharded run encodes it (times 0) on a rank whose batch has none of this tower's modality, so every
-        rank runs the same collectives. A tower taking other channels or a video layout overrides it.
+        rank runs the same collectives. A tower taking a video layout overrides it.
         """
-        size = self.preprocessing.size
-        return torch.zeros(1, 3, size, size, device=device)
+        return torch.zeros(1, *self.preprocessing.shape, device=device)
 
     def _pixel_stats(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """``preprocessing`` mean and std as float32 ``[3]`` tensors on ``device``, made once per device: no
+        """``preprocessing`` mean and std as float32 ``[c]`` tensors on ``device``, made once per device: no
         host-to-device copy (and no synchronisation) at every forward."""
         cache = self.__dict__.setdefault("_pixel_stats_cache", {})
         if device not in cache:

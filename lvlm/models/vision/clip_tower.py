@@ -60,8 +60,8 @@ class CLIPVisionTower(VisionTower):
         config: dict[str, Any] | None = None,
         select_layer: int = -2,
         select_feature: SelectFeature = "patch",
-        mean: tuple[float, float, float] = CLIP_MEAN,
-        std: tuple[float, float, float] = CLIP_STD,
+        mean: tuple[float, ...] = CLIP_MEAN,
+        std: tuple[float, ...] = CLIP_STD,
         frozen: bool = True,
         attn_implementation: str = "sdpa",
         pretrained: str | None = None,
@@ -203,8 +203,8 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
         select_feature: SelectFeature = "cls_patch",
         num_frames: int | None = None,
         temporal_attention: bool | None = None,
-        mean: tuple[float, float, float] = CLIP_MEAN,
-        std: tuple[float, float, float] = CLIP_STD,
+        mean: tuple[float, ...] = CLIP_MEAN,
+        std: tuple[float, ...] = CLIP_STD,
         frozen: bool = True,
         attn_implementation: str = "sdpa",
         pretrained: str | None = None,
@@ -244,9 +244,8 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
         return super().to_config() | {"num_frames": self.num_frames, "temporal_attention": self.temporal_attention}
 
     def idle_pixels(self, device: torch.device | str = "cpu") -> torch.Tensor:
-        """One video of zeros, ``[1, t, 3, s, s]`` with the tower's own frame count."""
-        size = self.preprocessing.size
-        return torch.zeros(1, self.num_frames, 3, size, size, device=device)
+        """One video of zeros, ``[1, t, c, h, w]`` with the tower's own frame count."""
+        return torch.zeros(1, self.num_frames, *self.preprocessing.shape, device=device)
 
     def _layer_kwargs(self, num_frames: int) -> dict[str, Any]:
         if not self.temporal_attention:

@@ -12,7 +12,9 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
 
 def normalize_pixels(chw_uint8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    """uint8 ``[..., 3, h, w]`` (any strides, any device) -> contiguous float32 ``(x / 255 - mean) / std``.
+    """uint8 ``[..., c, h, w]`` (any strides, any device) -> contiguous float32 ``(x / 255 - mean) / std``.
+
+    ``mean`` and ``std`` hold ``c`` values (any channel count: 3 for RGB, 1 for a depth map).
 
     One pass converts (and makes contiguous), two in-place passes scale and shift: the float frames are never
     copied again. The data workers (``normalize=False``) and the towers (uint8 input) share this arithmetic,

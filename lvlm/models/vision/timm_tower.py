@@ -59,7 +59,10 @@ class TimmVisionTower(VisionTower):
     def preprocessing(self) -> Preprocessing:
         cfg = timm.data.resolve_model_data_config(self.vit)
         size = self.vit.patch_embed.img_size  # the built model's size, which model_kwargs may have changed
-        return Preprocessing(size=int(size[-1]), mean=tuple(cfg["mean"]), std=tuple(cfg["std"]))
+        mean, std, channels = tuple(cfg["mean"]), tuple(cfg["std"]), self.vit.patch_embed.proj.in_channels
+        if len(mean) != channels:  # timm's config keeps RGB statistics for a model built with other in_chans
+            mean, std = (sum(mean) / len(mean),) * channels, (sum(std) / len(std),) * channels
+        return Preprocessing(size=tuple(size), mean=mean, std=std)
 
     @property
     def hidden_size(self) -> int:
@@ -83,7 +86,7 @@ class TimmVisionTower(VisionTower):
         }
 
     def encode_frames(self, pixels: torch.Tensor, num_frames: int) -> torch.Tensor:
-        """``[n, 3, s, s]`` → ``[n, k, d]`` from the selected block (blocks after it do not run)."""
+        """``[n, c, h, w]`` → ``[n, k, d]`` from the selected block (blocks after it do not run)."""
         out = self.vit.forward_intermediates(
             pixels,
             indices=[self.block_index],
