@@ -24,7 +24,7 @@ from lvlm.data.decoding.sampling import reduced_size
 # mbtree=0: with MB-tree rate control on, x264's AVX-512 code reads uninitialised memory, so the same frames were
 # coded a little differently now and then, depending on what the heap held: under load, 19 of 100 world clips gave
 # 2-21 outputs in 60 encodes each, and re-encodes of 24-frame clips 17-29 outputs in 40. With MB-tree off (or x264
-# held to AVX2) every clip gives one output. Costs some bitrate (world clips ~15 % larger, no worse to the eye).
+# held to AVX2) every clip gives one output. Costs some bitrate (world clips ~15 % larger, a bit closer to the input).
 X264_PARAMS = "keyint={gop}:scenecut=0:mbtree=0"
 
 
