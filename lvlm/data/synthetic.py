@@ -5,8 +5,8 @@ shapes, so every question has one answer); videos hold one shape that moves left
 colour. Stage 1 is captioning; stage 2 is multi-turn questions with one-word answers, scored by exact
 match. The sample layout and the ``meta`` fields are described in docs/data-format.md.
 
-Everything is a function of ``(seed, split, index)``: the same seed writes the same shards (byte-identical
-nearly always; see :func:`lvlm.data.decoding.encoding.encode_mp4` for the exception under heavy load).
+Everything is a function of ``(seed, split, index)``: the same seed writes byte-identical files (shards with their
+jpg, png and mp4 members, corpus and manifest; :func:`lvlm.data.decoding.encoding.encode_mp4` is deterministic).
 """
 
 from __future__ import annotations
@@ -308,7 +308,7 @@ def write_synthetic_world(
 
     Args:
         out_dir: Output folder (created).
-        seed: Seed; the same seed writes the same files (see the module docstring).
+        seed: Seed; the same seed writes byte-identical files.
         sizes: A :class:`WorldSizes` or a dict of its fields (e.g. ``{"stage1_train": 16, ...}``).
 
     Returns:

@@ -197,20 +197,13 @@ def test_workers_give_the_same_shards_as_one_process(media, tmp_path):
     assert [entry["key"] for entry in renamed[:3]] == ["r1-1", "r3-1", "r4-1"] and len(renamed) == 12
 
 
-def test_reencoded_shards_hold_the_same_samples_whatever_the_workers(media, tmp_path):
-    # x264 fed from a live decoder does not give bit-identical files run to run (docs/data-format.md), so this
-    # compares the samples: keys, order, shard boundaries, json members, and decodable videos of the same shape
+def test_reencoded_shards_are_the_same_files_whatever_the_workers(media, tmp_path):
     data = write_json(media, mixed_records(18))
     for name, workers in [("one", "1"), ("two", "2")]:
         run(media, data, tmp_path / name, "--max-count", "4", "--reencode", "32", "--workers", workers)
-    one, two = (read_samples(tmp_path / name) for name in ("one", "two"))
-    assert [(shard, s["__key__"], s["json"]) for shard, s in one] == [
-        (shard, s["__key__"], s["json"]) for shard, s in two
-    ]
-    for (_, a), (_, b) in zip(one, two):
-        assert sorted(a) == sorted(b)
-        if "mp4" in a:
-            assert decode_video(a["mp4"], 8).shape == decode_video(b["mp4"], 8).shape  # (8, 32, 42, 3) for v8.mp4
+    assert output_files(tmp_path / "one") == output_files(tmp_path / "two")  # re-encoded videos too, byte for byte
+    videos = [s["mp4"] for _, s in read_samples(tmp_path / "one") if "mp4" in s]
+    assert videos and all(min(decode_video(v, 8).shape[1:3]) == 32 for v in videos)  # (8, 32, 42, 3) for v8.mp4
 
 
 def read_samples(out: Path) -> list[tuple[str, dict]]:

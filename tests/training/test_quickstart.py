@@ -62,6 +62,22 @@ def test_warmed_up_towers_load_back_with_the_languagebind_loader(tmp_path):
         torch.testing.assert_close(loaded(x), tower(x), rtol=0, atol=0)
 
 
+def _warmed_up_towers(seed: int) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)  # as write_towers does
+    image = LanguageBindImageTower(TOWER, select_layer=-1, select_feature="patch")
+    video = LanguageBindVideoTower(TOWER, select_layer=-1, select_feature="cls_patch", num_frames=FRAMES)
+    warm_up_towers(image, video, world_sizes(PLANS["fast"]), WarmupSettings(steps=3, batch_size=4, seed=seed))
+    towers = {"image": image, "video": video}
+    return {f"{kind}.{k}": v for kind, tower in towers.items() for k, v in tower.state_dict().items()}
+
+
+def test_the_same_seed_warms_up_the_same_towers():
+    first, again, other = _warmed_up_towers(0), _warmed_up_towers(0), _warmed_up_towers(1)
+    assert first.keys() == again.keys() == other.keys()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not all(torch.equal(first[k], other[k]) for k in first)
+
+
 @pytest.mark.parametrize("stage", ["stage1.yaml", "stage2.yaml"])
 def test_quickstart_recipes_parse(stage, capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("LVLM_QUICKSTART", str(tmp_path))

@@ -21,15 +21,21 @@ from lvlm.data.decoding.errors import VideoDecodeError
 from lvlm.data.decoding.pyav_backend import open_container, quarter_turns, upright_rgb
 from lvlm.data.decoding.sampling import reduced_size
 
+# mbtree=0: with MB-tree rate control on, x264's AVX-512 code reads uninitialised memory, so the same frames were
+# coded a little differently now and then, depending on what the heap held: under load, 19 of 100 world clips gave
+# 2-21 outputs in 60 encodes each, and re-encodes of 24-frame clips 17-29 outputs in 40. With MB-tree off (or x264
+# held to AVX2) every clip gives one output. Costs some bitrate (world clips ~15 % larger, a bit closer to the input).
+X264_PARAMS = "keyint={gop}:scenecut=0:mbtree=0"
+
 
 def encode_mp4(
     frames: np.ndarray | torch.Tensor, *, fps: float = 8, gop: int = 8, crf: int = 18, preset: str = "veryfast"
 ) -> bytes:
     """Encode RGB frames as an H.264 (yuv420p) mp4.
 
-    The same input almost always gives the same bytes (single-threaded x264, bit-exact muxing); under CPU load a
-    few encodes in a thousand differ (a timing-dependent effect, not isolated yet): a few blocks coded otherwise,
-    the same picture within the codec's error (pixels a few levels, rarely over ten, apart).
+    The same input gives the same bytes, from any thread and under any load: x264 runs single-threaded with MB-tree
+    rate control off (:data:`X264_PARAMS`: its AVX-512 code read uninitialised memory, which made a few blocks
+    of some clips come out otherwise now and then), and the mp4 is muxed bit-exact.
 
     Args:
         frames: uint8 ``[t, h, w, 3]`` RGB frames; odd sizes are cropped by one pixel (yuv420p needs even).
@@ -61,8 +67,8 @@ def write_mp4_stream(
         stream = container.add_stream("libx264", rate=Fraction(fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.codec_context.gop_size = gop
-        stream.codec_context.thread_count = 1  # x264 output is deterministic single-threaded
-        stream.codec_context.options = {"crf": str(crf), "preset": preset, "x264-params": f"keyint={gop}:scenecut=0"}
+        stream.codec_context.thread_count = 1  # one x264 thread (and one swscale thread for the RGB -> YUV step)
+        stream.codec_context.options = {"crf": str(crf), "preset": preset, "x264-params": X264_PARAMS.format(gop=gop)}
         for image in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")))
             count += 1
