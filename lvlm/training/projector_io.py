@@ -33,7 +33,9 @@ def save_projector(state: dict[str, torch.Tensor], path: str | Path) -> Path:
     """Write a projector state dict (from :func:`full_state_dict`) as safetensors."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(state, str(path), metadata={"format": "pt", "content": "lvlm projector"})
+    # one metadata key: safetensors writes a map's keys in an order that varies between processes, and the same
+    # projector must give the same bytes
+    save_file(state, str(path), metadata={"format": "pt"})
     return path
 
 

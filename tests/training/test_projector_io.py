@@ -41,3 +41,18 @@ def test_shape_mismatch_names_the_path(tmp_path):
     path = save_projector(full_state_dict(LinearProjector(32, 48)), tmp_path / "linear.safetensors")
     with pytest.raises(ValueError, match="linear.safetensors"):
         load_projector(projector(0), path)
+
+
+def test_the_same_projector_gives_the_same_bytes_in_every_process(tmp_path):
+    """safetensors orders metadata keys differently per process: the file holds one, so runs compare by bytes."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, torch\nfrom lvlm.training.projector_io import save_projector\n"
+        "save_projector({'0.weight': torch.ones(3, 2), '0.bias': torch.zeros(3)}, sys.argv[1])\n"
+    )
+    files = [tmp_path / f"p{i}.safetensors" for i in range(4)]
+    for path in files:
+        subprocess.run([sys.executable, "-c", script, str(path)], check=True, timeout=120)
+    assert len({path.read_bytes() for path in files}) == 1
