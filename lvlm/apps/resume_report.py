@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from lvlm.models.io.weights import load_pickled_weights
 from lvlm.training.specs import spec_of
 
 
@@ -22,7 +21,7 @@ def saved_hyperparameters(ckpt_path: str | Path) -> dict[str, Any]:
     source = path / "meta.pt" if path.is_dir() else path
     if not source.is_file():
         return {}
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True, mmap=source.suffix == ".ckpt")
+    checkpoint = load_pickled_weights(source, mmap=source.suffix == ".ckpt")  # code in it: UnsafeInputError, exit 2
     return dict(checkpoint.get("hyper_parameters") or {})
 
 
