@@ -72,6 +72,9 @@ def test_saved_run_config(run_checkpoint, tmp_path):
     with pytest.raises(UnsafeInputError, match=r"config.yaml: model.modalities.video.init_args.tower.class_path"):
         run_command("convert", args)
     assert not marker.exists()
+    benign = ["--checkpoint", str(path), "--config", str(recipe), "--out", str(tmp_path / "benign")]
+    assert run_command("convert", benign) == 0
+    assert VideoLLaVA.from_pretrained(tmp_path / "benign").modalities["video"].token == "<video>"
 
 
 def test_fit_resume_never_imports_or_applies_the_checkpoint_settings(run_checkpoint, tmp_path, capsys):
