@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, help="seed of the sampler")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
     p.add_argument(
         "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
     )
@@ -170,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
             torch_dtype=args.dtype,
             device=args.device,
         )
+        for kind, path in files:
+            if kind not in session.modalities:
+                takes = ", ".join(session.modalities)
+                raise ValueError(f"--media {kind}={path}: this model has no {kind!r} modality; it takes {takes}")
         media = load_chat_media(session, files)
     except (MediaDecodeError, TemplateNotRecordedError, BadSampleError, FileNotFoundError, ValueError) as err:
         return _fail(str(err))  # an undecodable file, a bad checkpoint directory or option

@@ -66,6 +66,15 @@ def _video_qa_parser(sub: Any) -> None:
     g.add_argument("--seed", type=int, help="sent to the server when given")
     g.add_argument("--cache", type=Path, help="judgment cache folder (default: OUT/judge-cache)")
     g.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
+    g.add_argument(
+        "--judge-timeout", type=float, default=60.0, metavar="SECONDS", help="per judge request (default: 60)"
+    )
+    g.add_argument(
+        "--judge-deadline",
+        type=float,
+        metavar="SECONDS",
+        help="for the whole judge stage: items not judged by then are counted as unjudged (default: none)",
+    )
     g.add_argument("--max-retries", type=int, default=6, help="retries after 429/5xx/connection errors")
     g.add_argument("--base-delay", type=float, default=1.0, help="first backoff delay in seconds")
     g.add_argument("--max-malformed", type=int, default=3, help="re-asks after a malformed reply")
@@ -107,6 +116,8 @@ def _judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
         max_retries=args.max_retries,
         base_delay=args.base_delay,
         max_malformed=args.max_malformed,
+        timeout=args.judge_timeout,
+        deadline=args.judge_deadline,
     )
 
 
@@ -172,6 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         print("counts: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
     _report_skipped(result)
     print("wrote " + ", ".join(str(p) for p in written.values()))
+    late = result.counts.get("past_deadline")
+    if late:
+        print(f"lvlm eval {args.protocol}: {late} item(s) were not judged: the --judge-deadline of "
+              f"{args.judge_deadline:g} s had passed", file=sys.stderr)  # fmt: skip
     if result.status == "incomplete":
         print(
             f"lvlm eval {args.protocol}: {result.counts.get('failed')} of {result.counts.get('questions')} items could "

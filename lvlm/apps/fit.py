@@ -10,22 +10,17 @@ and its modalities (placeholders, members, decoding, transforms, token counts) a
 
 from __future__ import annotations
 
-import sys
 import warnings
 from typing import Any
 
-import yaml
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
+from lvlm.apps.checkpoint_guard import guard_checkpoint_loading
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
 from lvlm.apps.quiet import quiet_training_output
-from lvlm.apps.resume_report import report
-from lvlm.core.outputs import check_output
-from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
-from lvlm.training.export import EXPORT_SETTINGS
 from lvlm.training.module import LVLMModule
 from lvlm.training.progress import StepProgressBar
 
@@ -66,28 +61,16 @@ class LVLMCLI(LightningCLI):
         return super().instantiate_trainer(**kwargs)
 
     def _parse_ckpt_path(self) -> None:
-        """Never apply (or import) a checkpoint's saved settings: print how they differ from the recipe's."""
-        subcommand = self.config.get("subcommand")
-        ckpt_path = self.config[subcommand].get("ckpt_path") if subcommand else None
-        if not ckpt_path:
-            return
-        dumped = yaml.safe_load(self.parser.dump(self.config, skip_link_targets=False, format="yaml"))
-        print(report(ckpt_path, (dumped.get(subcommand) or {}).get("model") or {}), file=sys.stderr)
+        """Never apply (or import) a checkpoint's saved settings: LightningCLI's own version loads them over the
+        recipe. The checkpoint Lightning then loads (whatever named it) is checked by :func:`_guard`."""
 
-    def _check_checkpoint(self) -> None:
-        """Before any work: torch reads a sharded (DCP) ``--ckpt_path`` with plain pickle, so one that would run code
-        is refused; the checkpoint is an input, so an export that is, holds or lies inside it is refused."""
-        ckpt_path = self.config[self.subcommand].get("ckpt_path")
-        if not ckpt_path:
-            return
-        if is_dcp_folder(ckpt_path):
-            check_dcp(ckpt_path)
-        settings = getattr(self.model, "hparams", {}) if self.subcommand == "fit" else {}
-        for key in EXPORT_SETTINGS:
-            if settings.get(key) is not None:
-                check_output(settings[key], [ckpt_path], overwrite=True, what=f"model.{key}")
+    def _guard(self) -> None:
+        """Before any work: the checkpoint Lightning resolves and loads (``--ckpt_path PATH``, ``last``, ``hpc``,
+        a SLURM requeue's) is read safely, may not hold the run's export, and its settings are compared with the
+        recipe's (:mod:`lvlm.apps.checkpoint_guard`)."""
+        guard_checkpoint_loading(self.trainer, self.subcommand)
 
-    before_fit = before_validate = before_test = before_predict = _check_checkpoint
+    before_fit = before_validate = before_test = before_predict = _guard
 
 
 def build_cli(args: list[str], run: bool = True) -> LVLMCLI:

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed of the sampler (with --temperature > 0)")
     p.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes (not with torchrun)")
     p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
     p.add_argument(
         "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
     )
@@ -107,6 +107,25 @@ def check_inputs(job: PredictJob, overwrite: bool) -> dict[int, str]:
     return keys
 
 
+def check_media_kinds(job: PredictJob, takes: list[str]) -> None:
+    """Refuse an input whose questions name media of a modality the model lacks (the wrong model for it).
+
+    Raises:
+        UserError: naming the modality, how many questions name it, the first one, and the model's modalities.
+    """
+    lacking: dict[str, list[Question]] = {}
+    for question in job.all_questions():
+        for kind in dict.fromkeys(kind for kind, _ in question.media):
+            if kind not in takes:
+                lacking.setdefault(kind, []).append(question)
+    for kind, questions in lacking.items():
+        first = questions[0]
+        raise UserError(
+            f"{len(questions)} question(s) name {kind!r} media (the first: {first.source}, key {first.key}) but "
+            f"the model {job.model_dir} has no {kind!r} modality; it takes {', '.join(takes)}"
+        )
+
+
 def still_to_answer(partial: PartialRun, keys: dict[int, str]) -> list[int]:
     """The indices not in the partial folder; a question there under another key means the input changed."""
     done = partial.done()
@@ -148,6 +167,7 @@ def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
         run_spawned(job, prepare(), args.num_processes)
     else:
         session = job.load_session()  # before the partial folder exists: a checkpoint error leaves nothing behind
+        check_media_kinds(job, sorted(session.modalities))
         job.run(prepare(), session=session)
     return partial.finish()
 

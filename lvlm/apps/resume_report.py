@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lvlm.core.specs import spec_of
 from lvlm.models.io.weights import load_pickled_weights
-from lvlm.training.specs import spec_of
 
 
 def saved_hyperparameters(ckpt_path: str | Path) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def saved_hyperparameters(ckpt_path: str | Path) -> dict[str, Any]:
     source = path / "meta.pt" if path.is_dir() else path
     if not source.is_file():
         return {}
-    checkpoint = load_pickled_weights(source, mmap=source.suffix == ".ckpt")  # code in it: UnsafeInputError, exit 2
+    checkpoint = load_pickled_weights(source, mmap=source.suffix == ".ckpt")
     return dict(checkpoint.get("hyper_parameters") or {})
 
 

@@ -20,6 +20,7 @@ from peft.tuners.lora import LoraLayer
 
 from lvlm.core.errors import UserError
 from lvlm.core.outputs import paths_named_in
+from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
 from lvlm.models.checkpoints.dcp import is_dcp_folder, load_dcp
 from lvlm.models.io.weights import load_pickled_weights
 from lvlm.training import rebuild as training_rebuild
@@ -75,6 +76,8 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
             f"{source}: records no hyper-parameters; pass --config with the config.yaml LightningCLI saved with the run"
         )
     module = training_rebuild.rebuild_module(settings, where)
+    if isinstance(checkpoint.get(MEDIA_CHECKPOINT_KEY), dict):  # how the run fed its towers (frames...)
+        module.record_media(checkpoint[MEDIA_CHECKPOINT_KEY])
     module.configure_model()
     missing, unexpected = module.load_state_dict(dict(checkpoint["state_dict"]), strict=False)
     if missing or unexpected:

@@ -34,8 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs")
     p.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
     p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: the video tower's)")
-    p.add_argument("--image-mode", choices=["pad", "crop"], default="pad")
+    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
+    p.add_argument(
+        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
+    )
     p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--temperature", type=float, default=0.2, help="when a request gives none (0.2, the original's)")

@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     _check_options(args)
-    folders = media_folders(args)
     modalities = installed_modalities()
+    folders = media_folders(args, [m.name for m in modalities])
     records = load_records(args.json_files, modalities)
     _check_folders(folders, records)
     inputs = [*args.json_files, *folders.values()]
@@ -156,13 +156,22 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--prefix {args.prefix!r} must be a non-empty name without '/', '\\\\', '%' or '.'")
 
 
-def media_folders(args: argparse.Namespace) -> dict[str, Path]:
-    """The folder of each modality's paths: ``--image-folder``, ``--video-folder`` and every ``--folder NAME=DIR``."""
+def media_folders(args: argparse.Namespace, installed: list[str]) -> dict[str, Path]:
+    """The folder of each modality's paths: ``--image-folder``, ``--video-folder`` and every ``--folder NAME=DIR``.
+
+    Raises:
+        UserError: a malformed ``--folder``, or one naming a modality that is not installed (``installed``).
+    """
     folders = {"image": args.image_folder, "video": args.video_folder}
     for item in args.folder:
         name, sep, folder = item.partition("=")
         if not sep or not name or not folder:
             raise UserError(f"--folder {item!r}: expected NAME=DIR (e.g. --folder depth=depths/)")
+        if name not in installed:
+            raise UserError(
+                f"--folder {item!r}: no modality {name!r} is installed; the installed ones: {', '.join(installed)} "
+                "(a plugin's modality is installed with its package, see docs/extending.md)"
+            )
         folders[name] = Path(folder)
     return {name: folder for name, folder in folders.items() if folder is not None}
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib
 import re
-from collections.abc import Iterable, Mapping
 from functools import cache
 from importlib.metadata import EntryPoint, distributions
 from typing import Any
@@ -108,27 +107,3 @@ def _checked(target: Any, name: str, bases: tuple[type, ...], where: str) -> typ
     if not isinstance(target, type) or not issubclass(target, bases):
         raise UnsafeInputError(f"{where}: {name!r} is not a subclass of {_bases_text(bases)}; refused")
     return target
-
-
-def vet_class_paths(tree: Any, bases: tuple[type, ...], where: str) -> None:
-    """Check every ``class_path`` in a nested config before it reaches jsonargparse, which would import it.
-
-    Every class path must resolve to a subclass of one of ``bases``. Lightning's own ``_class_path`` and
-    ``_instantiator`` entries are not checked: lvlm drops them and never calls them.
-    """
-    for path, value in _class_path_fields(tree, where):
-        resolve_component(value, bases, path)
-
-
-def _class_path_fields(tree: Any, where: str) -> Iterable[tuple[str, Any]]:
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            if key in {"_class_path", "_instantiator"}:
-                continue
-            if key == "class_path":
-                yield f"{where}.{key}", value
-            else:
-                yield from _class_path_fields(value, f"{where}.{key}")
-    elif isinstance(tree, list | tuple):
-        for i, value in enumerate(tree):
-            yield from _class_path_fields(value, f"{where}[{i}]")

@@ -14,7 +14,8 @@ uint8 0-255 by default, normalised by the towers; float32 normalised with `media
   padding (validation loss).
 - predict: the val (or test) set as generation prompts ending with `"ASSISTANT:"`, left padding,
   `meta[i]["reference"]` holding the expected answer.
-Bad samples are skipped, counted and written to `run_dir/bad_samples.*.jsonl` (`bad_sample_counts()`).
+Bad samples are skipped, counted and written to `run_dir/bad_samples.*.jsonl` (`bad_sample_counts()`); training
+stops after `max_consecutive_bad_samples` in a row.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch.distributed as dist
 import torch.utils.data
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.core.specs import spec_of
 from lvlm.data.captions import caption_prompts, check_source_formats
 from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
@@ -104,6 +106,9 @@ class LVLMDataModule(pl.LightningDataModule):
         predict_split: Which fixed set `predict_dataloader` serves.
         rank: Global rank; default from the trainer or `torch.distributed` (never from the environment).
         world_size: Number of ranks; same default.
+        max_consecutive_bad_samples: Stop training with an error naming the bad-sample report after this many bad
+            samples in a row on one rank's stream (a worker's), with no usable sample between: shards whose every
+            sample is bad would otherwise be read forever. None never stops.
     """
 
     def __init__(
@@ -135,9 +140,10 @@ class LVLMDataModule(pl.LightningDataModule):
         predict_split: Literal["val", "test"] = "val",
         rank: int | None = None,
         world_size: int | None = None,
+        max_consecutive_bad_samples: int | None = 1000,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["modalities"] + ([] if isinstance(tokenizer, str) else ["tokenizer"]))
+        self.save_hyperparameters(_plain_settings(locals()))
         if sampling not in ("resampled", "single_pass"):
             raise ValueError(f"LVLMDataModule: sampling must be 'resampled' or 'single_pass', got {sampling!r}")
         if sampling == "resampled" and batches_per_epoch is None and samples_per_epoch is None and train_sources:
@@ -179,6 +185,11 @@ class LVLMDataModule(pl.LightningDataModule):
             raise ValueError(f"LVLMDataModule: media_dtype must be 'uint8' or 'float32', got {media_dtype!r}")
         self.media_dtype = media_dtype
         self.run_dir, self.predict_split = run_dir, predict_split
+        if max_consecutive_bad_samples is not None and max_consecutive_bad_samples < 1:
+            raise ValueError(
+                f"LVLMDataModule: max_consecutive_bad_samples must be 1 or more, or None: {max_consecutive_bad_samples}"
+            )
+        self.max_consecutive_bad_samples = max_consecutive_bad_samples
         self._rank, self._world_size = rank, world_size
         self._train_loader: TrainLoader | None = None
         self._pending_state: dict[str, Any] | None = None
@@ -290,7 +301,7 @@ class LVLMDataModule(pl.LightningDataModule):
             else Collator(self.tokenizer.pad_token_id, "right", self.modalities),
             self.batch_size,
             self.seed,
-            BadSampleReport(self.report_dir(), "train", self.rank),
+            BadSampleReport(self.report_dir(), "train", self.rank, self.max_consecutive_bad_samples),
             self.shuffle_buffer,
             self.group_by_modality_length,
         )
@@ -372,3 +383,16 @@ def _load_tokenizer(tokenizer: str | PreTrainedTokenizerBase) -> PreTrainedToken
     if loaded.pad_token_id is None:
         raise ValueError(f"tokenizer {tokenizer!r:.80} has no pad token and no unk token; set tokenizer.pad_token")
     return loaded
+
+
+def _plain_settings(arguments: Mapping[str, Any]) -> dict[str, Any]:
+    """The data module's arguments as plain data, what a checkpoint records (it is read with ``weights_only``).
+
+    The linked objects are not settings of the data: the modalities are the model's (recorded with it), a tokenizer
+    object is recorded by the path it was read from, and a template by its ``{class_path, init_args}``.
+    """
+    settings = {k: v for k, v in arguments.items() if k not in {"self", "__class__", "modalities"}}
+    tokenizer = settings.get("tokenizer")
+    if not isinstance(tokenizer, str):
+        settings["tokenizer"] = getattr(tokenizer, "name_or_path", None) or None
+    return spec_of(settings)

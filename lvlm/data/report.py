@@ -1,9 +1,16 @@
-"""The bad-sample report: every skipped sample, by key and reason, in JSONL files of the run directory.
+"""The bad-sample report: skipped samples by reason, with examples by key, in files of the run directory.
 
-Each process that reads data (a rank's main process or one of its DataLoader workers) appends to its own file,
-`bad_samples.{split}.rank{r}.worker{w}.jsonl` (`w` is `main` when reading happens in the main process), so
-writers never share a file; `read_bad_samples` merges them. A line is
-`{"key", "reason", "detail", "url", "split", "rank", "worker", "time"}`.
+Each process that reads data (a rank's main process or one of its DataLoader workers) writes its own files, so
+writers never share one (`w` is `main` when reading happens in the main process):
+
+- `bad_samples.{split}.rank{r}.worker{w}.jsonl`: the first `EXAMPLES_PER_REASON` skipped samples of each reason,
+  one line each, `{"key", "reason", "detail", "url", "split", "rank", "worker", "time"}`; later ones are only
+  counted, so the file stays small whatever the data (`read_bad_samples` merges the files).
+- `bad_sample_counts.{split}.rank{r}.worker{w}.json`: every skipped sample counted by reason
+  (`count_bad_samples` sums them).
+
+A training stream also stops after `max_consecutive` bad samples in a row (`TooManyBadSamplesError`, naming the
+report): shards whose every sample is bad would otherwise be read forever.
 """
 
 from __future__ import annotations
@@ -19,53 +26,87 @@ from typing import Any
 import torch.utils.data
 
 from lvlm.data.decoding.errors import MediaDecodeError
-from lvlm.data.sample_errors import BadSampleError
+from lvlm.data.sample_errors import BadSampleError, TooManyBadSamplesError
 
 log = logging.getLogger(__name__)
 
 REPORT_GLOB = "bad_samples.*.jsonl"
+COUNTS_GLOB = "bad_sample_counts.*.json"
+EXAMPLES_PER_REASON = 100  # per process: lines written to the report for each reason; the rest only counted
 _LOGGED_PER_REASON = 5  # per process: the first few are logged in full, the rest only counted in the files
 
 
 class BadSampleReport:
-    """Appends skipped samples to a per-process JSONL file; picklable, so DataLoader workers can write too.
+    """Writes skipped samples to per-process files; picklable, so DataLoader workers can write too.
 
     Args:
         run_dir: Directory of the report files (created if missing).
         split: `"train"`, `"val"`, `"test"` or `"predict"`.
         rank: Global rank of the process that owns the loader.
+        max_consecutive: Raise `TooManyBadSamplesError` at this many bad samples without a good one between
+            (`good` resets the run); None never stops (the finite evaluation sets end by themselves).
     """
 
-    def __init__(self, run_dir: str | os.PathLike, split: str, rank: int = 0) -> None:
+    def __init__(
+        self, run_dir: str | os.PathLike, split: str, rank: int = 0, max_consecutive: int | None = None
+    ) -> None:
         self.run_dir = Path(run_dir)
         self.split = split
         self.rank = rank
+        self.max_consecutive = max_consecutive
         self.muted = False
-        self._logged: Counter[str] = Counter()
+        self.consecutive = 0
+        self.counts: Counter[str] = Counter()
 
-    def record(self, key: str, reason: str, detail: str, url: str = "") -> None:
-        """Writes one skipped sample (unless muted, e.g. while a resumed loader replays already-seen batches)."""
-        if self.muted:
-            return
+    def _path(self, kind: str, suffix: str) -> Path:
         info = torch.utils.data.get_worker_info()
         worker = "main" if info is None else str(info.id)
-        entry = {
-            "key": key,
-            "reason": reason,
-            "detail": detail,
-            "url": url,
-            "split": self.split,
-            "rank": self.rank,
-            "worker": worker,
-            "time": time.time(),
-        }
+        return self.run_dir / f"{kind}.{self.split}.rank{self.rank}.worker{worker}.{suffix}"
+
+    @property
+    def path(self) -> Path:
+        """This process's file of examples (the one errors name)."""
+        return self._path("bad_samples", "jsonl")
+
+    def record(self, key: str, reason: str, detail: str, url: str = "") -> None:
+        """Counts one skipped sample and writes it while its reason has fewer than `EXAMPLES_PER_REASON` lines
+        (unless muted, e.g. while a resumed loader replays already-seen batches).
+
+        Raises:
+            TooManyBadSamplesError: `max_consecutive` bad samples in a row.
+        """
+        if self.muted:
+            return
+        self.counts[reason] += 1
+        self.consecutive += 1
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        path = self.run_dir / f"bad_samples.{self.split}.rank{self.rank}.worker{worker}.jsonl"
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(entry) + "\n")
-        self._logged[reason] += 1
-        if self._logged[reason] <= _LOGGED_PER_REASON:
+        path = self.path
+        if self.counts[reason] <= EXAMPLES_PER_REASON:
+            info = torch.utils.data.get_worker_info()
+            entry = {"key": key, "reason": reason, "detail": detail, "url": url, "split": self.split}
+            entry |= {"rank": self.rank, "worker": "main" if info is None else str(info.id), "time": time.time()}
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(entry) + "\n")
+        counts_path = self._path("bad_sample_counts", "json")
+        staged = counts_path.with_name(counts_path.name + ".tmp")
+        staged.write_text(json.dumps(dict(self.counts)), encoding="utf-8")
+        os.replace(staged, counts_path)  # readers never see half a file
+        if self.counts[reason] <= _LOGGED_PER_REASON:
             log.warning("skipped %s sample %r (%s): %s [report: %s]", self.split, key, reason, detail, path)
+            if self.counts[reason] == _LOGGED_PER_REASON:
+                log.warning("further %s samples skipped for %s are only counted [report: %s]", self.split, reason, path)
+        if self.max_consecutive is not None and self.consecutive >= self.max_consecutive:
+            by_reason = ", ".join(f"{r}: {n}" for r, n in self.counts.most_common())
+            raise TooManyBadSamplesError(
+                f"{self.consecutive} bad {self.split} samples in a row (max_consecutive_bad_samples) on rank "
+                f"{self.rank}: the data cannot be trained on; skipped so far by reason: {by_reason}; examples "
+                f"(key, reason, detail) in {path}"
+            )
+
+    def good(self, count: int = 1) -> None:
+        """`count` samples were used: the run of consecutive bad samples is over."""
+        if count:
+            self.consecutive = 0
 
     def record_error(self, err: Exception, url: str = "") -> None:
         """Records a `BadSampleError` or a decoder's `MediaDecodeError` (both carry `.key`)."""
@@ -103,5 +144,9 @@ def read_bad_samples(run_dir: str | os.PathLike, split: str | None = None) -> li
 
 
 def count_bad_samples(run_dir: str | os.PathLike, split: str | None = None) -> Counter[str]:
-    """Running totals of skipped samples by reason, merged over ranks and workers."""
-    return Counter(entry["reason"] for entry in read_bad_samples(run_dir, split))
+    """Running totals of skipped samples by reason (examples written or not), merged over ranks and workers."""
+    totals: Counter[str] = Counter()
+    for path in sorted(Path(run_dir).glob(COUNTS_GLOB)):
+        if split is None or path.name.split(".")[1] == split:
+            totals.update(json.loads(path.read_text(encoding="utf-8")))
+    return totals

@@ -6,6 +6,8 @@ to the bad-sample report (`lvlm.data.report`); a bad sample is never replaced by
 
 from __future__ import annotations
 
+from lvlm.core.errors import UserError
+
 
 class BadSampleError(ValueError):
     """A sample that cannot be trained or evaluated on.
@@ -46,3 +48,19 @@ class MissingMediaError(BadSampleError):
     """A media member the sample needs is absent from the shard."""
 
     reason = "missing_media"
+
+
+class TooManyBadSamplesError(UserError):
+    """A training stream met ``max_consecutive_bad_samples`` bad samples in a row: the data, not a sample, is wrong.
+
+    The message names the bad-sample report file and the counts by reason. Raised in a DataLoader worker, it
+    reaches the main process rebuilt by PyTorch from one string (``Caught ... Original Traceback ...``); the
+    constructor keeps only the original message, so ``lvlm`` still prints one line.
+    """
+
+    def __init__(self, message: str) -> None:
+        last = message.rstrip().rsplit("\n", 1)[-1]
+        name = f"{type(self).__name__}: "
+        if message.startswith("Caught ") and name in last:
+            message = last.split(name, 1)[1]
+        super().__init__(message)

@@ -13,6 +13,10 @@ the epoch's samples once, cut into the planned batches; with a `packed_index` (t
 
 Batches are formed from tokenized samples (lengths known, media still encoded) and decoded afterwards, so a
 resumed loader fast-forwards by tokenizing, not decoding, the batches it has already delivered.
+
+Bad samples are skipped and reported (:mod:`lvlm.data.report`); a run of `max_consecutive_bad_samples` of them
+with no usable sample between stops the stream with an error naming the report (shards that are all bad would
+otherwise be resampled forever).
 """
 
 from __future__ import annotations
@@ -132,6 +136,7 @@ class TrainStream(torch.utils.data.IterableDataset):
         )
         self.rank, self.world_size = 0, 1
         self.epoch, self.skip_batches = 0, 0
+        self.bad_batches = 0  # batches skipped because every sample was bad (logged a few times, then counted)
         self.index: list[ShardKeys] | None = None  # set for the exact single pass (see lvlm.data.single_pass)
         self.max_tokens_per_batch: int | None = None  # set to pack samples (see lvlm.data.packing)
         self.packed_index: list[ShardLengths] | None = None  # set for the packed single pass (lvlm.data.packed_pass)
@@ -225,8 +230,11 @@ class TrainStream(torch.utils.data.IterableDataset):
                 samples.append(self.processor.load(prepared))
             except (BadSampleError, MediaDecodeError) as err:
                 self.report.record_error(err, prepared.url)
+        self.report.good(len(samples))
         if not samples:
-            log.warning("rank %d: every sample of a batch was bad; the batch is skipped", self.rank)
+            self.bad_batches += 1
+            if self.bad_batches <= 5:  # bounded: the report counts them all
+                log.warning("rank %d: every sample of a batch was bad; the batch is skipped", self.rank)
             return None
         return self.collator(samples)
 

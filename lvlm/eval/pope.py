@@ -149,7 +149,7 @@ def evaluate_pope(
         if absent and not allow_missing:
             raise EvalInputError(
                 f"{source}: {len(absent)} of {len(rows)} questions in {files[category]} have no prediction "
-                f"(first: {absent[:5]}); pass allow_missing to score the answered ones only{records.skipped_hint()}"
+                f"(first: {absent[:5]}); pass --allow-missing to score the answered ones only{records.skipped_hint()}"
             )
         missing += len(absent)
         if not answered:

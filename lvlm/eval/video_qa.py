@@ -38,8 +38,8 @@ def _items_with_references(
     if missing and not allow_missing:
         first = missing[:5]
         raise EvalInputError(
-            f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first})"
-            + records.skipped_hint()
+            f"{source}: {len(missing)} questions of {questions} have no prediction (first: {first}); pass "
+            "--allow-missing to score the answered ones only" + records.skipped_hint()
         )
     return out, len(missing)
 
@@ -77,7 +77,7 @@ def _judge_all(judge: Judge, pairs: list[tuple[str, JudgeItem]]) -> tuple[list[d
         else:
             row.update(pred=outcome.pred, score=outcome.score, raw=outcome.raw, cached=outcome.cached)
         items.append(row)
-    return items, {k: after[k] - before[k] for k in ("cache_hits", "requests", "retries", "malformed")}
+    return items, {k: after[k] - before[k] for k in ("cache_hits", "requests", "retries", "malformed", "past_deadline")}
 
 
 def evaluate_video_qa(

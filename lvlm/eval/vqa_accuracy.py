@@ -94,8 +94,8 @@ def evaluate_vqa(
     if missing and not allow_missing:
         first = missing[:5]
         raise EvalInputError(
-            f"{source}: {len(missing)} questions of {annotations} have no prediction (first: {first})"
-            + records.skipped_hint()
+            f"{source}: {len(missing)} questions of {annotations} have no prediction (first: {first}); pass "
+            "--allow-missing to score the answered ones only" + records.skipped_hint()
         )
     if not items:
         raise EvalInputError(f"{source}: no predictions{records.skipped_hint()}")

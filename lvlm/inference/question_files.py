@@ -4,17 +4,24 @@ The whole file is read and every record checked before any answer is generated. 
 all (missing, not JSON, a JSON value that is neither a list nor an object) is a
 :class:`~lvlm.core.errors.UserError` naming the file; one bad line of a JSONL file or one bad record is a
 skipped question, reported with its line and reason.
+
+POPE's files (``coco_pope_{split}.json``) do not name their split and reuse question ids across splits: every
+question of a file so named gets ``category: split`` (unless it has a category), which its prediction carries
+to ``lvlm eval pope``.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from lvlm.core.errors import UserError
 from lvlm.core.text_files import read_text
 from lvlm.inference.questions import InvalidQuestion, Question, questions_from_records
+
+POPE_FILE = re.compile(r"coco_pope_(\w+)\.json")
 
 
 class QuestionFileError(UserError):
@@ -81,10 +88,13 @@ def questions_from_file(
     path = Path(path)
     records, sources, note = read_question_records(path, encoding)
     root = media_root if media_root is not None else path.parent
+    pope = POPE_FILE.fullmatch(path.name)
     questions = []
     for question, record in zip(questions_from_records(records, root, sources), records):
         if isinstance(record, _BadLine):
             question.error = InvalidQuestion("invalid_json", record.detail)
+        if pope is not None:
+            question.meta.setdefault("category", pope.group(1))
         questions.append(question)
     return questions, note
 

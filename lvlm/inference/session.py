@@ -20,12 +20,12 @@ from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.modalities.base import Modality
+from lvlm.modalities.media_record import DEFAULT_NUM_FRAMES, apply_media_record, recorded_seen
 from lvlm.modalities.saved import saved_modalities
 from lvlm.models.io.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NUM_FRAMES = 8
 LVLM_CONFIG = "lvlm_config.json"
 
 
@@ -89,21 +89,16 @@ def recorded_template(model_dir: Path, model: torch.nn.Module) -> str | dict[str
     return getattr(model, "chat_template", None)
 
 
-def video_frames(model_dir: Path, modalities: dict[str, Modality]) -> int:
-    """Frames per item of a frame-based modality: its tower's ``num_frames``, else transformers'
-    ``video_seq_length``, else 8."""
+def sequence_frames(model_dir: Path, modalities: dict[str, Modality]) -> int | None:
+    """Frames per video of a transformers layout (``video_seq_length`` over the tower's tokens per frame), for
+    models that record no frame count of their own."""
     framed = [m for m in modalities.values() if m.uses_frames]
-    if not framed:
-        return DEFAULT_NUM_FRAMES
-    facts = framed[0].tower_facts
-    if facts.num_frames:
-        return int(facts.num_frames)
     config_path = model_dir / "config.json"
-    if config_path.is_file():
-        seq = json.loads(config_path.read_text()).get("video_seq_length")
-        if seq and seq % facts.tokens_per_frame == 0:
-            return seq // facts.tokens_per_frame
-    return DEFAULT_NUM_FRAMES
+    if not framed or not config_path.is_file():
+        return None
+    seq = json.loads(config_path.read_text()).get("video_seq_length")
+    per_frame = framed[0].tower_facts.tokens_per_frame
+    return seq // per_frame if seq and per_frame and seq % per_frame == 0 else None
 
 
 def load_session(
@@ -121,10 +116,11 @@ def load_session(
         model_dir: a checkpoint directory (lvlm, transformers ``video_llava`` or original layout) with its tokenizer.
         template: overrides the recorded chat template (``vicuna_v1``, ``llava_v1``, ``plain``); only needed
             when the checkpoint records none.
-        num_frames: frames per video; by default the video tower's (8 when it does not say).
+        num_frames: frames per video; by default what training used (recorded with the model), else the video
+            tower's, else 8. A different explicit value is used and warned about once.
         image_mode: overrides the recorded ``image_mode`` of every modality that has one: ``pad`` to square
             with the mean colour (the original's fine-tuning and eval) or ``crop``. None keeps what the model
-            records (``pad`` for layouts that record none).
+            records (``pad`` for layouts that record none); a different explicit value is warned about once.
         torch_dtype: cast the model (``bfloat16`` on GPU; keep float32 on CPU).
         device: where the model runs.
 
@@ -158,15 +154,19 @@ def load_session(
             f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"
         ) from err
     modalities = saved_modalities(model, str(model_dir / LVLM_CONFIG))
-    if image_mode is not None:
-        for modality in modalities.values():
-            if hasattr(modality, "image_mode"):
-                modality.image_mode = image_mode
+    frames = apply_media_record(
+        modalities,
+        recorded_seen(getattr(model, "modality_specs", None)),
+        fallback_frames=sequence_frames(model_dir, modalities),
+        num_frames=num_frames,
+        image_mode=image_mode,
+        where=str(model_dir),
+    )
     return InferenceSession(
         model=model,
         tokenizer=tokenizer,
         template=chosen,
         modalities=modalities,
-        num_frames=num_frames or video_frames(model_dir, modalities),
+        num_frames=frames,
         max_length=int(getattr(model.llm.config, "max_position_embeddings", 4096)),
     )

@@ -26,8 +26,11 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lvlm.core.outputs import staged_output
+from lvlm.core.specs import spec_of
 from lvlm.data.templates import ChatTemplate, VicunaV1
 from lvlm.modalities.base import Modality
+from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
+from lvlm.modalities.media_record import media_seen, with_seen
 from lvlm.models.io.tokenizer import load_tokenizer
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import MLPGeluProjector, Projector
@@ -38,7 +41,6 @@ from lvlm.training.meta_init import load_llm_shards, meta_llm
 from lvlm.training.optim import WarmupCosineLR, param_groups
 from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, load_projector, save_projector
 from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing, shard_model
-from lvlm.training.specs import spec_of
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
 NO_FSDP_SETTINGS = FSDPSettings()
@@ -118,6 +120,7 @@ class LVLMModule(pl.LightningModule):
         self.tokenizer = self._load_tokenizer(tokenizer)
         self.model: VideoLLaVA | None = None
         self.sharded = False
+        self.media_seen: dict[str, dict[str, Any]] | None = None  # set by `record_media`; else from the towers
 
     # --- construction ------------------------------------------------------------------------------
     def _load_tokenizer(self, path: str | None):
@@ -147,7 +150,7 @@ class LVLMModule(pl.LightningModule):
             tokenizer=self.tokenizer,
             tokens={name: modality.token for name, modality in self.modalities.items()},
             chat_template=spec_of(self.chat_template),
-            modality_specs={name: modality.to_spec() for name, modality in self.modalities.items()},
+            modality_specs=self._modality_specs(),
         )
         if self.hparams.projector_checkpoint is not None:
             load_projector(self.model.projector, self.hparams.projector_checkpoint)
@@ -162,6 +165,16 @@ class LVLMModule(pl.LightningModule):
         self._shard_if_model_parallel()
         if on_meta is not None:
             load_llm_shards(self.model, on_meta[1])
+
+    def _modality_specs(self) -> dict[str, Any]:
+        specs = {name: modality.to_spec() for name, modality in self.modalities.items()}
+        return with_seen(specs, self.media_seen or media_seen(self.modalities, None))
+
+    def record_media(self, seen: Mapping[str, Mapping[str, Any]]) -> None:
+        """Record how the data side fed each tower (:mod:`lvlm.modalities.media_record`); saved with the model."""
+        self.media_seen = {name: dict(record) for name, record in seen.items()}
+        if self.model is not None:
+            self.model.modality_specs = self._modality_specs()
 
     def _shard_if_model_parallel(self) -> None:
         if self._trainer is None or not isinstance(self.trainer.strategy, ModelParallelStrategy):
@@ -178,14 +191,21 @@ class LVLMModule(pl.LightningModule):
         self.sharded = True
 
     def setup(self, stage: str) -> None:
-        if stage == "fit":  # before any training: an export must not destroy an input, the run or an older export
-            datamodule = getattr(self.trainer, "datamodule", None)
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if stage == "fit":
+            # the frames the data module samples per video are part of the model: inference must sample as many
+            self.record_media(media_seen(self.modalities, getattr(datamodule, "num_frames", None)))
+            # before any training: an export must not destroy an input, the run or an older export
             check_export_paths(
                 self.hparams,
                 getattr(datamodule, "hparams", None),
                 self.trainer.default_root_dir,
                 self.hparams.export_overwrite,
             )
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Run checkpoints carry the media record too, so a conversion of the run keeps it."""
+        checkpoint[MEDIA_CHECKPOINT_KEY] = self.media_seen or media_seen(self.modalities, None)
 
     # --- steps -------------------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> Any:

@@ -1,22 +1,25 @@
 """Rebuild an ``LVLMModule`` from a run's saved settings (a checkpoint's hyper-parameters or its config.yaml).
 
-Saved settings are files, so every class path in them is vetted (:func:`lvlm.core.registry.vet_class_paths`)
-before jsonargparse imports anything: only component classes of lvlm or of a registered plugin are accepted,
-anything else (``os.system``, ``subprocess.Popen``, a module with import-time effects) is refused naming the
-file and the key. Lightning's ``_instantiator``/``_class_path`` entries are dropped, never called. Settings
-that would choose where a run writes (``export_dir``, ``export_projector``) or read other files
-(``projector_checkpoint``) are not taken from the file; the optimizer and schedule are not needed to rebuild.
+Saved settings are files, so every value jsonargparse could import (a ``class_path``, a plain-string class path
+in a class or callable field, YAML in an ``Any`` field) is vetted along ``LVLMModule``'s type hints
+(:func:`lvlm.core.settings_vetting.vet_settings`) before jsonargparse sees it: only component classes of lvlm or
+of a registered plugin are accepted, anything else (``os.system``, ``subprocess.Popen``, a module with
+import-time effects) is refused naming the file and the key. Lightning's ``_instantiator``/``_class_path``
+entries are dropped, never called. Settings that would choose where a run writes (``export_dir``,
+``export_projector``) or read other files (``projector_checkpoint``) are not taken from the file; the optimizer
+and schedule are not needed to rebuild.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 from jsonargparse import ArgumentParser
 
 from lvlm.core.errors import UserError
-from lvlm.core.registry import vet_class_paths
+from lvlm.core.settings_vetting import vet_settings
 from lvlm.data.templates import ChatTemplate
 from lvlm.modalities.base import Modality
 from lvlm.models.language_model import LanguageModel
@@ -37,8 +40,8 @@ NOT_FROM_FILES = (
 
 def module_settings(saved: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The vetted settings of a saved run, ready to rebuild its module."""
-    settings = {k: v for k, v in saved.items() if not str(k).startswith("_") and k not in NOT_FROM_FILES}
-    vet_class_paths(settings, COMPONENT_BASES, source)
+    settings = {k: copy.deepcopy(v) for k, v in saved.items() if not str(k).startswith("_") and k not in NOT_FROM_FILES}
+    vet_settings(settings, LVLMModule, COMPONENT_BASES, source)
     return settings
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 
+import pytest
 import webdataset as wds
 from PIL import Image
 
 from lvlm.apps.predict import build_parser, check_inputs, job_from_args
+from tests.apps.cli_runner import lvlm
 from tests.apps.predict_helpers import lvlm_predict, read_jsonl
 
 LINES = [
@@ -132,3 +134,37 @@ def test_unusable_inputs_are_refused_before_any_work(checkpoint_dir, tmp_path, c
         assert err.startswith("lvlm predict: ") and message in err and "Traceback" not in err
     assert lvlm_predict("--model", tmp_path / "no-model", "--questions", empty, "--out", tmp_path / "o.jsonl") == 2
     assert "--model" in capsys.readouterr().err and not list(tmp_path.glob("o.*"))
+
+
+@pytest.fixture(scope="module")
+def image_only_checkpoint(tmp_path_factory):
+    """A tiny model with an image tower only."""
+    from lvlm.models.video_llava import VideoLLaVA
+    from tests.inference.tiny_checkpoint import build_tiny_model
+
+    model, tok = build_tiny_model(max_positions=160)
+    image_only = VideoLLaVA.build(model.llm, {"image": model.towers["image"]}, tokenizer=tok, chat_template="vicuna_v1")
+    directory = tmp_path_factory.mktemp("image_only") / "ckpt"
+    image_only.save_pretrained(directory, tokenizer=tok)
+    return directory
+
+
+@pytest.mark.parametrize("kind", ["video", "image"])
+def test_questions_naming_media_the_model_lacks_are_refused_before_any_answer(
+    image_only_checkpoint, media_dir, tmp_path, capsys, kind
+):
+    """The image question is the benign twin: the same model answers it."""
+    questions = tmp_path / "q.jsonl"
+    media = {"video": "right.mp4", "image": "red.png"}[kind]
+    questions.write_text(json.dumps({"key": "q1", kind: media, "question": "what is it?"}) + "\n")
+    out = tmp_path / "preds.jsonl"
+    argv = ["predict", "--model", image_only_checkpoint, "--questions", questions, "--media-root", media_dir]
+    code, printed = lvlm(capsys, *argv, "--out", out, "--max-new-tokens", "2", "--no-progress")
+    if kind == "image":
+        assert code == 0 and len(out.read_text().splitlines()) == 1, printed
+        return
+    assert code == 2 and not out.exists() and "Traceback" not in printed
+    assert printed.strip().splitlines()[-1] == (
+        f"lvlm predict: 1 question(s) name 'video' media (the first: {questions}:line 1, key q1) but the model "
+        f"{image_only_checkpoint} has no 'video' modality; it takes image"
+    )

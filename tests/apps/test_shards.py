@@ -21,6 +21,7 @@ from lvlm.apps.shards import main
 from lvlm.core.errors import UserError
 from lvlm.data.conversion_log import work_folder
 from lvlm.data.decoding import decode_video
+from lvlm.modalities.catalog import installed_modality_names
 from tests.data.media_fixtures import image_bytes, make_media_dir
 from tests.waiting import wait_until
 
@@ -134,6 +135,26 @@ def test_the_command_prints_input_errors_without_a_traceback(media, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith(f"lvlm shards: {data}: 1 record(s) name a 'image' (the first: index 0)")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("name", "code"), [("audio", 2), ("video", 0), ("image", 0)])
+def test_a_folder_of_a_modality_not_installed_is_refused_naming_the_installed_ones(media, tmp_path, name, code):
+    """``--folder audio=DIR`` without an audio plugin once wrote text-only samples and exited 0."""
+    data = write_json(media, [{"id": "a", "image": "a.jpg", "conversations": turns("<image>\nx")}])
+    folder = f"{name}={media / 'images'}"
+    command = [sys.executable, "-m", "lvlm", "shards", str(data), "--image-folder", str(media / "images")]
+    command += ["--folder", folder, "--out", str(tmp_path / "o"), "--no-progress"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == code, result.stderr
+    if code:
+        assert result.stderr.splitlines() == [
+            f"lvlm shards: --folder '{folder}': no modality 'audio' is installed; the installed ones: "
+            f"{', '.join(installed_modality_names())} (a plugin's modality is installed with its package, see "
+            "docs/extending.md)"
+        ]
+        assert not (tmp_path / "o").exists() and not work_folder(tmp_path / "o").exists()
+    else:
+        assert json.loads((tmp_path / "o" / "report.json").read_text())["written"] == 1
 
 
 @pytest.mark.parametrize("where", ["media", "images", "inside_images", "json_file"])

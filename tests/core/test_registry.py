@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lvlm.core.errors import UnsafeInputError
-from lvlm.core.registry import resolve_component, trusted_packages, vet_class_paths
+from lvlm.core.registry import resolve_component, trusted_packages
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.vision.base import VisionTower
 from tests.core.plugin_fixtures import installed_plugin
@@ -76,16 +76,3 @@ def test_a_registered_plugin_resolves_by_class_path_and_by_short_name(tmp_path):
         with pytest.raises(UnsafeInputError, match="not a subclass"):
             resolve_component("demo_plugin.towers.not_a_class", VisionTower, "x")
     assert "demo_plugin" not in trusted_packages()
-
-
-def test_vet_walks_nested_settings_and_ignores_lightning_keys():
-    settings = {
-        "_instantiator": "lightning.pytorch.cli.instantiate_module",
-        "_class_path": "lvlm.training.module.LVLMModule",
-        "projector": {"class_path": "lvlm.models.projector.LinearProjector"},
-        "modalities": {"image": {"class_path": "lvlm.models.projector.MLPGeluProjector", "init_args": {}}},
-    }
-    vet_class_paths(settings, (Projector,), "run.ckpt: hyper_parameters")
-    settings["modalities"]["image"]["init_args"]["tower"] = {"class_path": "subprocess.Popen"}
-    with pytest.raises(UnsafeInputError, match=r"modalities.image.init_args.tower.class_path"):
-        vet_class_paths(settings, (Projector,), "run.ckpt: hyper_parameters")

@@ -83,7 +83,7 @@ def test_templates_are_frozen_values_and_lookup_is_read_only() -> None:
 
 def test_a_users_template_round_trips_through_its_saved_spec() -> None:
     from lvlm.core.errors import UnsafeInputError
-    from lvlm.training.specs import spec_of
+    from lvlm.core.specs import spec_of
 
     mine = ChatTemplate(name="terse", system="Answer in one word.", roles=("Q", "A"), sep="\n", sep2="</s>")
     spec = spec_of(mine)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -23,7 +24,8 @@ def default_reply(question: str, answer: str, prediction: str) -> str:
 class ChatServer:
     """Records every request; ``script`` holds actions for the next requests, then ``default_reply`` answers.
 
-    Actions: ``("status", code, retry_after_or_None)`` or ``("content", text)``.
+    Actions: ``("status", code, retry_after_or_None)``, ``("content", any JSON value)``, ``("body", bytes)`` (a
+    200 reply with that body) or ``("delay", seconds)`` (the default reply, that much later).
     """
 
     def __init__(self) -> None:
@@ -49,7 +51,15 @@ class ChatServer:
                     self.end_headers()
                     self.wfile.write(b"{}")
                     return
-                if action:
+                if action and action[0] == "body":
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(action[1])))
+                    self.end_headers()
+                    self.wfile.write(action[1])
+                    return
+                if action and action[0] == "delay":
+                    time.sleep(action[1])
+                if action and action[0] == "content":
                     content = action[1]
                 else:
                     content = default_reply(*_FIELDS.search(body["messages"][1]["content"]).groups())
@@ -63,6 +73,7 @@ class ChatServer:
                 self.wfile.write(data)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.handle_error = lambda request, address: None  # a client that gave up (a timeout test) is fine
         self.base_url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

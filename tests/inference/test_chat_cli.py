@@ -149,6 +149,15 @@ def test_bad_media_option_exits_2_naming_it(checkpoint_dir, media, message, caps
     assert message in capsys.readouterr().err
 
 
+def test_media_of_a_modality_the_model_lacks_exits_2_naming_the_ones_it_takes(checkpoint_dir, media_dir, capsys):
+    """The benign twin is ``test_media_name_equals_path_attaches_any_modality_like_its_own_flag``."""
+    assert main(["--model", str(checkpoint_dir), "--media", f"audio={media_dir / 'red.png'}"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"lvlm chat: error: --media audio={media_dir / 'red.png'}: this model has no 'audio' modality; "
+        "it takes image, video"
+    ]
+
+
 def test_slash_commands_stay_local(session, monkeypatch, capsys):
     import lvlm.apps.chat as chat
 

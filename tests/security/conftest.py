@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.tiny import write_tokenizer
+from lvlm.apps.fit import lightning_main
+from tests.training.tiny import write_recipe, write_tokenizer
 
 
 @pytest.fixture
@@ -20,3 +21,15 @@ def marker(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory) -> Path:
     return write_tokenizer(tmp_path_factory.mktemp("tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def run_checkpoint(tmp_path_factory):
+    """A real Lightning checkpoint of a tiny fit (one step, LoRA so merge-lora applies too) and its recipe."""
+    root = tmp_path_factory.mktemp("run")
+    tokenizer_dir = write_tokenizer(root / "tokenizer")
+    trainer = {"max_steps": 1, "logger": False, "default_root_dir": str(root)}
+    recipe = write_recipe(root / "tiny.yaml", tokenizer_dir, trainer=trainer, lora={"r": 2, "alpha": 4})
+    lightning_main("fit", ["-c", str(recipe)])
+    (path,) = (root / "checkpoints").iterdir()
+    return path, recipe

@@ -16,7 +16,6 @@ from lvlm.apps.cli import run_command
 from lvlm.apps.fit import lightning_main
 from lvlm.core.errors import UnsafeInputError
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
-from tests.training.tiny import write_recipe
 
 POPEN = "subprocess.Popen"
 
@@ -24,20 +23,6 @@ POPEN = "subprocess.Popen"
 def popen(marker) -> dict:
     """A payload that would create ``marker`` if lvlm imported and called the class path it names."""
     return {"class_path": POPEN, "init_args": {"args": ["touch", str(marker)]}}
-
-
-@pytest.fixture(scope="module")
-def run_checkpoint(tmp_path_factory):
-    """A real Lightning checkpoint of a tiny fit (one step, LoRA so merge-lora applies too)."""
-    from tests.training.tiny import write_tokenizer
-
-    root = tmp_path_factory.mktemp("run")
-    tokenizer_dir = write_tokenizer(root / "tokenizer")
-    trainer = {"max_steps": 1, "logger": False, "default_root_dir": str(root)}
-    recipe = write_recipe(root / "tiny.yaml", tokenizer_dir, trainer=trainer, lora={"r": 2, "alpha": 4})
-    lightning_main("fit", ["-c", str(recipe)])
-    (path,) = (root / "checkpoints").iterdir()
-    return path, recipe
 
 
 def crafted_checkpoint(source, target, marker):

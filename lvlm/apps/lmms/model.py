@@ -3,8 +3,9 @@
 ``--model_args`` (``key=value,...``):
 
 - ``pretrained`` (required): a saved lvlm model directory (lvlm, transformers ``-hf`` or original layout).
-- ``num_frames``: frames sampled from every video (default: the video tower's own count).
-- ``template``: chat template, only for checkpoints that record none; ``image_mode``: ``pad`` (default) or ``crop``.
+- ``num_frames``: frames sampled from every video (default: as many as training used).
+- ``template``: chat template, only for checkpoints that record none; ``image_mode``: ``pad`` or ``crop``
+  (default: what the model was trained with).
 - ``dtype``: ``float32``, ``bfloat16`` or ``float16`` (default: bfloat16 on GPU, float32 on CPU).
 - ``max_new_tokens``: answer length when a task's ``generation_kwargs`` give none (default 256).
 
@@ -78,7 +79,7 @@ class LvlmModel(lmms):
         pretrained: str,
         num_frames: int | None = None,
         template: str | None = None,
-        image_mode: str = "pad",
+        image_mode: str | None = None,
         dtype: str | None = None,
         max_new_tokens: int = 256,
         batch_size: int | str = 1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ class JudgeStats:
     judged: int = 0
     failed: int = 0
     cache_hits: int = 0
+    past_deadline: int = 0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -66,14 +68,24 @@ class Judge(ABC):
     Args:
         cache: optional :class:`~lvlm.eval.judges.cache.JudgmentCache`; hits skip :meth:`_judge`.
         workers: threads used by :meth:`judge_many`.
+        deadline: seconds one :meth:`judge_many` call may take; items not judged by then (cache hits excepted)
+            fail as ``past_deadline`` without a request. None: no deadline.
     """
 
     kind: str = "base"
 
-    def __init__(self, cache: Any | None = None, workers: int = 1) -> None:
+    def __init__(self, cache: Any | None = None, workers: int = 1, deadline: float | None = None) -> None:
+        if deadline is not None and not deadline > 0:
+            raise JudgeConfigError(f"the judge deadline must be a positive number of seconds, got {deadline}")
         self.cache = cache
         self.workers = max(1, int(workers))
+        self.deadline = deadline
         self.stats = JudgeStats()
+        self._stop_at: float | None = None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline of the running :meth:`judge_many` (None: no deadline)."""
+        return None if self._stop_at is None else self._stop_at - time.monotonic()
 
     @abstractmethod
     def _judge(self, item: JudgeItem) -> Judgment:
@@ -95,6 +107,10 @@ class Judge(ABC):
             if hit is not None:
                 self.stats.add(cache_hits=1, judged=1)
                 return hit
+        left = self.remaining()
+        if left is not None and left <= 0:
+            self.stats.add(failed=1, past_deadline=1)
+            raise JudgeError(f"not judged: the judge stage's deadline ({self.deadline:g} s) had passed")
         try:
             judgment = self._judge(item)
         except JudgeError:
@@ -113,6 +129,7 @@ class Judge(ABC):
 
     def judge_many(self, items: Sequence[JudgeItem]) -> list[Judgment | JudgeError]:
         """Judge every item, in order; a failed item yields its :class:`JudgeError` instead of a verdict."""
+        self._stop_at = None if self.deadline is None else time.monotonic() + self.deadline
         if self.workers == 1 or len(items) <= 1:
             return [self._judge_or_error(item) for item in items]
         with ThreadPoolExecutor(max_workers=self.workers) as pool:

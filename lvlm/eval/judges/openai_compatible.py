@@ -24,7 +24,9 @@ from lvlm.eval.judges.prompt import PROMPT_VERSION, MalformedReply, build_messag
 
 log = logging.getLogger(__name__)
 RETRYABLE_STATUS = frozenset({408, 409, 429, 500, 502, 503, 504})
-TRANSPORT_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+# OSError covers URLError, ConnectionError, TimeoutError and any other socket failure.
+TRANSPORT_ERRORS = (http.client.HTTPException, OSError)
+_CHUNK = 1 << 16
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -51,13 +53,15 @@ class OpenAICompatibleJudge(Judge):
         api_key_env: NAME of the environment variable holding the key; unset means no Authorization header.
         temperature: sampling temperature (0 for a repeatable judge).
         seed: sent as ``seed`` when given (servers that honour it make sampling repeatable).
-        timeout: seconds per HTTP request.
+        timeout: seconds one HTTP request may take (connect, wait and read; a stalled read is abandoned after at
+            most ``timeout`` more), then it counts as a transport error and is retried.
         max_retries: retries of one request after 429/5xx/connection errors.
         base_delay: first backoff delay in seconds; doubles each retry, with jitter, capped at ``max_delay``.
         max_delay: cap of one wait (a longer ``Retry-After`` is honoured up to this cap).
         max_total_wait: total seconds one item may spend waiting before it is recorded as a failure.
         max_malformed: extra requests after a malformed reply before the item is recorded as a failure.
-        cache, workers: see :class:`~lvlm.eval.judges.base.Judge`.
+        cache, workers, deadline: see :class:`~lvlm.eval.judges.base.Judge`; waits and requests are cut short at
+            the deadline.
         sleep: the waiting function (tests pass a recorder).
     """
 
@@ -78,9 +82,12 @@ class OpenAICompatibleJudge(Judge):
         max_malformed: int = 3,
         cache: Any | None = None,
         workers: int = 1,
+        deadline: float | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        super().__init__(cache=cache, workers=workers)
+        super().__init__(cache=cache, workers=workers, deadline=deadline)
+        if not timeout > 0:
+            raise JudgeConfigError(f"the judge timeout must be a positive number of seconds, got {timeout}")
         parts = urlsplit(base_url)
         if parts.scheme not in {"http", "https"} or not parts.netloc:
             raise JudgeConfigError(f"judge base_url {base_url!r} must look like http://HOST:PORT/v1")
@@ -135,13 +142,19 @@ class OpenAICompatibleJudge(Judge):
         # Own loop, not openai's max_retries or tenacity: it bounds one item's total wait (max_total_wait), counts
         # every retry in the results, stops at once on 401/403/404, and adds no dependency to lvlm's core.
         waited, payload = 0.0, self._payload(item)
+        error = ""
         for attempt in range(self.max_retries + 1):
+            left = self.remaining()
+            if left is not None and left <= 0:
+                error = f"{error}; then the judge stage's deadline passed".lstrip("; ")
+                break
+            timeout = self.timeout if left is None else min(self.timeout, left)
             request = urllib.request.Request(self.url, data=payload, headers=self._headers(), method="POST")
             self.stats.add(requests=1)
             retry_after, error = None, ""
             try:
-                with self._opener.open(request, timeout=self.timeout) as response:
-                    return self._content(response.read())
+                with self._opener.open(request, timeout=timeout) as response:
+                    return self._content(_read(response, time.monotonic() + timeout))
             except urllib.error.HTTPError as err:
                 if err.code in (401, 403, 404):
                     raise JudgeConfigError(
@@ -149,12 +162,14 @@ class OpenAICompatibleJudge(Judge):
                         f"that ${self.api_key_env} holds a valid key"
                     ) from None
                 if err.code not in RETRYABLE_STATUS:
-                    raise JudgeError(f"HTTP {err.code} from {self.host}: {err.read()[:200]!r}") from None
+                    raise JudgeError(f"HTTP {err.code} from {self.host}: {_error_body(err)!r}") from None
                 retry_after, error = parse_retry_after(err.headers.get("Retry-After")), f"HTTP {err.code}"
             except TRANSPORT_ERRORS as err:
                 error = f"{type(err).__name__}: {err}"
             delay = self._backoff(attempt, retry_after)
-            if attempt == self.max_retries or waited + delay > self.max_total_wait:
+            left = self.remaining()
+            out_of_time = waited + delay > self.max_total_wait or (left is not None and delay > left)
+            if attempt == self.max_retries or out_of_time:
                 break
             self.stats.add(retries=1)
             log.debug("judge request failed (%s); retrying in %.2fs", error, delay)
@@ -163,10 +178,13 @@ class OpenAICompatibleJudge(Judge):
         raise JudgeError(f"judge at {self.host} failed after {attempt + 1} requests: {error}")
 
     def _content(self, body: bytes) -> str:
+        """The reply's ``choices[0].message.content`` when it is text; anything else is returned as text to be
+        counted as a malformed reply (a body that is not JSON, a content that is an object, a number, null...)."""
         try:
-            return json.loads(body)["choices"][0]["message"]["content"] or ""
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
-            return body.decode("utf-8", "replace")  # parsed (and counted) as a malformed reply
+            content = json.loads(body)["choices"][0]["message"]["content"]
+        except (ValueError, KeyError, IndexError, TypeError, RecursionError):  # ValueError: not JSON, not UTF-8
+            return body.decode("utf-8", "replace")
+        return content if isinstance(content, str) else f"content is not text: {json.dumps(content)[:200]}"
 
     def _judge(self, item: JudgeItem) -> Judgment:
         for _ in range(self.max_malformed + 1):
@@ -179,3 +197,21 @@ class OpenAICompatibleJudge(Judge):
                 continue
             return Judgment(pred, score, raw=text)
         raise JudgeError(f"judge reply malformed {self.max_malformed + 1} times; last: {reason}")
+
+
+def _read(response: http.client.HTTPResponse, until: float) -> bytes:
+    """The whole body, read in chunks; TimeoutError once ``until`` (``time.monotonic``) has passed."""
+    chunks = []
+    while chunk := response.read(_CHUNK):
+        chunks.append(chunk)
+        if time.monotonic() > until:
+            raise TimeoutError("the judge's reply took longer than the timeout")
+    return b"".join(chunks)
+
+
+def _error_body(err: urllib.error.HTTPError) -> bytes:
+    """The first bytes of an error reply's body, for the item's error (empty when it cannot be read)."""
+    try:
+        return err.read(200)
+    except (http.client.HTTPException, OSError):
+        return b""

@@ -65,7 +65,7 @@ def _literal(text: str) -> Any:
         pass
     try:
         return json.loads(text)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         raise MalformedReply(f"not a dict string: {text[:200]!r}") from None
 
 
@@ -79,6 +79,8 @@ def parse_judge_reply(text: str) -> tuple[str, int]:
     Raises:
         MalformedReply: anything else, including a score outside 0..5 (which the original would average in).
     """
+    if not isinstance(text, str):
+        raise MalformedReply(f"expected text, got {type(text).__name__}")
     text = text.strip()
     fenced = _FENCE.match(text)
     if fenced:
@@ -92,7 +94,7 @@ def parse_judge_reply(text: str) -> tuple[str, int]:
         raise MalformedReply(f"'pred' is neither yes nor no: {reply['pred']!r}")
     try:
         score = int(reply["score"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 is inf
         raise MalformedReply(f"'score' is not integer-castable: {reply['score']!r}") from None
     if not 0 <= score <= 5:
         raise MalformedReply(f"'score' {score} is outside 0..5")
