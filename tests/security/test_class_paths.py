@@ -68,6 +68,8 @@ def test_fit_resume_never_imports_or_applies_the_checkpoint_settings(run_checkpo
     crafted = crafted_checkpoint(path, tmp_path / "crafted.ckpt", marker)
     export = tmp_path / "new-export"
     args = ["-c", str(recipe), "--ckpt_path", str(crafted), "--trainer.max_steps", "2"]
+    # its own run folder: resuming in the shared run's would replace that run's checkpoint (save_top_k=1)
+    args += ["--trainer.default_root_dir", str(tmp_path / "resumed")]
     lightning_main("fit", [*args, "--model.export_dir", str(export)])
     assert not marker.exists()
     assert (export / "lvlm_config.json").is_file()  # the command line's export_dir, not the checkpoint's
