@@ -27,6 +27,7 @@ from tests.apps.serve_fixtures import (
     text_part,
     video_part,
 )
+from tests.waiting import wait_until
 
 TOKENS = 8
 QUESTION = "what colour is the shape?"
@@ -133,16 +134,22 @@ def test_concurrent_requests_share_batches_and_answer_as_one_by_one(session, url
         [text_part("what colour is the small object on the background?"), image_part(urls["blue"])],
         [text_part("describe this clip"), video_part(urls["other"])],
     ]
-    live = LiveServer(session, window_s=0.5, max_wait_s=2.0)
+    live = LiveServer(session, window_s=0.0, max_wait_s=120.0)
     try:
         one_by_one = [ask(live.client(), content).choices[0].message.content for content in contents]
         assert set(live.scheduler.batch_sizes) == {1}
+        queued = live.scheduler.requests + len(contents)
         with ThreadPoolExecutor(len(contents)) as pool:
-            together = list(pool.map(lambda c: ask(live.client(), c).choices[0].message.content, contents))
+            # No clock decides what shares a batch: the test holds the batch back, as a request still being
+            # prepared does, until all six are queued; then they start together.
+            with live.scheduler.arriving():
+                answers = [pool.submit(lambda c=c: ask(live.client(), c).choices[0].message.content) for c in contents]
+                wait_until(lambda: live.scheduler.requests == queued, "all six requests to be queued")
+            together = [answer.result(timeout=120) for answer in answers]
     finally:
         live.stop()
     assert together == one_by_one and len(set(one_by_one)) > 1
-    assert max(live.scheduler.batch_sizes) > 1  # requests really shared a generate call
+    assert max(live.scheduler.prefill_sizes) > 1 and max(live.scheduler.batch_sizes) > 1  # one shared generate call
 
 
 def test_stop_strings_and_max_tokens(server, urls):

@@ -23,6 +23,7 @@ from lvlm.data.conversion_log import work_folder
 from lvlm.data.decoding import decode_video
 from lvlm.modalities.catalog import installed_modality_names
 from tests.data.media_fixtures import image_bytes, make_media_dir
+from tests.waiting import wait_until
 
 
 def turns(human: str, answer: str = "ok") -> list[dict[str, str]]:
@@ -221,15 +222,13 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(media, tmp_path):
     out = tmp_path / "out"
     folders = ["--image-folder", str(media / "images"), "--video-folder", str(media / "videos")]
     args = [str(data), *folders, "--out", str(out), "--max-count", "3", "--frames", "8"]
-    command = [sys.executable, "-m", "lvlm", "shards", *args, "--workers", "2", "--no-progress"]
+    marker = tmp_path / "blocked"  # the command stops once 2 shards are logged (tests/apps/shards_blocker.py)
+    blocker = [sys.executable, str(Path(__file__).with_name("shards_blocker.py")), "2", str(marker)]
+    command = [*blocker, *args, "--workers", "2", "--no-progress"]
     process = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log = work_folder(out) / "progress.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.005)
+    wait_until(lambda: marker.exists() or process.poll() is not None, "two shards logged", timeout=120, poll_s=0.1)
     assert process.poll() is None, "the conversion ended before it could be killed"
+    assert len((work_folder(out) / "progress.jsonl").read_text().splitlines()) == 2
     workers = children(process.pid)
     assert len(workers) == 2
     os.kill(process.pid, signal.SIGKILL)  # the command only: its workers must not outlive it

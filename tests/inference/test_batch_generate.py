@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
+import torch
 
 from lvlm.inference.batch_generate import GenerationSettings, _until_eos, decode_answer, generate_batch, generate_ids
-from lvlm.inference.media_loading import load_media
-from lvlm.inference.prompts import prepare_prompt, question_conversation
+from tests.inference import seeded_run
+from tests.training.launch import REPO, env
 
 
 @pytest.fixture(scope="module")
 def mixed_prompts(session, media_dir):
-    image = load_media(session, "image", media_dir / "red.png")
-    blue = load_media(session, "image", media_dir / "blue.jpg")
-    video = load_media(session, "video", media_dir / "right.mp4")
-    other = load_media(session, "video", media_dir / "other.mp4")
-    items = [
-        ("what colour is the shape?", [("image", image)]),
-        ("where does the square move?", [("video", video)]),
-        ("answer yes or no", []),
-        ("describe the video and the picture", [("image", blue), ("video", other)]),
-        ("what colour is the small object on the background?", [("image", blue)]),
-    ]
-    return [
-        prepare_prompt(session, question_conversation(q, [k for k, _ in media]), media, key=str(i))
-        for i, (q, media) in enumerate(items)
-    ]
+    return seeded_run.mixed_prompts(session, media_dir)
 
 
 def test_batched_equals_one_by_one(session, mixed_prompts):
@@ -56,6 +47,14 @@ def test_temperature_zero_is_greedy_never_sampling():
         GenerationSettings(temperature=-1)
 
 
-def test_seeded_sampling_is_reproducible(session, mixed_prompts):
-    settings = GenerationSettings(max_new_tokens=4, temperature=1.0, seed=3)
-    assert generate_ids(session, mixed_prompts[:2], settings) == generate_ids(session, mixed_prompts[:2], settings)
+def test_seeded_sampling_is_reproducible_across_processes(session, checkpoint_dir, media_dir, mixed_prompts):
+    """The same seed gives the same samples in another process with its own model load; another seed differs."""
+    torch.manual_seed(1234)  # this process's global generator is elsewhere than a fresh one's: only the seed decides
+    torch.rand(1000)
+    here = generate_ids(session, mixed_prompts[:2], seeded_run.sampled(3))
+    command = [sys.executable, "-m", "tests.inference.seeded_run", str(checkpoint_dir), str(media_dir), "3"]
+    done = subprocess.run(command, cwd=REPO, env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == here
+    assert generate_ids(session, mixed_prompts[:2], seeded_run.sampled(4)) != here
+    assert generate_ids(session, mixed_prompts[:2], GenerationSettings(4)) != here  # it sampled, not greedy

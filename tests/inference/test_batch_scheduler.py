@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 
 import pytest
 
@@ -12,6 +11,7 @@ from lvlm.inference.batch_generate import GenerationSettings, generate_ids
 from lvlm.inference.batch_scheduler import BatchScheduler, QueuedRequest, SchedulerClosedError
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import prepare_prompt, question_conversation
+from tests.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,7 @@ def test_a_request_of_another_group_is_not_starved(session, prompts):
     scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0)
     scheduler.start()
     first = scheduler.submit(prompts[0], GenerationSettings(20), AnswerRow(20))
-    while not scheduler.batch_sizes:  # the greedy batch is running
-        time.sleep(0.001)
+    wait_until(lambda: scheduler.batch_sizes, "the greedy batch to start")
     sampled = scheduler.submit(prompts[1], GenerationSettings(2, temperature=0.5, seed=1), AnswerRow(2))
     later = scheduler.submit(prompts[2], GenerationSettings(2), AnswerRow(2))  # greedy: could join, must not
     done_order: list[str] = []
@@ -72,12 +71,11 @@ def test_joining_requests_are_prefilled_while_the_batch_runs_and_a_failed_prefil
     scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, overlap_prefill=overlap)
     scheduler.start()
     first = scheduler.submit(prompts[2], GenerationSettings(60), AnswerRow(60))
-    while not scheduler.batch_sizes:  # the first request is decoding
-        time.sleep(0.001)
+    wait_until(lambda: scheduler.batch_sizes, "the first request to start decoding")
     image = prompts[0].media[0]
     broken = dataclasses.replace(prompts[0], media=[(image[0], image[1][:, :3, :3])])  # too small for the tower
     failed = scheduler.submit(broken, GenerationSettings(5), AnswerRow(5))
-    with pytest.raises(Exception):  # noqa: B017 - whatever the tower raises, it reaches only this request
+    with pytest.raises(ValueError, match=r"Input image size \(3\*3\) doesn't match model"):  # this request only
         failed.result(timeout=60)
     later = scheduler.submit(prompts[1], GenerationSettings(6), AnswerRow(6))
     rows = [first.result(timeout=60), later.result(timeout=60)]

@@ -57,6 +57,9 @@ def test_saved_run_config(run_checkpoint, tmp_path):
     with pytest.raises(UnsafeInputError, match=r"config.yaml: model.modalities.video.init_args.tower.class_path"):
         run_command("convert", args)
     assert not marker.exists()
+    benign = ["--checkpoint", str(path), "--config", str(recipe), "--out", str(tmp_path / "benign")]
+    assert run_command("convert", benign) == 0
+    assert VideoLLaVA.from_pretrained(tmp_path / "benign").modalities["video"].token == "<video>"
 
 
 def test_fit_resume_never_imports_or_applies_the_checkpoint_settings(run_checkpoint, tmp_path, capsys):
@@ -65,6 +68,8 @@ def test_fit_resume_never_imports_or_applies_the_checkpoint_settings(run_checkpo
     crafted = crafted_checkpoint(path, tmp_path / "crafted.ckpt", marker)
     export = tmp_path / "new-export"
     args = ["-c", str(recipe), "--ckpt_path", str(crafted), "--trainer.max_steps", "2"]
+    # its own run folder: resuming in the shared run's would replace that run's checkpoint (save_top_k=1)
+    args += ["--trainer.default_root_dir", str(tmp_path / "resumed")]
     lightning_main("fit", [*args, "--model.export_dir", str(export)])
     assert not marker.exists()
     assert (export / "lvlm_config.json").is_file()  # the command line's export_dir, not the checkpoint's

@@ -7,6 +7,7 @@ the user's questions from stdin, so a ``y`` typed there would have run the folde
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +23,7 @@ from tests.apps.cli_runner import lvlm
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
 from tests.models.tiny import text_dict
 from tests.security.payloads import write_remote_code
-from tests.training.tiny import instantiate_module, tiny_model_args, write_tokenizer
+from tests.training.tiny import instantiate_module, tiny_model_args, tiny_tokenizer, write_tokenizer
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))
 
@@ -81,8 +82,11 @@ def test_a_recipes_tokenizer_with_remote_code_is_refused(tmp_path, marker):
     """``lvlm fit`` builds the module from the recipe: its tokenizer folder is read without code too."""
     tokenizer = write_tokenizer(tmp_path / "tokenizer")
     add_tokenizer_auto_map(tokenizer, marker, own_class=True)
-    with pytest.raises(UnsafeInputError, match="needs code from its folder"):
+    with pytest.raises(UnsafeInputError, match=rf"{re.escape(str(tokenizer))}.*needs code from its folder"):
         instantiate_module(tiny_model_args(tokenizer))
+    clean = write_tokenizer(tmp_path / "clean")
+    words = "what colour is the shape"
+    assert instantiate_module(tiny_model_args(clean)).tokenizer(words).input_ids == tiny_tokenizer()(words).input_ids
 
 
 def test_configs_with_auto_map_load_the_provided_class_only(saved, tmp_path, marker):

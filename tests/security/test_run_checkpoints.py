@@ -7,14 +7,27 @@ command on the benign twin succeeds. (Class paths in hyper-parameters are the re
 from __future__ import annotations
 
 import pickle
+import shutil
+import subprocess
+import sys
 
 import pytest
 import torch
 
+from lvlm.apps.fit import lightning_main
 from lvlm.models.checkpoints.dcp import METADATA_FILE
 from tests.apps.cli_runner import lvlm
 from tests.security.payloads import LORA, Payload, run_checkpoint, run_module, write_dcp
+from tests.training.launch import REPO, env, run
 from tests.training.tiny import write_recipe
+
+# The refusal each crafted part of a sharded checkpoint gets (os.system pickles as posix.system)
+DCP_REFUSALS = {
+    "metadata": "refused to load `posix.system`",
+    "nested": "refused to load `posix.system`",
+    "item": "not plain data",
+    "outside": "is not a path inside",
+}
 
 
 @pytest.fixture(scope="module")
@@ -25,6 +38,17 @@ def plain(tokenizer_dir):
 @pytest.fixture(scope="module")
 def lora(tokenizer_dir):
     return run_module(tokenizer_dir, lora=LORA)
+
+
+@pytest.fixture(scope="module")
+def fitted(tokenizer_dir, tmp_path_factory):
+    """A real one-step ``lvlm fit`` run's checkpoint (Lightning's own ``.ckpt``) and its recipe."""
+    root = tmp_path_factory.mktemp("fitted")
+    trainer = {"max_steps": 1, "logger": False, "default_root_dir": str(root)}
+    recipe = write_recipe(root / "r.yaml", tokenizer_dir, trainer=trainer)
+    assert lightning_main("fit", ["-c", str(recipe)]) == 0
+    (path,) = (root / "checkpoints").iterdir()
+    return path, recipe
 
 
 @pytest.mark.parametrize("command", ["convert", "merge-lora"])
@@ -75,10 +99,11 @@ def dcp_payloads(folder, module, marker, kind: str):
 def test_crafted_sharded_checkpoints_are_refused(command, kind, lora, tmp_path, marker, capsys):
     bad = dcp_payloads(tmp_path / "bad" / "step=2.ckpt", lora, marker, kind)
     code, out = lvlm(capsys, command, "--checkpoint", bad, "--out", tmp_path / "out")
-    assert code == 2 and str(bad) in out, out
+    assert code == 2 and str(bad) in out and DCP_REFUSALS[kind] in out, out
     assert not (tmp_path / "out").exists()
     good = write_dcp(tmp_path / "good" / "step=2.ckpt", lora)
     assert lvlm(capsys, command, "--checkpoint", good, "--out", tmp_path / "out")[0] == 0
+    assert (tmp_path / "out" / "lvlm_config.json").is_file()
 
 
 @pytest.mark.parametrize("kind", ["metadata", "item"])
@@ -87,7 +112,29 @@ def test_fit_resume_from_a_crafted_sharded_checkpoint_is_refused(kind, plain, to
     bad = dcp_payloads(tmp_path / "run" / "step=2.ckpt", plain, marker, kind)
     recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
     code, out = lvlm(capsys, "fit", "-c", recipe, f"--ckpt_path={bad}", f"--trainer.default_root_dir={tmp_path}")
-    assert code == 2 and str(bad) in out, out
+    assert code == 2 and str(bad) in out and DCP_REFUSALS[kind] in out, out
+    assert not (tmp_path / "checkpoints").exists()  # refused before the first step
+
+
+@pytest.mark.slow
+def test_fit_resumes_from_a_real_sharded_checkpoint_and_refuses_its_crafted_copy(tokenizer_dir, tmp_path, marker):
+    """The benign twin of the test above: the same command on a sharded checkpoint that FSDP2 wrote resumes."""
+    fsdp = ["-c", str(REPO / "recipes/trainer/fsdp.yaml"), "--trainer.accelerator=cpu", "--trainer.devices=1"]
+    recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
+    fit = [sys.executable, "-m", "lvlm", "fit", "-c", str(recipe), *fsdp]
+    run([*fit, f"--trainer.default_root_dir={tmp_path / 'first'}"])
+    (good,) = (tmp_path / "first" / "checkpoints").iterdir()
+    bad = shutil.copytree(good, tmp_path / "bad" / good.name)
+    (bad / METADATA_FILE).write_bytes(pickle.dumps(Payload(marker)))
+    refused = subprocess.run(
+        [*fit, f"--ckpt_path={bad}", f"--trainer.default_root_dir={tmp_path / 'refused'}"],
+        cwd=REPO, env=env(), capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert refused.returncode == 2 and str(bad) in refused.stderr, refused.stdout + refused.stderr
+    assert DCP_REFUSALS["metadata"] in refused.stderr and "Traceback" not in refused.stderr
+    resumed = tmp_path / "resumed"
+    run([*fit, f"--ckpt_path={good}", "--trainer.max_steps=2", f"--trainer.default_root_dir={resumed}"])
+    assert [p.name for p in (resumed / "checkpoints").iterdir()] == ["epoch=0-step=2.ckpt"]
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not_metadata", "bad_storage"])
@@ -103,15 +150,28 @@ def test_damaged_sharded_metadata_is_refused_with_the_file_named(damage, lora, t
         original.storage_data = ["__0_0.distcp"]
         metadata.write_bytes(pickle.dumps(original))
     code, out = lvlm(capsys, "convert", "--checkpoint", folder, "--out", tmp_path / "out")
-    assert code == 2 and str(metadata) in out, out
+    message = {"truncated": "not a readable", "not_metadata": "not distributed-checkpoint Metadata"}
+    assert code == 2 and str(metadata) in out and message.get(damage, "written by torch's file writer") in out, out
+    assert not (tmp_path / "out").exists()
+    good = write_dcp(tmp_path / "good" / "step=2.ckpt", lora)  # the same command on the undamaged folder
+    assert lvlm(capsys, "convert", "--checkpoint", good, "--out", tmp_path / "out")[0] == 0
 
 
-def test_fit_resume_from_a_ckpt_with_pickled_code_never_runs_it(plain, tokenizer_dir, tmp_path, marker, capsys):
-    """Lightning reads a `.ckpt` with torch's weights-only unpickler: refused (the marker fixture checks)."""
-    torch.save(run_checkpoint(plain, optimizer_states=[Payload(marker)]), tmp_path / "bad.ckpt")
-    recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
-    args = ["fit", "-c", recipe, f"--ckpt_path={tmp_path / 'bad.ckpt'}", f"--trainer.default_root_dir={tmp_path}"]
-    with pytest.raises((SystemExit, pickle.UnpicklingError)) as refused:
-        code, _ = lvlm(capsys, *args)
-        raise SystemExit(code)
-    assert refused.type is pickle.UnpicklingError or refused.value.code != 0
+def test_fit_resume_from_a_ckpt_with_pickled_code_is_refused(fitted, tmp_path, marker, capsys):
+    """A real run's ``.ckpt`` with a payload added: exit 2 naming the file; the real one resumes."""
+    good, recipe = fitted
+    checkpoint = torch.load(good, weights_only=True)
+    checkpoint["optimizer_states"].append(Payload(marker))
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad)
+
+    def fit(ckpt_path, root):
+        args = [f"--ckpt_path={ckpt_path}", "--trainer.max_steps=2", f"--trainer.default_root_dir={root}"]
+        return lvlm(capsys, "fit", "-c", recipe, *args)
+
+    code, out = fit(bad, tmp_path / "refused")
+    assert code == 2 and f"{bad}: refused to load it" in out and "would run code" in out, out
+    assert "Traceback" not in out and not (tmp_path / "refused" / "checkpoints").exists()
+    code, out = fit(good, tmp_path / "resumed")
+    assert code == 0, out
+    assert [p.name for p in (tmp_path / "resumed" / "checkpoints").iterdir()] == ["epoch=0-step=2.ckpt"]

@@ -39,7 +39,7 @@ def test_a_bin_weights_pickle_that_runs_code_is_refused(saved, tmp_path, marker,
     bad = copy_with_bin_weights(saved, tmp_path / "bad", {"x": Payload(marker)})
     code, out = lvlm(capsys, "convert", "--model", bad, "--out", tmp_path / "out")
     assert code == 2 and str(bad / "pytorch_model.bin") in out and "would run code" in out
-    with pytest.raises(UnsafeInputError):
+    with pytest.raises(UnsafeInputError, match=r"pytorch_model.bin: refused to load it.*would run code"):
         VideoLLaVA.from_pretrained(bad)
     good = copy_with_bin_weights(saved, tmp_path / "good")
     assert lvlm(capsys, "convert", "--model", good, "--out", tmp_path / "out")[0] == 0

@@ -42,13 +42,13 @@ def test_fsdp2_sharded_checkpoint_and_resume(tmp_path, tokenizer_dir):
     assert "returned a view tensor" not in run.stdout + run.stderr
     step2 = full / "checkpoints" / "epoch=0-step=2.ckpt"
     assert sorted(p.name for p in step2.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
-    meta = torch.load(step2 / "meta.pt", weights_only=False)
-    assert meta["global_step"] == 2 and meta["TinyDataModule"] == {"next_batch": 2}
+    meta = torch.load(step2 / "meta.pt", weights_only=True)
+    assert meta["global_step"] == 2 and meta["TinyDataModule"] == {"epoch": 0, "batches": 2}
 
     args, resumed = recipe(tmp_path, tokenizer_dir, "resumed")
     torchrun_fit(2, *args, f"--ckpt_path={step2}")
-    meta = torch.load(resumed / "checkpoints" / "epoch=0-step=4.ckpt" / "meta.pt", weights_only=False)
-    assert meta["global_step"] == 4 and meta["TinyDataModule"] == {"next_batch": 4}
+    meta = torch.load(resumed / "checkpoints" / "epoch=0-step=4.ckpt" / "meta.pt", weights_only=True)
+    assert meta["global_step"] == 4 and meta["TinyDataModule"] == {"epoch": 0, "batches": 4}
 
     expected, got = load_file(full / "model" / "model.safetensors"), load_file(resumed / "model" / "model.safetensors")
     assert expected.keys() == got.keys()
@@ -64,7 +64,7 @@ def test_fsdp2_sharded_checkpoint_and_resume(tmp_path, tokenizer_dir):
 
     # The sharded checkpoint converts to one file: {"state_dict": {"model.<VideoLLaVA key>": ...}, "optimizer_0": ...}.
     dcp_to_torch_save(step2, tmp_path / "step2.pt")
-    at_step2 = torch.load(tmp_path / "step2.pt", weights_only=False)["state_dict"]
+    at_step2 = torch.load(tmp_path / "step2.pt", weights_only=True)["state_dict"]
     assert not torch.equal(at_step2["model.projector.0.weight"], expected["projector.0.weight"])  # steps 3-4 trained
     towers = [key for key in expected if key.startswith("towers.")]
     assert towers and all(torch.equal(at_step2[f"model.{key}"], expected[key]) for key in towers)  # frozen

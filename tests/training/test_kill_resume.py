@@ -70,5 +70,7 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, tokenizer_dir):
     assert expected.keys() == got.keys()
     for key in expected:
         torch.testing.assert_close(got[key], expected[key], rtol=0, atol=1e-6, msg=key)
-    start = torch.load(killed / "checkpoints" / checkpoints[-1], weights_only=False)["state_dict"]
-    assert not torch.equal(start["model.llm.causal_lm.lm_head.weight"], expected["llm.causal_lm.lm_head.weight"])
+    start = torch.load(killed / "checkpoints" / checkpoints[-1], weights_only=True)
+    assert start["TinyDataModule"] == {"epoch": 0, "batches": EVERY}  # the data position, restored by the resume
+    head = start["state_dict"]["model.llm.causal_lm.lm_head.weight"]
+    assert not torch.equal(head, expected["llm.causal_lm.lm_head.weight"])

@@ -129,7 +129,8 @@ def test_sigusr1_checkpoints_requeues_and_the_same_command_resumes(tmp_path, tok
                 task.kill()
     hpc = requeued / "hpc_ckpt_1.ckpt"
     assert sorted(p.name for p in hpc.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
-    assert torch.load(hpc / "meta.pt", weights_only=False)["global_step"] == SIGNAL_AT + 1
+    meta = torch.load(hpc / "meta.pt", weights_only=True)
+    assert meta["global_step"] == SIGNAL_AT + 1 and meta["TinyDataModule"] == {"epoch": 0, "batches": SIGNAL_AT + 1}
     assert (tmp_path / "scontrol.calls").read_text() == "requeue 2002\n"  # rank 0 only
     assert not (requeued / "model").exists()  # exited without the end-of-fit export
 

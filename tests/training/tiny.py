@@ -1,8 +1,10 @@
 """A tiny in-test data module and tiny recipes for the training tests (CPU, seconds, no download).
 
 ``TinyDataModule`` takes ``tokenizer`` and ``modalities`` exactly as the real data module does (the CLI links
-them from the lit module), and builds deterministic batches from their batch index, so a resumed run sees
-the same batches an uninterrupted run does (its ``state_dict`` is the data position).
+them from the lit module). Like ``LVLMDataModule`` it owns its stream position: each epoch reads the batches in a
+seeded shuffle, it counts the batches handed to ``training_step`` itself, and ``state_dict``/``load_state_dict``
+save and restore that position. A resume that restores the model but not the data position therefore trains
+on other batches than an uninterrupted run, and the resume tests fail.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ TEXT_IDS = (10, 140)  # ordinary tokens of the tiny tokenizer
 
 
 class _Batches(IterableDataset):
+    """Fixed batches (validation, test): the batch ids ``start..stop`` of this rank."""
+
     def __init__(self, make, start: int, stop: int, rank: int, world: int) -> None:
         self.make, self.start, self.stop, self.rank, self.world = make, start, stop, rank, world
 
@@ -32,6 +36,22 @@ class _Batches(IterableDataset):
     def __iter__(self):
         for step in range(self.start, self.stop):
             yield self.make(step * self.world + self.rank)
+
+
+class _TrainStream(IterableDataset):
+    """One rank's training batches: the data module's shuffle of the current epoch, from its position on."""
+
+    def __init__(self, data: TinyDataModule, rank: int, world: int) -> None:
+        self.data, self.rank, self.world = data, rank, world
+
+    def __len__(self) -> int:
+        return self.data.batches_per_epoch
+
+    def __iter__(self):
+        data = self.data
+        for step in data.epoch_order(data.epoch)[data.trained :]:
+            yield data.make_batch(step * self.world + self.rank)
+        data.epoch, data.trained = data.epoch + 1, 0
 
 
 class TinyDataModule(pl.LightningDataModule):
@@ -57,7 +77,8 @@ class TinyDataModule(pl.LightningDataModule):
         self.media_by_rank, self.world = media_by_rank, 1
         self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
-        self.batches_per_epoch, self.seed, self.start = batches_per_epoch, seed, 0
+        self.batches_per_epoch, self.seed = batches_per_epoch, seed
+        self.epoch, self.trained = 0, 0  # the stream position: the epoch, and its batches trained on
 
     def make_batch(self, index: int) -> dict[str, Any]:
         g = torch.Generator().manual_seed(self.seed * 100_003 + index)
@@ -97,14 +118,23 @@ class TinyDataModule(pl.LightningDataModule):
             batch["filler"] = True
         return batch | {k: torch.stack(v) for k, v in media.items() if v}
 
+    def _rank(self) -> int:
+        """This process's rank; records the world size (``make_batch`` reads it for ``media_by_rank``)."""
+        self.world = self.trainer.world_size if self.trainer else 1
+        return self.trainer.global_rank if self.trainer else 0
+
     def _loader(self, start: int, stop: int) -> DataLoader:
-        rank = self.trainer.global_rank if self.trainer else 0
-        world = self.trainer.world_size if self.trainer else 1
-        self.world = world
-        return DataLoader(_Batches(self.make_batch, start, stop, rank, world), batch_size=None)
+        rank = self._rank()
+        return DataLoader(_Batches(self.make_batch, start, stop, rank, self.world), batch_size=None)
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """The training batch ids of ``epoch`` in reading order (a shuffle seeded by ``seed`` and ``epoch``)."""
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        return torch.randperm(self.batches_per_epoch, generator=generator).tolist()
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.start, self.batches_per_epoch)
+        rank = self._rank()
+        return DataLoader(_TrainStream(self, rank, self.world), batch_size=None)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(10_000, 10_002)
@@ -112,13 +142,17 @@ class TinyDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> DataLoader:
         return self._loader(20_000, 20_002)
 
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Counts the training batches handed to ``training_step`` (prefetched ones are not trained on yet)."""
+        if self.trainer is not None and self.trainer.training:
+            self.trained += 1
+        return batch
+
     def state_dict(self) -> dict[str, int]:
-        # Checkpoints are written after an optimizer step: the next batch is the step count.
-        steps = self.trainer.global_step * self.trainer.accumulate_grad_batches if self.trainer else self.start
-        return {"next_batch": steps % self.batches_per_epoch}
+        return {"epoch": self.epoch, "batches": self.trained}
 
     def load_state_dict(self, state: dict[str, int]) -> None:
-        self.start = state["next_batch"]
+        self.epoch, self.trained = state["epoch"], state["batches"]
 
 
 @functools.lru_cache(maxsize=1)
