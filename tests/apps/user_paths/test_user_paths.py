@@ -98,16 +98,7 @@ def test_every_checkpoint_of_a_real_run_is_plain_data(runs):
 
 
 def test_convert_and_merge_lora_of_the_last_checkpoint_give_the_exported_model(runs, tmp_path):
-    lvlm, last = lvlm_command(), runs["full"] / "checkpoints" / f"epoch=1-step={MAX_STEPS}.ckpt"
-    run([lvlm, "convert", "--checkpoint", str(last), "--out", str(tmp_path / "converted")])
-    run([lvlm, "merge-lora", "--checkpoint", str(last), "--out", str(tmp_path / "merged")])
-    exported = exported_weights(runs["full"] / "model")
-    assert_same_weights(exported_weights(tmp_path / "converted"), exported)
-    assert_same_weights(exported_weights(tmp_path / "merged"), exported)
-    for out in ("converted", "merged"):  # the media record comes along from the run checkpoint
-        config = json.loads((tmp_path / out / "lvlm_config.json").read_text())
-        expected = json.loads((runs["full"] / "model" / "lvlm_config.json").read_text())
-        assert config["modality_specs"] == expected["modality_specs"]
+    convert_and_merge_last_checkpoint(runs["full"], tmp_path)
 
 
 def test_the_model_records_the_frames_it_was_trained_on(world, runs, caplog):
@@ -206,12 +197,22 @@ def test_a_killed_fsdp2_run_resumes_from_last_to_the_uninterrupted_weights(shard
 
 
 def test_convert_and_merge_lora_of_a_sharded_checkpoint_give_the_exported_model(sharded_runs, tmp_path):
-    lvlm, last = lvlm_command(), sharded_runs["full"] / "checkpoints" / f"epoch=1-step={MAX_STEPS}.ckpt"
-    run([lvlm, "convert", "--checkpoint", str(last), "--out", str(tmp_path / "converted")])
-    run([lvlm, "merge-lora", "--checkpoint", str(last), "--out", str(tmp_path / "merged")])
-    exported = exported_weights(sharded_runs["full"] / "model")
-    assert_same_weights(exported_weights(tmp_path / "converted"), exported)
-    assert_same_weights(exported_weights(tmp_path / "merged"), exported)
-    run([lvlm, "predict", "--model", str(tmp_path / "merged"), "--questions", str(last.parents[2] / "q.json"),
+    merged = convert_and_merge_last_checkpoint(sharded_runs["full"], tmp_path)[-1]
+    run([lvlm_command(), "predict", "--model", str(merged), "--questions", str(sharded_runs["full"].parent / "q.json"),
          "--out", str(tmp_path / "p.jsonl"), "--max-new-tokens", "2", "--no-progress"])  # fmt: skip
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
+
+
+def convert_and_merge_last_checkpoint(run_dir: Path, out: Path) -> list[Path]:
+    """``lvlm convert --checkpoint`` and ``lvlm merge-lora`` of a run's last checkpoint (a file or a sharded folder)
+    give the model the run exported, with its media record."""
+    last, lvlm = run_dir / "checkpoints" / f"epoch=1-step={MAX_STEPS}.ckpt", lvlm_command()
+    outs = [out / "converted", out / "merged"]
+    run([lvlm, "convert", "--checkpoint", str(last), "--out", str(outs[0])])
+    run([lvlm, "merge-lora", "--checkpoint", str(last), "--out", str(outs[1])])
+    exported = exported_weights(run_dir / "model")
+    expected = json.loads((run_dir / "model" / "lvlm_config.json").read_text())["modality_specs"]
+    for directory in outs:
+        assert_same_weights(exported_weights(directory), exported)
+        assert json.loads((directory / "lvlm_config.json").read_text())["modality_specs"] == expected
+    return outs
