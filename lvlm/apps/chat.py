@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, path in files:
             found = check_media_file(path)
             if found != kind:
-                raise ValueError(f"{path} is a {found} file; attach it with {attach_option(found, path)}")
+                raise ValueError(f"{path} belongs to the {found} modality; attach it with {attach_option(found, path)}")
         for item in args.media:
             kind, sep, path = item.partition("=")
             if not sep or not kind or not path:
