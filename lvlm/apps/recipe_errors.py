@@ -38,11 +38,30 @@ def describe(message: str, argv: list[str]) -> str:
     """``SOURCE: KEY: what is wrong`` for jsonargparse's ``message`` about the command line ``argv``."""
     if missing := re.search(r"File does not exist: '([^']*)'", message):
         return f"{missing[1]}: no such recipe file"
+    if message.startswith("Problems parsing config") and (broken := _broken_yaml(argv)):
+        return broken
+    sources = _sources(argv)
+    if required := re.match(r"the following arguments are required: (.*)", message):
+        keys = ", ".join(key.split(".", 1)[-1] for key in required[1].split(", "))
+        return f"{_last_file(sources)}: {keys}: required, but no recipe or override sets them"
     top, nested, option = _keys(message)
     lines = [line.strip() for line in message.splitlines()[1:] if line.strip() and not _NOISE.match(line.strip())]
     what, bad_value = _fault(lines, option, message)
-    source, path = _locate(_sources(argv), top, nested, option, bad_value)
+    source, path = _locate(sources, top, nested, option, bad_value)
     return f"{source}: {path}: {what}"
+
+
+def _broken_yaml(argv: list[str]) -> str | None:
+    """``FILE: line N: not valid YAML: ...`` for the first ``-c`` file that does not parse."""
+    for flag, value in zip(argv, argv[1:]):
+        if flag in {"-c", "--config"} and Path(value).is_file():
+            try:
+                yaml.safe_load(Path(value).read_text())
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f"line {mark.line + 1}: " if mark is not None else ""
+                return f"{value}: {where}not valid YAML: {getattr(err, 'problem', None) or err}"
+    return None
 
 
 def _keys(message: str) -> tuple[str, list[str], str | None]:
@@ -139,8 +158,11 @@ def _locate(
                 return name, path
             if option is None and bad is None and parts[-1] == (nested[-1] if nested else top.split(".")[-1]):
                 return name, path
-    last_file = next((name for name, _ in reversed(sources) if name != COMMAND_LINE), COMMAND_LINE)
-    return last_file, ".".join([top, *nested, *([option] if option else [])])
+    return _last_file(sources), ".".join([top, *nested, *([option] if option else [])])
+
+
+def _last_file(sources: list[tuple[str, dict[str, Any]]]) -> str:
+    return next((name for name, _ in reversed(sources) if name != COMMAND_LINE), COMMAND_LINE)
 
 
 def _in_order(wanted: list[str], parts: list[str]) -> bool:

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lvlm.apps.fit import lightning_main
+from lvlm.core.errors import UserError
 from tests.training.tiny import write_recipe, write_tokenizer
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))
@@ -88,3 +90,21 @@ def test_the_good_recipe_parses(good_recipe):
     done = lvlm_fit("-c", str(good_recipe), "--print_config")
     assert done.returncode == 0, done.stderr
     assert yaml.safe_load(done.stdout)["trainer"]["max_steps"] == 3
+
+
+def test_a_recipe_that_is_not_yaml_names_its_line(good_recipe, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(good_recipe.read_text().replace("max_steps: 3", "max_steps: [3"))
+    with pytest.raises(UserError) as refused:
+        lightning_main("fit", ["-c", str(broken), "--print_config"])
+    assert str(refused.value).startswith(f"{broken}: line "), refused.value
+    assert "not valid YAML" in str(refused.value)
+
+
+def test_no_recipe_names_the_keys_a_recipe_must_set():
+    with pytest.raises(UserError) as refused:
+        lightning_main("fit", [])
+    assert (
+        str(refused.value)
+        == "command line: model.llm, model.modalities, data: required, but no recipe or override sets them"
+    )
