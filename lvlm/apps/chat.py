@@ -13,6 +13,7 @@ stay), ``/history``, ``/exit`` (or end of input, Ctrl-D). ``//`` sends a questio
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
     p.add_argument("--device", default="cpu")
     return p
+
+
+def attach_option(kind: str, path: str) -> str:
+    """The option that attaches a file of modality ``kind``: ``--image``/``--video`` for the built-ins (the only
+    modalities with an option of their own), ``--media NAME=PATH`` for any other; quoted for a shell."""
+    return f"--{kind} {shlex.quote(path)}" if kind in {"image", "video"} else f"--media {shlex.quote(f'{kind}={path}')}"
 
 
 def _fail(message: str) -> int:
@@ -145,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind, path in files:
             found = check_media_file(path)
             if found != kind:
-                raise ValueError(f"{path} is a {found} file; attach it with --{found}")
+                raise ValueError(f"{path} belongs to the {found} modality; attach it with {attach_option(found, path)}")
         for item in args.media:
             kind, sep, path = item.partition("=")
             if not sep or not kind or not path:

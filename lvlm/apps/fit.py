@@ -21,6 +21,7 @@ from lvlm.apps.checkpoint_guard import guard_checkpoint_loading
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
 from lvlm.apps.quiet import quiet_training_output
+from lvlm.apps.recipe_errors import recipe_errors
 from lvlm.training.module import LVLMModule
 from lvlm.training.progress import StepProgressBar
 
@@ -81,7 +82,7 @@ def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
         subclass_mode_data=True,
         seed_everything_default=0,
         save_config_kwargs={"overwrite": True},
-        parser_kwargs={"parser_mode": "omegaconf"},
+        parser_kwargs={"parser_mode": "omegaconf", "exit_on_error": False},  # recipe_errors reports the mistake
         auto_configure_optimizers=False,
         args=rewrite_args(args),
         run=run,
@@ -101,7 +102,7 @@ def lightning_main(command: str, argv: list[str]) -> int:
     if not any(arg.startswith("--weights_only") for arg in argv):
         # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
         argv = [*argv, "--weights_only=true"]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), recipe_errors(argv):
         quiet_training_output()
         build_cli([command, *argv])
     return 0

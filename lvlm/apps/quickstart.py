@@ -23,7 +23,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from lvlm.core.errors import UserError
+
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "quickstart"
+STAGE_RECIPES = ("stage1.yaml", "stage2.yaml")
 ENV_DIR = "LVLM_QUICKSTART"
 
 
@@ -105,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.steps_scale <= 0:
         raise SystemExit("lvlm quickstart: --steps-scale must be > 0")
+    check_recipes(Path(args.recipes))
     plan = PLANS["fast" if args.fast else "full"].scaled(args.steps_scale)
     import torch
 
@@ -122,6 +126,20 @@ def main(argv: list[str] | None = None) -> int:
         else:
             os.environ[ENV_DIR] = previous_dir
     return 0
+
+
+def check_recipes(folder: Path) -> None:
+    """Before any work: the stages' recipes are there (an installed wheel has no ``recipes/`` folder).
+
+    Raises:
+        UserError: naming the folder and the missing files.
+    """
+    missing = [name for name in STAGE_RECIPES if not (folder / name).is_file()]
+    if missing:
+        raise UserError(
+            f"--recipes {folder}: no {' or '.join(missing)}; the quickstart's recipes are in a checkout of lvlm "
+            "(recipes/quickstart): run it from one, or pass --recipes FOLDER"
+        )
 
 
 def run(args: argparse.Namespace, plan: Plan, out: Path) -> None:

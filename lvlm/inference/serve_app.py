@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_scheduler import BatchScheduler, SchedulerClosedError
 from lvlm.inference.serve_errors import ApiError, bad_request
+from lvlm.inference.serve_parts import PartTypes
 from lvlm.inference.serve_prepare import PreparedPrompt, prepare_job
 from lvlm.inference.serve_requests import ChatJob, ServeLimits, parse_request
 from lvlm.inference.serve_workers import PreparationPool
@@ -50,8 +51,12 @@ def create_app(
         scheduler: the batching scheduler (default: batches of up to 8).
         api_key: when set, every request needs ``Authorization: Bearer <api_key>``.
         preparation: worker processes that prepare requests (default: threads of this process).
+
+    Raises:
+        UserError: a modality declares OpenAI part types the server cannot route (:mod:`.serve_parts`).
     """
     limits = limits or ServeLimits()
+    parts = PartTypes.of(session.modalities)
     scheduler = scheduler or BatchScheduler(session)
     created = int(time.time())
 
@@ -104,7 +109,7 @@ def create_app(
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
         with scheduler.arriving():
-            job = parse_request(await read_json(request, limits.max_body_bytes), limits)
+            job = parse_request(await read_json(request, limits.max_body_bytes), limits, parts)
             if job.model != model_name:
                 raise _unknown_model(job.model, model_name)
             completion_id = f"chatcmpl-{uuid.uuid4().hex}"

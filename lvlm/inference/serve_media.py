@@ -37,7 +37,7 @@ class MediaPolicy:
 
 
 def read_media_url(url: str, policy: MediaPolicy, param: str) -> bytes:
-    """The encoded bytes an ``image_url``/``video_url`` names.
+    """The encoded bytes a media part names (``image_url``, ``NAME_url``; a declared part's payload as a data: URL).
 
     Args:
         url: a ``data:<mime>;base64,<data>`` URL, a ``file://`` URL or path (absolute, or relative to the media
@@ -104,7 +104,7 @@ def _remote(url: str, policy: MediaPolicy, param: str) -> bytes:
 
 def _too_large(size: int, policy: MediaPolicy, param: str) -> ApiError:
     return bad_request(
-        f"media item of {size} bytes exceeds this server's limit of {policy.max_bytes} bytes (--max-media-bytes)",
+        f"media item of {size} bytes exceeds this server's limit of {policy.max_bytes} bytes (--max-media-mb)",
         "media_too_large",
         param,
     )

@@ -19,6 +19,7 @@ from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import prepare_prompt
 from lvlm.inference.serve_errors import bad_request
 from lvlm.inference.serve_media import read_media_url
+from lvlm.inference.serve_parts import PartTypes
 from lvlm.inference.serve_requests import ChatJob, ServeLimits, check_frames
 from lvlm.inference.session import InferenceSession
 
@@ -45,7 +46,8 @@ def load_job_media(session: InferenceSession, job: ChatJob, limits: ServeLimits)
     loaded = []
     for ref in job.media:
         if ref.kind not in session.modalities:
-            raise bad_request(f"this model takes no {ref.kind}s", "unsupported_media", ref.param)
+            takes = PartTypes.of(session.modalities).describe()
+            raise bad_request(f"this model takes no {ref.kind}s; it takes {takes}", "unsupported_media", ref.param)
         data = read_media_url(ref.url, limits.media, ref.param)
         try:
             loaded.append((ref.kind, load_media(session, ref.kind, data, key=ref.param)))

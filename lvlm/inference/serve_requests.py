@@ -1,7 +1,8 @@
 """OpenAI chat-completion requests → lvlm conversations: LLaVA turns, media references and decoding settings.
 
 Messages become the same turns ``lvlm chat`` and ``lvlm predict`` build: a user message's text parts joined by
-newlines, its media markers in front (videos first, then images: :func:`lvlm.inference.prompts.with_markers`),
+newlines, its media markers in front (videos first, then images: :func:`lvlm.inference.prompts.with_markers`;
+which part types go to which modality: :mod:`lvlm.inference.serve_parts`),
 consecutive messages of one role merged. The prompt itself is rendered later by
 :func:`lvlm.inference.prompts.prepare_prompt` with the checkpoint's template, so serving and training cannot
 drift apart. A ``system`` message replaces the template's system prompt.
@@ -10,7 +11,7 @@ drift apart. A ``system`` message replaces the template's system prompt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -19,13 +20,13 @@ from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.prompts import with_markers
 from lvlm.inference.serve_errors import bad_request
 from lvlm.inference.serve_media import MediaPolicy
-
-MEDIA_PART_SUFFIX = "_url"  # image_url, video_url (the OpenAI/vLLM names), and NAME_url for any other modality
+from lvlm.inference.serve_parts import MEDIA_PART_SUFFIX, PartTypes, declared_part_url
 
 
 class ContentPart(BaseModel):
     """A message content part: ``text``, or ``NAME_url`` with ``{"url": ...}`` for a media item of modality NAME
-    (``image_url`` and ``video_url`` as the OpenAI API and vLLM name them; ``depth_url`` for a plugin's ``depth``)."""
+    (``image_url`` and ``video_url`` as the OpenAI API and vLLM name them; ``depth_url`` for a plugin's ``depth``),
+    or a part type a modality declares (``input_audio``)."""
 
     model_config = ConfigDict(extra="allow")
     type: str
@@ -93,7 +94,7 @@ class ServeLimits:
 class MediaRef:
     """One media item of a request: its kind, its URL and the request field it came from."""
 
-    kind: Literal["image", "video"]
+    kind: str
     url: str
     param: str
 
@@ -125,8 +126,13 @@ class ChatJob:
     include_usage: bool = False
 
 
-def parse_request(payload: Any, limits: ServeLimits) -> ChatJob:
+def parse_request(payload: Any, limits: ServeLimits, parts: PartTypes | None = None) -> ChatJob:
     """Validate a decoded JSON body.
+
+    Args:
+        payload: the decoded body.
+        limits: what one request may ask for.
+        parts: the part types the served model takes (default: ``image_url`` and ``video_url``).
 
     Raises:
         ApiError: 400 naming the field at fault.
@@ -145,7 +151,7 @@ def parse_request(payload: Any, limits: ServeLimits) -> ChatJob:
                           "max_tokens_too_large", "max_tokens")  # fmt: skip
     temperature = limits.default_temperature if request.temperature is None else request.temperature
     settings = GenerationSettings(asked or limits.max_tokens, temperature, request.top_p or 1.0, request.seed)
-    system, turns, media = _conversation(request.messages)
+    system, turns, media = _conversation(request.messages, parts or PartTypes())
     _check_media_counts(media, limits)
     stop = [request.stop] if isinstance(request.stop, str) else list(request.stop or [])
     include_usage = bool(request.stream_options and request.stream_options.include_usage)
@@ -155,7 +161,7 @@ def parse_request(payload: Any, limits: ServeLimits) -> ChatJob:
     )
 
 
-def _conversation(messages: list[Message]) -> tuple[str | None, list[dict[str, str]], list[MediaRef]]:
+def _conversation(messages: list[Message], parts: PartTypes) -> tuple[str | None, list[dict[str, str]], list[MediaRef]]:
     system: list[str] = []
     turns: list[dict[str, str]] = []
     media: list[MediaRef] = []
@@ -169,7 +175,7 @@ def _conversation(messages: list[Message]) -> tuple[str | None, list[dict[str, s
             raise bad_request(f"role {message.role!r} is not supported (system, user, assistant)",
                               param=f"messages[{i}].role")  # fmt: skip
         role = HUMAN if message.role == "user" else GPT
-        text, items = _user_content(message, i) if role == HUMAN else (_text_only(message, i), [])
+        text, items = _user_content(message, i, parts) if role == HUMAN else (_text_only(message, i), [])
         media += items
         if turns and turns[-1]["from"] == role:
             turns[-1]["value"] += "\n" + text
@@ -190,7 +196,7 @@ def _text_only(message: Message, index: int) -> str:
     return message.content or ""
 
 
-def _user_content(message: Message, index: int) -> tuple[str, list[MediaRef]]:
+def _user_content(message: Message, index: int, parts: PartTypes) -> tuple[str, list[MediaRef]]:
     if not isinstance(message.content, list):
         return message.content or "", []
     texts, items = [], []
@@ -198,12 +204,14 @@ def _user_content(message: Message, index: int) -> tuple[str, list[MediaRef]]:
         param = f"messages[{index}].content[{j}]"
         if part.type == "text":
             texts.append(part.text or "")
+        elif part.type in parts.routes:
+            url = declared_part_url(part.type, (part.model_extra or {}).get(part.type), param)
+            items.append(MediaRef(parts.routes[part.type], url, param))
         elif (media := part.media()) is not None:
             items.append(MediaRef(media[0], media[1], param))
         else:
-            raise bad_request(f"content part type {part.type!r} is not supported here (text, or image_url, "
-                              "video_url or NAME_url for another modality of the model, each with {\"url\": ...})",
-                              "unsupported_content", param)  # fmt: skip
+            raise bad_request(f"content part type {part.type!r} is not supported here; this model takes "
+                              f"{parts.describe()}", "unsupported_content", param)  # fmt: skip
     return with_markers("\n".join(texts), [item.kind for item in items]), items
 
 

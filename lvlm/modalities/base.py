@@ -55,13 +55,17 @@ class Modality(ABC):
 
     The instance's ``name`` is the key it is given under ``model.modalities`` (set by :meth:`bind`).
     Subclasses set ``extensions`` (the shard member extensions they claim), optionally ``file_extensions`` (files
-    on disk recognised as theirs), and implement :meth:`decode` and :meth:`make_transform`.
+    on disk recognised as theirs) and ``openai_part_types`` (OpenAI content parts served to them), and implement
+    :meth:`decode` and :meth:`make_transform`.
     """
 
     extensions: tuple[str, ...] = ()
     file_extensions: tuple[str, ...] = ()  # files on disk this modality is recognised by (``lvlm chat``); none: by name
     uses_frames: bool = False  # a video-like modality: ``num_frames`` items per sample, tokens per frame
     marker_rank: int = 2  # where its markers go when lvlm places them before a question (lower first)
+    # OpenAI content part types besides ``NAME_url`` that ``lvlm serve`` routes to this modality: ``input_audio``
+    # (``{"data": BASE64, "format": "wav"}``; the decoded bytes reach :meth:`decode`). One modality per type.
+    openai_part_types: tuple[str, ...] = ()
 
     def __init__(self, tower: Callable[[], VisionTower], token: str | None = None) -> None:
         self.tower_factory = tower

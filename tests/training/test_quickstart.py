@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
 from lvlm.apps.fit import lightning_main
-from lvlm.apps.quickstart import FRAMES, PLANS, RECIPES, TOWER, main, world_sizes
+from lvlm.apps.quickstart import FRAMES, PLANS, RECIPES, TOWER, check_recipes, main, world_sizes
 from lvlm.apps.quickstart_eval import test_questions as questions_of
 from lvlm.apps.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
 from lvlm.data.synthetic import render_image, write_synthetic_world
@@ -111,3 +114,17 @@ def test_fast_quickstart_learns_colour_and_motion(tmp_path, capsys):
     render_image({"objects": [["red", "circle", 4]]}, 48).save(tmp_path / "red_circle.png")
     reply = answer(load_session(tmp_path / "model"), "What color is the circle?", [tmp_path / "red_circle.png"])
     assert isinstance(reply, str) and reply.strip()
+
+
+def test_missing_recipes_are_refused_before_any_work(tmp_path):
+    empty, out = tmp_path / "recipes", tmp_path / "out"
+    empty.mkdir()
+    (empty / "stage1.yaml").write_text((RECIPES / "stage1.yaml").read_text())
+    lvlm = str(Path(sys.executable).with_name("lvlm"))
+    done = subprocess.run(
+        [lvlm, "quickstart", "--recipes", str(empty), "--out", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"lvlm quickstart: --recipes {empty}: no stage2.yaml;"), done.stderr
+    assert "Traceback" not in done.stderr and not out.exists()  # nothing written
+    check_recipes(RECIPES)  # the benign twin: the repository's recipes are all there
