@@ -6,8 +6,12 @@ parameters on the meta device (buffers such as rotary frequencies stay real), sh
 each rank's shard from the checkpoint's safetensors files, reading only the bytes of the rows it keeps: FSDP2
 shards every parameter along dim 0, and a row range of a row-major tensor is one contiguous byte range. The
 files are read with `seek` + `readinto`, not memory-mapped, because mapped pages that were touched count in a
-process's resident memory. Rows the checkpoint lacks (added placeholder tokens) get the mean of its rows, as
-`LanguageModel.add_tokens` gives them; LoRA adapters (built on meta with the LLM) get peft's initialisation.
+process's resident memory. A rank allocates only what it keeps: rows in the parameter's dtype are read straight
+into its shard, others through one staging buffer, and a shard that is copied anyway (FSDP2 pads a shorter
+rank's; one for a GPU) through one scratch buffer, so freed temporaries leave no holes in the C heap that stay
+resident (docs/performance.md, FSDP2 host memory). Rows the checkpoint lacks (added placeholder tokens) get the
+mean of its rows, as `LanguageModel.add_tokens` gives them; LoRA adapters (built on meta with the LLM) get peft's
+initialisation.
 
 Checkpoints without safetensors files (`pytorch_model*.bin`) are loaded the ordinary way, on every rank.
 """
