@@ -36,10 +36,13 @@ def towers():
 
 
 def test_rows_are_read_without_mapping_the_file(checkpoint):
-    reader, tensors = SafetensorsRows(checkpoint), load_file(checkpoint / "model.safetensors")
-    key = "model.embed_tokens.weight"
+    tensors, key = load_file(checkpoint / "model.safetensors"), "model.embed_tokens.weight"
+    reader = SafetensorsRows(checkpoint, chunk_bytes=7 * 48 * 2)  # 7 bf16 rows of 48 per staged chunk
     assert torch.equal(reader.rows(key, 10, 33), tensors[key][10:33]) and reader.rows(key, 5, 5).shape == (0, 48)
     torch.testing.assert_close(reader.mean_row(key, chunk=7), tensors[key].float().mean(0))
+    converted = torch.empty(23, 48, dtype=torch.float32)  # another dtype: through the staging buffer, in chunks
+    reader.read_into(key, 10, converted)
+    assert torch.equal(converted, tensors[key][10:33].float())
 
 
 @pytest.mark.parametrize("lora", [False, True])
