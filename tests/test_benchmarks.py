@@ -46,6 +46,14 @@ def test_train_step_sides_start_from_the_same_loss(tmp_path):
     assert abs(result["best"]["lvlm"]["first_loss"] - result["best"]["hf"]["first_loss"]) <= 1e-5
 
 
+def test_chunked_loss_matches_the_baseline_loss(tmp_path):
+    out = run("chunked_loss.py", "--rows", "64", "--vocab", "512", "--rounds", "1", "--json", str(tmp_path / "c.json"))
+    result = json.loads((tmp_path / "c.json").read_text())
+    losses = {side: rounds[0]["loss"] for side, rounds in result["rounds"].items()}
+    assert set(losses) == {"lvlm", "baseline"} and abs(losses["lvlm"] - losses["baseline"]) <= 1e-5
+    assert set(result["ratios"]) == {"time", "added_memory"} and "lvlm/baseline: time" in out
+
+
 def test_generate_produces_the_same_tokens():
     args = ["--vision-width", "64", "--vision-layers", "1", "--llm-width", "64", "--llm-layers", "1", "--frames", "2"]
     out = run("generate.py", *args, "--new-tokens", "2", "--batch-sizes", "1", "--repeats", "1")
