@@ -3,8 +3,10 @@
 Same weights (one random ``video_llava`` checkpoint written once, read by both), same mixed batch (one sample
 with an image, one with an 8-frame video, right-padded), same trainable set (projector + LLM; towers frozen),
 same optimizer (AdamW). A step is ``zero_grad → forward (with labels) → backward → optimizer.step``; lvlm's
-forward runs as its training step does (``loss_only=True``: the LM head only where a target is predicted), with
-``full_vocabulary_loss=True`` so that its loss is transformers' (placeholder rows included).
+forward runs as its training step does (``loss_only=True``: the LM head only where a target is predicted;
+``drop_padding=True``: the LLM only on real tokens, the rows back to back), with ``full_vocabulary_loss=True`` so
+that its loss is transformers' (placeholder rows included). ``--padded`` keeps the padding (lvlm before
+``drop_padding``).
 
 Timing: median wall time of ``--steps`` steps after ``--warmup`` steps, in ``--rounds`` fresh processes per side
 run in alternating order (hf, lvlm, lvlm, hf, ...); the best round per side is reported, and every round printed.
@@ -14,9 +16,9 @@ are built and before the first step, so ``training peak − after load`` is what
 (activations, gradients, AdamW state). Both include the Python/torch baseline equally.
 
     python benchmarks/train_step.py                 # mid-size config: 4-layer ViT d=256, 4-layer Llama d=512
-    python benchmarks/train_step.py --steps 10 --threads 2
+    python benchmarks/train_step.py --steps 10 --threads 2 --json out.json
 
-It prints figures and ratios and asserts nothing about time.
+It prints figures and ratios (``--json`` writes them too) and asserts nothing about time.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ def make_batch(text_tokens: int = 48) -> dict:
     return {"input_ids": ids, "attention_mask": mask, "labels": labels, "images": images, "videos": videos}
 
 
-def load_side(side: str, directory: Path):
+def load_side(side: str, directory: Path, padded: bool = False):
     """The model with towers frozen, and a function running its forward on the batch (returns the loss)."""
     if side == "lvlm":
         from lvlm import VideoLLaVA
@@ -101,7 +103,8 @@ def load_side(side: str, directory: Path):
             tower.freeze()
         # As LVLMModule's training_step calls it, except that the loss runs over the whole vocabulary, placeholder
         # rows included, as transformers' does (lvlm's default leaves them out), so both sides compute one loss.
-        return model, lambda b: model(**b, loss_only=True, full_vocabulary_loss=True).loss
+        options = {"loss_only": True, "drop_padding": not padded, "full_vocabulary_loss": True}
+        return model, lambda b: model(**b, use_cache=False, **options).loss
     from transformers import VideoLlavaForConditionalGeneration
 
     model = VideoLlavaForConditionalGeneration.from_pretrained(directory, attn_implementation="sdpa")
@@ -120,11 +123,11 @@ def load_side(side: str, directory: Path):
     return model, forward
 
 
-def run_side(side: str, directory: Path, warmup: int, steps: int, threads: int) -> dict:
+def run_side(side: str, directory: Path, warmup: int, steps: int, threads: int, padded: bool) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    model, forward = load_side(side, directory)
+    model, forward = load_side(side, directory, padded)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=1e-5)
@@ -158,11 +161,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=2, help="fresh processes per side, in alternating order (ABBA)")
+    parser.add_argument("--padded", action="store_true", help="lvlm keeps the padding (drop_padding=False)")
+    parser.add_argument("--json", type=Path, help="also write the figures and ratios to this file")
     parser.add_argument("--side", choices=("lvlm", "hf"), help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.side:
-        print(json.dumps(run_side(args.side, Path(args.checkpoint), args.warmup, args.steps, args.threads)))
+        result = run_side(args.side, Path(args.checkpoint), args.warmup, args.steps, args.threads, args.padded)
+        print(json.dumps(result))
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         build_checkpoint(Path(tmp))
@@ -182,18 +188,23 @@ def main(argv: list[str] | None = None) -> int:
                 str(args.warmup),
                 "--threads",
                 str(args.threads),
+                *(["--padded"] if args.padded else []),
             ]
             out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
             runs[side].append(json.loads(out.strip().splitlines()[-1]))
     # Each side's best round (lowest median step time); memory figures come from that same process.
     results = {side: min(r, key=lambda x: x["median_s"]) for side, r in runs.items()}
-    report(results, args)
+    ratios = report(results, args)
     for side, r in runs.items():
         print(f"{side} median per round: " + ", ".join(f"{x['median_s']:.3f}s" for x in r))
+    if args.json:
+        settings = {k: getattr(args, k) for k in ("steps", "warmup", "threads", "rounds", "padded")}
+        args.json.write_text(json.dumps({"settings": settings, "best": results, "rounds": runs, "ratios": ratios}))
     return 0
 
 
-def report(results: dict, args) -> None:
+def report(results: dict, args) -> dict:
+    """Print both sides and their ratios; returns the ratios (lvlm / transformers)."""
     lv, hf = results["lvlm"], results["hf"]
     print(
         f"train step on CPU ({args.threads} threads), batch: 1 image + 1 video of {FRAMES} frames, "
@@ -209,10 +220,16 @@ def report(results: dict, args) -> None:
             f"{r['side']:8}{r['median_s']:>10.3f}{r['min_s']:>9.3f}{r['trainable']:>12,}{r['after_load_mib']:>20.0f}"
             f"{r['peak_mib']:>14.0f}{adds:>15.0f}{r['first_loss']:>9.4f}"
         )
+    ratios = {
+        "time": lv["median_s"] / hf["median_s"],
+        "peak_rss": lv["peak_mib"] / hf["peak_mib"],
+        "step_memory": (lv["peak_mib"] - lv["after_load_mib"]) / max(hf["peak_mib"] - hf["after_load_mib"], 1e-9),
+    }
     print(
-        f"lvlm/hf: time {lv['median_s'] / hf['median_s']:.3f}x, peak RSS {lv['peak_mib'] / hf['peak_mib']:.3f}x, "
-        f"step memory {(lv['peak_mib'] - lv['after_load_mib']) / max(hf['peak_mib'] - hf['after_load_mib'], 1e-9):.3f}x"
+        f"lvlm/hf: time {ratios['time']:.3f}x, peak RSS {ratios['peak_rss']:.3f}x, "
+        f"step memory {ratios['step_memory']:.3f}x"
     )
+    return ratios
 
 
 if __name__ == "__main__":

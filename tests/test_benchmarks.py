@@ -35,12 +35,23 @@ def test_load_memory_compares_both_dtypes():
     assert int(lvlm_bf16[2]) > 0  # weights MiB measured from the loaded model
 
 
-def test_train_step_sides_start_from_the_same_loss():
-    out = run("train_step.py", "--steps", "1", "--warmup", "0", "--rounds", "1")
+def test_train_step_sides_start_from_the_same_loss(tmp_path):
+    out = run("train_step.py", "--steps", "1", "--warmup", "0", "--rounds", "1", "--json", str(tmp_path / "t.json"))
     table = [line.split() for line in out.splitlines() if line.startswith(("lvlm ", "hf ")) and "per round" not in line]
     losses = {row[0]: float(row[-1]) for row in table}
     assert set(losses) == {"lvlm", "hf"} and losses["lvlm"] == losses["hf"]
     assert "lvlm/hf: time" in out
+    result = json.loads((tmp_path / "t.json").read_text())
+    assert set(result["ratios"]) == {"time", "peak_rss", "step_memory"} and not result["settings"]["padded"]
+    assert abs(result["best"]["lvlm"]["first_loss"] - result["best"]["hf"]["first_loss"]) <= 1e-5
+
+
+def test_chunked_loss_matches_the_baseline_loss(tmp_path):
+    out = run("chunked_loss.py", "--rows", "64", "--vocab", "512", "--rounds", "1", "--json", str(tmp_path / "c.json"))
+    result = json.loads((tmp_path / "c.json").read_text())
+    losses = {side: rounds[0]["loss"] for side, rounds in result["rounds"].items()}
+    assert set(losses) == {"lvlm", "baseline"} and abs(losses["lvlm"] - losses["baseline"]) <= 1e-5
+    assert set(result["ratios"]) == {"time", "added_memory"} and "lvlm/baseline: time" in out
 
 
 def test_generate_produces_the_same_tokens():

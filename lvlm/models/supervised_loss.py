@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 
+from lvlm.models.chunked_loss import CHUNK_TOKENS, chunked_cross_entropy
 from lvlm.models.fusion import IGNORE_INDEX
 
 
@@ -30,22 +30,22 @@ def supervised_positions(labels: torch.Tensor) -> torch.Tensor:
 
 
 def loss_at_positions(
-    logits: torch.Tensor, labels: torch.Tensor, positions: torch.Tensor, excluded_ids: Sequence[int] = ()
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    positions: torch.Tensor,
+    excluded_ids: Sequence[int] = (),
+    chunk_tokens: int = CHUNK_TOKENS,
 ) -> torch.Tensor:
     """Mean cross-entropy of ``[b, n, v]`` logits taken at ``positions`` against the ``[b, l]`` labels they predict.
 
     Equals the shifted causal LM loss over the whole sequence (transformers' ``ForCausalLMLoss`` without
     ``num_items_in_batch``): every supervised token is predicted from a kept position. The vocabulary rows
-    ``excluded_ids`` get no probability: the softmax runs over the other rows only.
+    ``excluded_ids`` get no probability: the softmax runs over the other rows only. Computed in chunks of
+    ``chunk_tokens`` rows with the gradient taken in forward (:mod:`lvlm.models.chunked_loss`): no float32 copy of
+    all the logits is kept; the chunks' sums add up in another order than one ``cross_entropy`` call's.
     """
-    targets = labels[:, positions + 1]
-    scores = logits.float()
-    if len(excluded_ids):
-        if scores.data_ptr() == logits.data_ptr():  # fp32 logits: never change the ones the caller gets back
-            scores = scores.clone()
-        # In place on the fp32 copy (bf16 training): no second vocabulary-wide copy.
-        scores.index_fill_(-1, torch.as_tensor(list(excluded_ids), device=scores.device), float("-inf"))
-    return F.cross_entropy(scores.flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX)
+    targets = labels[:, positions + 1].flatten()
+    return chunked_cross_entropy(logits.flatten(0, 1), targets, list(excluded_ids), chunk_tokens)
 
 
 def causal_loss(logits: torch.Tensor, labels: torch.Tensor, excluded_ids: Sequence[int] = ()) -> torch.Tensor:

@@ -23,6 +23,7 @@ from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.packed_attention import without_cache_if_packed
+from lvlm.models.padding_free import can_drop_padding, pack_padded_rows
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
 from lvlm.models.tower_widths import shared_width
@@ -191,6 +192,7 @@ class VideoLLaVA(nn.Module):
         labels: torch.Tensor | None = None,
         loss_only: bool = False,
         full_vocabulary_loss: bool = False,
+        drop_padding: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Logits (and loss when ``labels`` are given).
@@ -210,6 +212,10 @@ class VideoLLaVA(nn.Module):
                 positions only. For training, where only the loss is read; most positions are visual tokens.
             full_vocabulary_loss: take the loss over every vocabulary row, placeholders included, as
                 transformers' VideoLlava does (for comparisons with it).
+            drop_padding: with ``labels`` and ``loss_only``, run the LLM on the real tokens only, the rows back to
+                back in one packed row (:mod:`lvlm.models.padding_free`), when the batch is right-padded and the
+                LLM's attention runs per sample (the default ``lvlm_packed_sdpa``, flash-attention): the same loss,
+                and ``.logits`` ``[1, n, v]``, one row per supervised token in batch order. Otherwise no effect.
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
@@ -230,6 +236,10 @@ class VideoLLaVA(nn.Module):
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
         excluded = () if full_vocabulary_loss else self.placeholder_ids
+        drop_padding = drop_padding and loss_only and labels is not None
+        if drop_padding and can_drop_padding(attention_mask, labels, kwargs, self.llm.config._attn_implementation):
+            embeds, labels, position_ids = pack_padded_rows(embeds, attention_mask, labels)
+            attention_mask, kwargs = None, kwargs | {"position_ids": position_ids, "use_cache": False}
         if labels is not None and loss_only and "logits_to_keep" not in kwargs and self.llm.keeps_logits_by_index:
             positions = supervised_positions(labels)
             output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)

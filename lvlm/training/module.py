@@ -211,13 +211,15 @@ class LVLMModule(pl.LightningModule):
     def forward(self, batch: Mapping[str, Any]) -> Any:
         """Causal LM output of a batch: ``input_ids [b, l]``, ``images [n, 3, h, w]``, ``videos [n, t, 3, h, w]``.
 
-        With ``labels``, ``.logits`` holds only the positions that predict a supervised token (``loss_only``).
+        With ``labels``, ``.logits`` holds only the positions that predict a supervised token (``loss_only``; one
+        row per supervised token when a padded batch runs without its padding, ``drop_padding``).
         """
         inputs = {k: batch[k] for k in TEXT_KEYS if batch.get(k) is not None}
         inputs |= {k: batch[k] for k in self.model.input_names if batch.get(k) is not None}
         # No KV cache in training: a recomputed (activation-checkpointed) layer would append to it twice.
-        # The steps read only the loss: the LM head runs only where a token is predicted (loss_only).
-        return self.model(**inputs, use_cache=False, loss_only=True)
+        # The steps read only the loss: the LM head runs only where a token is predicted (loss_only), and the LLM
+        # only on real tokens, a padded batch's rows back to back (drop_padding).
+        return self.model(**inputs, use_cache=False, loss_only=True, drop_padding=True)
 
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> torch.Tensor:
         loss = self(batch).loss

@@ -7,7 +7,7 @@ import torch
 
 from lvlm import VideoLLaVA
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.supervised_loss import supervised_positions
+from lvlm.models.supervised_loss import loss_at_positions, supervised_positions
 from lvlm.models.vision.clip_tower import CLIPVisionTower
 from tests.models.tiny import FRAMES, PAD_ID, pixels, text_dict, vision_dict
 
@@ -75,3 +75,29 @@ def test_same_gradients(model):
     assert grads[0].keys() == grads[1].keys() and "projector.0.weight" in grads[0]
     for name in grads[0]:
         assert torch.allclose(grads[0][name], grads[1][name], atol=1e-6, rtol=1e-5), name
+
+
+@pytest.mark.parametrize("excluded", [[], [9, 10]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("chunk_tokens", [1, 3, 1024])
+def test_the_chunked_loss_is_one_cross_entropy_over_all_rows(chunk_tokens, dtype, excluded):
+    """Any chunk size gives the loss and logit gradient of one float32 cross-entropy (placeholder rows excluded)."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 5, 11).to(dtype).requires_grad_()
+    before = logits.detach().clone()
+    labels = torch.tensor([[-100, 3, 4, -100, -100, 6], [-100, -100, 8, 1, 2, -100]])
+    got = loss_at_positions(logits, labels, torch.arange(5), excluded_ids=excluded, chunk_tokens=chunk_tokens)
+    scores = logits.float().index_fill(-1, torch.tensor(excluded, dtype=torch.long), float("-inf"))
+    expected = torch.nn.functional.cross_entropy(scores.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=-100)
+    assert got.dtype == torch.float32 and torch.equal(logits, before)  # the caller's logits are left as they are
+    torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    (got_grad,) = torch.autograd.grad(got * 3, logits)
+    (expected_grad,) = torch.autograd.grad(expected * 3, logits)
+    assert got_grad[..., excluded].eq(0).all()  # excluded rows get no gradient
+    torch.testing.assert_close(got_grad, expected_grad, rtol=0, atol=1e-6 if dtype == torch.float32 else 2e-2)
+
+
+def test_no_supervised_token_gives_nan_with_a_gradient():
+    logits = torch.randn(1, 0, 11, requires_grad=True)
+    loss = loss_at_positions(logits, torch.full((1, 4), -100), torch.arange(0))
+    assert loss.isnan() and loss.requires_grad

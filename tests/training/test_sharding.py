@@ -68,3 +68,23 @@ def test_a_linear_projector_gets_flat_features_so_its_output_is_no_view_to_copy(
     features = model.encode("video", pixels(2, FRAMES))
     assert features.shape == (2, 5 * FRAMES, 48) and outputs[0].shape == (2 * 5 * FRAMES, 48)
     assert outputs[0]._base is None  # nothing for the sharding guard to copy
+
+
+def test_a_padded_batch_without_its_padding_gives_the_unsharded_loss_and_no_view(one_process_group):
+    """The training step's forward (``loss_only``, ``drop_padding``: one packed row of the real tokens) under FSDP2."""
+    model = tiny_model()
+    model.encode_every_modality = True
+    image, video = model.modalities["image"].token_id, model.modalities["video"].token_id
+    ids = torch.tensor([[1, 4] + [image] * 4 + [5] + [0] * 11, [1, 4] + [video] * 5 * FRAMES + [5]])
+    mask = (torch.arange(ids.shape[1]) < torch.tensor([7, 18])[:, None]).long()
+    inputs = {"attention_mask": mask, "labels": torch.where(mask.bool(), ids, -100), "use_cache": False}
+    inputs |= {"images": pixels(1), "videos": pixels(1, FRAMES), "loss_only": True}
+    expected = model(ids, **inputs).loss.item()  # unsharded, padded
+    shard_model(model, one_process_group)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = model(ids, drop_padding=True, **inputs)
+        out.loss.backward()
+    assert out.logits.shape[:2] == (1, 4)  # one row per supervised token: the padding was dropped
+    assert abs(out.loss.item() - expected) <= 1e-6
+    assert [w for w in caught if VIEW_WARNING in str(w.message)] == []
