@@ -128,8 +128,8 @@ class ImageTransform:
         else:
             img = self.resize_and_center_crop(img)
         hwc = np.asarray(img, dtype=np.uint8).reshape(self.height, self.width, -1)
-        chw = torch.from_numpy(hwc.copy()).permute(2, 0, 1)
-        return normalize_pixels(chw, self.mean, self.std) if self.normalize else chw.contiguous()
+        chw = torch.from_numpy(np.ascontiguousarray(hwc.transpose(2, 0, 1)))  # one copy, writable, contiguous
+        return normalize_pixels(chw, self.mean, self.std) if self.normalize else chw
 
     def expand_to_aspect(self, img: Image.Image) -> Image.Image:
         """Pad to the output's aspect ratio with the mean colour, image centred (for a square output, the
