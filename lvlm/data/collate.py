@@ -112,7 +112,7 @@ def share_batch(batch: dict[str, Any]) -> dict[str, Any]:
     for key, tensor in tensors.items():
         offsets[key] = size
         size += -(-tensor.numel() * tensor.element_size() // _ALIGN) * _ALIGN
-    storage = torch.empty(size, dtype=torch.uint8).share_memory_().untyped_storage()
+    storage = torch.UntypedStorage._new_shared(max(size, _ALIGN))  # as torch's default_collate does in workers
     for key, tensor in tensors.items():
         view = torch.empty(0, dtype=tensor.dtype).set_(storage, offsets[key] // tensor.element_size(), tensor.shape)
         batch[key] = view.copy_(tensor)
