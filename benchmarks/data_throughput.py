@@ -16,9 +16,14 @@ same run, with the same DataLoader worker count, one sample at a time:
   re-encoded (short side 224, GOP 8).
 
 Also prints the raw decode throughput of the same media (one process, no transform) and the decode
-efficiency: pipeline samples/s divided by (workers x raw decode samples/s). Prints figures; asserts nothing.
+efficiency: pipeline samples/s divided by (workers x raw decode samples/s), measured in the same run; and the
+CPU efficiency: raw decode CPU time per sample divided by the pipeline's CPU time per sample (main process and
+workers), which a machine shared with other jobs changes far less than the rates. ``--copies K`` repeats the
+re-encoded shards' samples K times (under new keys), so that worker start-up weighs as little as in an epoch.
+Prints figures (and writes them with ``--json``); asserts nothing.
 
     python benchmarks/data_throughput.py --clips 6 --images 6 --workers 2 --reencode 224
+    python benchmarks/data_throughput.py --clips 20 --images 20 --reencode 224 --copies 5 --reencoded-only --json d.json
 """
 
 from __future__ import annotations
@@ -26,13 +31,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import io
 import itertools
 import json
 import math
 import os
 import random
+import resource
 import shutil
 import statistics
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -187,8 +195,23 @@ def lvlm_dataset(shard_dir: Path, backend: str | None = None) -> wds.WebDataset:
     return dataset.map(LvlmProcess(backend))
 
 
-def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> float:
-    """Samples per second through ``LVLMDataModule.test_dataloader()`` (tokenization and collation included)."""
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished (joined) children, such as DataLoader workers."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def timed(iterable, count_of) -> tuple[float, float]:
+    """Iterate to the end: (samples/s, CPU seconds per sample, workers included); start-up included."""
+    start, cpu, count = time.perf_counter(), cpu_seconds(), 0
+    for item in iterable:
+        count += count_of(item)
+    return count / (time.perf_counter() - start), (cpu_seconds() - cpu) / max(count, 1)
+
+
+def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> tuple[float, float]:
+    """Samples per second through ``LVLMDataModule.test_dataloader()`` (tokenization and collation included),
+    and CPU seconds per sample."""
     from lvlm.data.datamodule import LVLMDataModule
     from lvlm.data.tokenizer_training import train_tokenizer
 
@@ -203,39 +226,49 @@ def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> float
         num_workers=workers,
         run_dir=str(run_dir),
     )
-    start, count = time.perf_counter(), 0
-    for batch in dm.test_dataloader():
-        count += len(batch["keys"])
-    return count / (time.perf_counter() - start)
+    return timed(dm.test_dataloader(), lambda batch: len(batch["keys"]))
 
 
-def throughput(dataset: torch.utils.data.Dataset, workers: int) -> tuple[float, int]:
-    """Samples per second through a DataLoader (worker start-up included, as in training); and the count."""
-    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers)
-    start, count = time.perf_counter(), 0
-    for _ in loader:
-        count += 1
-    return count / (time.perf_counter() - start), count
+def throughput(dataset: torch.utils.data.Dataset, workers: int) -> tuple[float, float]:
+    """Samples per second through a DataLoader (worker start-up included, as in training); CPU s per sample."""
+    return timed(torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers), lambda _: 1)
 
 
-def raw_decode(shard_dir: Path, backend: str) -> tuple[float, float]:
-    """Decoding alone, one process, of the media in ``shard_dir``: (samples/s on the mix, clips/s).
+def raw_decode(shard_dir: Path, backend: str) -> tuple[float, float, float]:
+    """Decoding alone, one process, of the media in ``shard_dir``: (samples/s on the mix, clips/s, CPU seconds
+    per sample on the mix).
 
     Images decode to RGB, clips to 8 frames at their stored size; no transform, no DataLoader.
     """
     seconds = {"image": 0.0, "video": 0.0}
     counts = {"image": 0, "video": 0}
+    cpu = 0.0
     for sample in wds.WebDataset(sorted(str(p) for p in shard_dir.glob("*.tar")), shardshuffle=False):
         members = media_members(sample, MODALITIES)
         kind = "image" if members["image"] else "video"
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         if kind == "image":
             decode_image(members["image"][0][1])
         else:
             decode_video(members["video"][0][1], NUM_FRAMES, backend=backend)
         seconds[kind] += time.perf_counter() - start
+        cpu += time.process_time() - start_cpu
         counts[kind] += 1
-    return sum(counts.values()) / sum(seconds.values()), counts["video"] / max(seconds["video"], 1e-9)
+    total = sum(counts.values())
+    return total / sum(seconds.values()), counts["video"] / max(seconds["video"], 1e-9), cpu / total
+
+
+def replicate(shard_dir: Path, copies: int) -> None:
+    """Add ``copies - 1`` copies of every shard in ``shard_dir``, each member's key prefixed ``c<k>-``."""
+    for path in sorted(shard_dir.glob("*.tar")):
+        with tarfile.open(path) as source:
+            members = [(m, source.extractfile(m).read()) for m in source.getmembers() if m.isfile()]
+        for k in range(1, copies):
+            with tarfile.open(shard_dir / f"c{k}-{path.name}", "w") as out:
+                for member, data in members:
+                    info = tarfile.TarInfo(f"c{k}-{member.name}")
+                    info.size, info.mtime = len(data), member.mtime
+                    out.addfile(info, io.BytesIO(data))
 
 
 def parse_args() -> argparse.Namespace:
@@ -246,7 +279,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for every pipeline")
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each pipeline (median shown)")
     parser.add_argument("--reencode", type=int, default=None, help="also measure shards re-encoded to this short side")
-    return parser.parse_args()
+    parser.add_argument("--copies", type=int, default=1, help="repeat the re-encoded shards' samples this many times")
+    parser.add_argument(
+        "--reencoded-only", action="store_true", help="only the re-encoded shards' rows (no baseline, no raw clips)"
+    )
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    if args.reencoded_only and not args.reencode:
+        parser.error("--reencoded-only needs --reencode")
+    return args
 
 
 def prepare(root: Path, args: argparse.Namespace) -> list[dict]:
@@ -265,6 +306,7 @@ def prepare(root: Path, args: argparse.Namespace) -> list[dict]:
         shards_main([*shard_args, "--out", str(root / "shards")])
         if args.reencode:
             shards_main([*shard_args, "--out", str(root / "shards_re"), "--reencode", str(args.reencode)])
+            replicate(root / "shards_re", args.copies)
     # the baseline's DataLoader hands index j to worker j % workers
     return [r for group in itertools.zip_longest(*per_worker) for r in group if r is not None]
 
@@ -273,6 +315,9 @@ def main() -> None:
     args = parse_args()
     backends = available_backends()
     print(f"cpus={os.cpu_count()} torch={torch.__version__} default backend={default_backend()} workers={args.workers}")
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    for modality in MODALITIES:  # the towers' facts come with the model in training: not part of loading
+        modality.tower_facts  # noqa: B018
     with tempfile.TemporaryDirectory(prefix="lvlm-bench-") as tmp:
         root = Path(tmp)
         start = time.perf_counter()
@@ -280,44 +325,68 @@ def main() -> None:
         clip_mb = sum(p.stat().st_size for p in (root / "videos").iterdir()) / 1e6 / max(1, args.clips)
         elapsed = time.perf_counter() - start
         print(f"media: {args.clips} clips ({clip_mb:.1f} MB each) + {args.images} images, ready in {elapsed:.0f} s")
-        stores = {"raw": root / "shards"} | (
-            {f"--reencode {args.reencode}": root / "shards_re"} if args.reencode else {}
+        reencoded = f"--reencode {args.reencode}"
+        stores = ({} if args.reencoded_only else {"raw": root / "shards"}) | (
+            {reencoded: root / "shards_re"} if args.reencode else {}
         )
         raw = {(store, b): raw_decode(path, b) for store, path in stores.items() for b in backends}
         # name -> (run, raw-decode reference for the efficiency)
-        runs = {
-            "baseline (original procedure)": (
-                lambda: throughput(OriginalDataset(root, records), args.workers)[0],
+        runs = {}
+        if not args.reencoded_only:
+            runs["baseline (original procedure)"] = (
+                lambda: throughput(OriginalDataset(root, records), args.workers),
                 ("raw", "decord" if "decord" in backends else backends[0]),  # the original's decoder
             )
-        }
         for store, path in stores.items():
             for backend in backends:
-                run = functools.partial(lambda p, b: throughput(lvlm_dataset(p, b), args.workers)[0], path, backend)
+                run = functools.partial(lambda p, b: throughput(lvlm_dataset(p, b), args.workers), path, backend)
                 runs[f"lvlm decode+transform, {store}, {backend}"] = (run, (store, backend))
             run = functools.partial(datamodule_throughput, path, args.workers, root)
             runs[f"lvlm DataModule, {store}, {default_backend()}"] = (run, (store, default_backend()))
-        rows: dict[str, list[float]] = {name: [] for name in runs}
+        # (samples/s, CPU s per sample, the raw-decode reference) per run. The re-encoded media decode in seconds,
+        # so their reference is measured again right before each run: the ratio then compares like with like on
+        # a machine whose load drifts. The raw clips' reference (minutes) is the one measured above.
+        rows: dict[str, list[tuple[float, float, tuple[float, float, float]]]] = {name: [] for name in runs}
         for _ in range(args.repeats):  # alternate, so that load changes hit every row alike
-            for name, (run, _) in runs.items():
+            for name, (run, (store, backend)) in runs.items():
                 try:
-                    rows[name].append(run())
+                    reference = raw_decode(stores[store], backend) if store == reencoded else raw[(store, backend)]
+                    rows[name].append((*run(), reference))
                 except Exception as err:  # noqa: BLE001 - a row that cannot run is reported, not fatal
                     print(f"{name}: could not run ({type(err).__name__}: {err})")
-    for (store, backend), (mix, clips) in raw.items():
+    result: dict = {"settings": vars(args), "load_average_end": os.getloadavg(), "raw_decode": {}, "rows": {}}
+    for (store, backend), (mix, clips, cpu) in raw.items():
         print(
-            f"raw decode, {store} media, {backend:>6}, 1 process: {mix:6.2f} samples/s on the mix, {clips:6.2f} clips/s"
+            f"raw decode, {store} media, {backend:>6}, 1 process: {mix:6.2f} samples/s on the mix, {clips:6.2f} "
+            f"clips/s, {1000 * cpu:6.2f} ms CPU per sample"
         )
+        result["raw_decode"][f"{store}, {backend}"] = {"samples_per_s": mix, "clips_per_s": clips, "cpu_s": cpu}
     print("decode efficiency = samples/s / (workers x raw decode samples/s of the same media and backend)")
-    base = statistics.median(rows["baseline (original procedure)"])
+    print("CPU efficiency = raw decode CPU time per sample / the pipeline's CPU time per sample (workers included)")
+    print(f"({reencoded if args.reencode else 'none'}: raw decode measured again before each run; medians of the runs)")
+    baseline = rows.get("baseline (original procedure)")
+    base = statistics.median(r[0] for r in baseline) if baseline else None
     for name, values in rows.items():
         if values:
-            value, reference = statistics.median(values), args.workers * raw[runs[name][1]][0]
-            efficiency = 100 * value / reference
+            value, cpu = statistics.median(r[0] for r in values), statistics.median(r[1] for r in values)
+            efficiency = statistics.median(r[0] / (args.workers * r[2][0]) for r in values)
+            cpu_efficiency = statistics.median(r[2][2] / r[1] for r in values)
+            versus = f"x{value / base:5.2f}" if base else "   - "
             print(
-                f"{name:<44} {value:6.2f} samples/s  x{value / base:5.2f} vs baseline  "
-                f"decode efficiency {efficiency:5.1f} %  runs={[round(v, 2) for v in values]}"
+                f"{name:<44} {value:6.2f} samples/s  {versus} vs baseline  decode efficiency {100 * efficiency:5.1f} %"
+                f"  CPU efficiency {100 * cpu_efficiency:5.1f} %  runs={[round(r[0], 2) for r in values]}"
             )
+            result["rows"][name] = {
+                "samples_per_s": value,
+                "cpu_s_per_sample": cpu,
+                "vs_baseline": value / base if base else None,
+                "decode_efficiency": efficiency,
+                "cpu_efficiency": cpu_efficiency,
+                "runs": [{"samples_per_s": r[0], "cpu_s_per_sample": r[1], "raw_decode": list(r[2])} for r in values],
+            }
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump(result, out, indent=2)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from lvlm.data.collate import ProcessedSample, stack_media
+from lvlm.data.collate import ProcessedSample, share_batch, stack_media
 from lvlm.data.media import MediaModality
 from lvlm.data.sample_pipeline import PreparedSample
 from lvlm.data.tokenization import IGNORE_INDEX
@@ -106,4 +106,4 @@ class PackingCollator:
         batch["keys"] = [s.key for s in samples]
         batch["modalities"] = [s.modality for s in samples]
         batch["meta"] = [s.meta for s in samples]
-        return batch
+        return share_batch(batch)

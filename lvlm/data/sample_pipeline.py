@@ -20,7 +20,7 @@ from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.sample_format import media_members
 from lvlm.data.templates import ChatTemplate
-from lvlm.data.tokenization import TokenizedSample, tokenize_conversation, tokenize_prompt
+from lvlm.data.tokenization import SegmentTokenizer, TokenizedSample, tokenize_conversation, tokenize_prompt
 
 
 @dataclass
@@ -94,6 +94,7 @@ class SampleProcessor:
         self.caption_prompts = dict(caption_prompts or {})
         self.keep_meta = keep_meta or mode == "prompt"
         self.num_frames, self.max_length, self.mode, self.augment = num_frames, max_length, mode, augment
+        self._segment_tokenizer: SegmentTokenizer | None = None  # built at the first sample, then reused
         self.reseed(seed)
 
     def reseed(self, seed: int | None) -> None:
@@ -117,6 +118,8 @@ class SampleProcessor:
         payloads = {name: [data for _, data in items] for name, items in members.items()}
         counts = {name: len(items) for name, items in payloads.items()}
         tokenize = tokenize_conversation if self.mode == "train" else tokenize_prompt
+        if self._segment_tokenizer is None:
+            self._segment_tokenizer = SegmentTokenizer(self.tokenizer, self.modalities, self.num_frames)
         tokens = tokenize(
             record["conversations"],
             self.tokenizer,
@@ -126,6 +129,7 @@ class SampleProcessor:
             self.max_length,
             key=key,
             media_counts=counts,
+            segment_tokenizer=self._segment_tokenizer,
         )
         by_token = {modality.token: modality for modality in self.modalities}
         used = dict.fromkeys(payloads, 0)

@@ -120,16 +120,18 @@ class ImageTransform:
     def __call__(self, img: Image.Image) -> torch.Tensor:
         """Transform one image (any PIL mode). Returns float32 ``[c, h, w]``."""
         img = img if img.mode == self.pil_mode else img.convert(self.pil_mode)
-        if self.mode == "pad":
+        if self.mode == "pad" and not self.augment:
+            img = self.pad_resize_and_center_crop(img)
+        elif self.mode == "pad":
             img = self.expand_to_aspect(img)
         if self.augment:
             top, left, h, w = _crop_box(img.height, img.width, self._rng, self.width / self.height)
             img = img.resize((self.width, self.height), Image.Resampling.BICUBIC, box=(left, top, left + w, top + h))
-        else:
+        elif self.mode == "crop":
             img = self.resize_and_center_crop(img)
         hwc = np.asarray(img, dtype=np.uint8).reshape(self.height, self.width, -1)
-        chw = torch.from_numpy(hwc.copy()).permute(2, 0, 1)
-        return normalize_pixels(chw, self.mean, self.std) if self.normalize else chw.contiguous()
+        chw = torch.from_numpy(np.array(hwc.transpose(2, 0, 1), order="C"))  # one copy: writable, contiguous
+        return normalize_pixels(chw, self.mean, self.std) if self.normalize else chw
 
     def expand_to_aspect(self, img: Image.Image) -> Image.Image:
         """Pad to the output's aspect ratio with the mean colour, image centred (for a square output, the
@@ -141,6 +143,28 @@ class ImageTransform:
         canvas = Image.new(img.mode, box, self.pad_color)
         canvas.paste(img, ((box[0] - width) // 2, (box[1] - height) // 2))
         return canvas
+
+    def pad_resize_and_center_crop(self, img: Image.Image) -> Image.Image:
+        """``resize_and_center_crop(expand_to_aspect(img))``, the same pixels, with less work when only rows are
+        padded (an image wider than the output's aspect, the common landscape photo).
+
+        PIL resizes in two passes, horizontal then vertical, each rounded to 8 bits. The horizontal pass treats
+        rows independently, so it is run on the image's rows and on one padding row only, and the padded
+        intermediate is assembled from them; the vertical pass then runs on it as on the padded canvas (same
+        sizes, same coefficients). Padded columns mix with the image in the horizontal pass: the plain way.
+        """
+        width, height = img.size
+        box = max(width, round(height * self.width / self.height)), max(height, round(width * self.height / self.width))
+        if box[0] != width or box[1] == height:
+            return self.resize_and_center_crop(self.expand_to_aspect(img))
+        new_width, new_height = cover_size(*box, self.height, self.width)
+        rows = img.resize((new_width, height), Image.Resampling.BICUBIC)  # horizontal pass only
+        pad_row = Image.new(img.mode, (width, 1), self.pad_color).resize((new_width, 1), Image.Resampling.BICUBIC)
+        padded = pad_row.resize((new_width, box[1]), Image.Resampling.NEAREST)  # that row, repeated
+        padded.paste(rows, (0, (box[1] - height) // 2))
+        out = padded.resize((new_width, new_height), Image.Resampling.BICUBIC)  # vertical pass only
+        left, top = (new_width - self.width) // 2, (new_height - self.height) // 2
+        return out.crop((left, top, left + self.width, top + self.height))
 
     def resize_and_center_crop(self, img: Image.Image) -> Image.Image:
         """Bicubic resize of the short side to ``s`` (long side truncated as HF does), then centre crop; for a

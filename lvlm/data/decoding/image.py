@@ -15,6 +15,10 @@ from lvlm.data.decoding.errors import ImageDecodeError
 ALPHA_BACKGROUND = (255, 255, 255)
 _HIGH_BIT_MODES = {"I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
+# PIL imports its common format plugins (JPEG, PNG, GIF, BMP, PPM) at the first `Image.open`; done here, in the
+# main process, DataLoader workers inherit them instead of each importing them at its first image.
+Image.preinit()
+
 
 def decode_image(source: bytes | str | os.PathLike, *, key: str = "?") -> Image.Image:
     """Decode an image from bytes or a path into an RGB PIL image.
@@ -38,7 +42,8 @@ def decode_image(source: bytes | str | os.PathLike, *, key: str = "?") -> Image.
         stream = io.BytesIO(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
         with Image.open(stream) as img:
             img.load()
-            return to_rgb(img)
+            # a decoded RGB image is already a fresh image: no copy (`to_rgb` copies to leave a caller's image alone)
+            return img if img.mode == "RGB" else to_rgb(img)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as err:
         raise ImageDecodeError(key, source, f"{type(err).__name__}: {err}") from err
 
