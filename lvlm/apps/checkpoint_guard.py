@@ -30,16 +30,27 @@ from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
 from lvlm.training.export import EXPORT_SETTINGS
 
 
-def check_run_checkpoint(path: str | Path, module: LightningModule | None, subcommand: str) -> None:
-    """The checks of a checkpoint about to be loaded (see the module docstring)."""
+def check_run_checkpoint(
+    path: str | Path, module: LightningModule | None, subcommand: str, report_settings: bool = True
+) -> None:
+    """The checks of a checkpoint about to be loaded (see the module docstring); with ``report_settings`` the
+    settings that differ from the recipe's are printed too."""
     if is_dcp_folder(path):
         check_dcp(path)
     settings = dict(getattr(module, "hparams", {}) or {}) if subcommand == "fit" else {}
     for key in EXPORT_SETTINGS:
         if settings.get(key) is not None:
             check_output(settings[key], [path], overwrite=True, what=f"model.{key}")
-    if subcommand == "fit" and module is not None and module.global_rank == 0:
+    if report_settings and subcommand == "fit" and module is not None and module.global_rank == 0:
         print(report(path, settings), file=sys.stderr)
+
+
+def check_named_checkpoint(ckpt_path: Any, module: LightningModule | None, subcommand: str) -> None:
+    """Before the trainer starts (no run folder, no config written yet): the checks of an explicit ``--ckpt_path``
+    that names an existing file or folder. Special values (``last``, ``hpc``) are resolved by Lightning later and
+    checked then, by :func:`guard_checkpoint_loading`."""
+    if ckpt_path and Path(str(ckpt_path)).exists():
+        check_run_checkpoint(ckpt_path, module, subcommand, report_settings=False)
 
 
 def guard_checkpoint_loading(trainer: Trainer, subcommand: str) -> None:

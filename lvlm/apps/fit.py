@@ -17,7 +17,7 @@ from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
-from lvlm.apps.checkpoint_guard import guard_checkpoint_loading
+from lvlm.apps.checkpoint_guard import check_named_checkpoint, guard_checkpoint_loading
 from lvlm.apps.experiment import is_experiment, run_experiment
 from lvlm.apps.fit_args import rewrite_args
 from lvlm.apps.quiet import quiet_training_output
@@ -69,6 +69,7 @@ class LVLMCLI(LightningCLI):
         """Before any work: the checkpoint Lightning resolves and loads (``--ckpt_path PATH``, ``last``, ``hpc``,
         a SLURM requeue's) is read safely, may not hold the run's export, and its settings are compared with the
         recipe's (:mod:`lvlm.apps.checkpoint_guard`)."""
+        check_named_checkpoint(self.config[self.subcommand].get("ckpt_path"), self.model, self.subcommand)
         guard_checkpoint_loading(self.trainer, self.subcommand)
 
     before_fit = before_validate = before_test = before_predict = _guard
