@@ -118,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_plan(out, plan)
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:
@@ -158,6 +156,8 @@ def world_sizes(plan: GridPlan):
 def run_grid(plan: GridPlan, out: Path) -> dict[str, Any]:
     """Every step of the grid not done yet, then the table; returns the table's JSON."""
     start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    _check_same_plan(out, plan)
     sizes = world_sizes(plan)
     _shared_inputs(out, sizes)
     towers = {cell[0] for cell in plan.cells}

@@ -88,8 +88,17 @@ def warm_up_unified(
         videos = video_batch(video_scenes, pre.size, sizes.video_frames, grid, mean, std)
         loss, stats = warmup_loss(image_tower, video_tower, heads, images, videos)
         # The mean token of each tower, compared with one caption space (recomputed: warmup_loss keeps no tokens).
-        pooled = torch.cat([image_tower(images["pixels"]).mean(1), video_tower(videos["pixels"]).mean(1)])
-        text = captions([synthetic.caption(s) for s in (*image_scenes, *video_scenes)])
+        # The image-text pairs include stills of the video world (the middle frame, "a blue circle"): an image
+        # tower aligned to language has seen objects anywhere, not only at the centres of the 3x3 grid.
+        stills = videos["pixels"][:, sizes.video_frames // 2]
+        pooled = torch.cat(
+            [image_tower(torch.cat([images["pixels"], stills])).mean(1), video_tower(videos["pixels"]).mean(1)]
+        )
+        text = captions(
+            [synthetic.caption(s) for s in image_scenes]
+            + [f"a {s['end_color']} {s['shape']}" for s in video_scenes]  # the colour from the middle frame on
+            + [synthetic.caption(s) for s in video_scenes]
+        )
         aligned = caption_loss(pooled, text, captions.log_scale)
         optimizer.zero_grad(set_to_none=True)
         (loss + aligned).backward()

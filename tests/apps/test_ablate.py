@@ -1,0 +1,96 @@
+"""`lvlm ablate` in miniature: the grid's structure, its resumption, and diagnostics that tell the arms apart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lvlm.apps.ablate import GridPlan, build_parser, main, plan_from, run_grid
+from lvlm.apps.ablate_data import keep_sample, without_question_type
+from lvlm.apps.ablate_table import comparisons, summarize
+from lvlm.core.errors import UserError
+
+TINY = GridPlan(
+    stage2_train=40,
+    stage2_test=12,
+    warmup_steps=2,
+    stage2_steps=2,
+    seeds=(0, 1),
+    cells=(("unified", "transfer"), ("random", "transfer")),
+    diagnostic_videos=8,
+)
+
+
+def _record(modality: str, types: list[str]) -> dict:
+    turns = []
+    for i, kind in enumerate(types):
+        turns += [{"from": "human", "value": (f"<{modality}>\n" if i == 0 else "") + f"q {kind}?"}]
+        turns += [{"from": "gpt", "value": f"a {kind}"}]
+    meta = {"modality": modality, "question_types": types, "answers": [f"a {t}" for t in types]}
+    return {"conversations": turns, "meta": meta | {"choices": {t: ["x"] for t in types}}}
+
+
+def test_transfer_arm_drops_video_shape_questions_and_moves_the_placeholder():
+    record = keep_sample("transfer", _record("video", ["shape", "color", "direction"]))
+    assert record["meta"]["question_types"] == ["color", "direction"] and "shape" not in record["meta"]["choices"]
+    assert [t["value"] for t in record["conversations"][::2]] == ["<video>\nq color?", "q direction?"]
+    assert keep_sample("transfer", _record("image", ["shape", "color"]))["meta"]["question_types"] == ["shape", "color"]
+    assert without_question_type(_record("video", ["shape"]), "shape") is None
+    assert keep_sample("image_only", _record("video", ["color"])) is None
+    assert keep_sample("video_only", _record("text", ["text"])) is not None
+
+
+def test_plan_options_and_one_line_refusals():
+    fast = plan_from(build_parser().parse_args(["--fast", "--seeds", "3", "--cells", "random:video_only"]))
+    assert fast.seeds == (0, 1, 2) and fast.cells == (("random", "video_only"),)
+    assert len(plan_from(build_parser().parse_args([])).seeds) >= 3
+    with pytest.raises(UserError, match="TOWER:DATA"):
+        plan_from(build_parser().parse_args(["--cells", "unified:audio"]))
+    with pytest.raises(UserError, match="--seeds"):
+        plan_from(build_parser().parse_args(["--seeds", "0"]))
+
+
+@pytest.mark.slow
+def test_tiny_grid_writes_one_table_and_resumes_by_run(tmp_path, capsys):
+    """About 40 s on 2 cores: 2 cells x 2 seeds, two steps each."""
+    table = run_grid(TINY, tmp_path)
+    assert table["runs"] == 4 and set(table["cells"]) == {"unified-transfer", "random-transfer"}
+    cell = table["cells"]["unified-transfer"]
+    assert len(cell["all/all"]["values"]) == 2 and {"retrieval_after", "cka_before", "norm_ratio_video"} <= set(cell)
+    assert "shape/video" in cell  # the held-out concept is still asked
+    assert any(c["metric"] == "retrieval_after" and c["a"] == "unified-transfer" for c in table["comparisons"])
+    markdown = (tmp_path / "ablation.md").read_text()
+    assert "| metric | unified-transfer | random-transfer |" in markdown and "exceeds" in markdown
+    assert json.loads((tmp_path / "ablation.json").read_text())["runs"] == 4
+    for run in ("unified-transfer/seed0", "random-transfer/seed1"):
+        logs = tmp_path / "runs" / run / "runs" / "stage2" / "tensorboard"
+        assert list(logs.glob("events.out.tfevents.*")), run
+    shard = sorted((tmp_path / "data" / "transfer" / "stage2").glob("train-*.tar"))
+    assert shard and json.loads((tmp_path / "data" / "transfer" / "arm.json").read_text())["counts"]
+
+    # Rerunning resumes: only the run whose result is missing trains again.
+    finished = tmp_path / "runs" / "unified-transfer" / "seed0" / "result.json"
+    kept = finished.stat().st_mtime_ns
+    (tmp_path / "runs" / "random-transfer" / "seed1" / "result.json").unlink()
+    with pytest.raises(UserError, match="plan.json"):  # other sizes or steps cannot resume this grid
+        main(["--out", str(tmp_path), "--fast"])
+    capsys.readouterr()
+    assert run_grid(TINY, tmp_path)["runs"] == 4
+    printed = capsys.readouterr().out
+    assert "stage 2: towers random, data transfer, seed 1" in printed and "seed 0" not in printed
+    assert finished.stat().st_mtime_ns == kept
+
+
+def test_summary_says_whether_a_difference_exceeds_the_spread():
+    def result(cell, seed, accuracy):
+        row = {"question_type": "all", "modality": "all", "n": 10, "accuracy": accuracy, "chance": 0.25}
+        return {"cell": cell, "seed": seed, "rows": [row], "alignment": {"pairs": {}, "norms": {}}}
+
+    runs = [result(["unified", "joint"], s, a) for s, a in ((0, 0.9), (1, 0.8))]
+    runs += [result(["random", "joint"], s, a) for s, a in ((0, 0.3), (1, 0.35))]
+    summary = summarize(runs)
+    assert summary["unified-joint"]["all/all"]["mean"] == pytest.approx(0.85)
+    (found,) = comparisons(summary)
+    assert (found["a"], found["b"]) == ("unified-joint", "random-joint") and found["exceeds_spread"]
+    assert found["difference"] == pytest.approx(0.525) and found["spread"] == pytest.approx(0.0707 + 0.0354, abs=1e-3)
