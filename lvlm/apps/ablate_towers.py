@@ -40,6 +40,9 @@ from lvlm.data import synthetic
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
 TOWER_ARMS = ("unified", "separated", "random")
+# The caption term's weight against the supervised read-outs: at 1 the pooled tokens of a video and of its
+# middle frame found each other at 0.06-0.08 top-1 over 64 videos after 300-400 steps, at 4 at 0.11 (chance 0.016).
+CAPTION_WEIGHT = 4.0
 WORDS = ["a", "and", "moving", "turning", *synthetic.COLORS, *synthetic.SHAPES, *synthetic.DIRECTIONS]
 
 
@@ -69,6 +72,7 @@ def warm_up_unified(
     video_tower: LanguageBindVideoTower,
     sizes: synthetic.WorldSizes,
     settings: WarmupSettings,
+    caption_weight: float = CAPTION_WEIGHT,
 ) -> dict[str, float]:
     """The supervised warm-up plus the shared caption term; towers frozen at the end. Returns the last stats."""
     torch.manual_seed(settings.seed)
@@ -101,7 +105,7 @@ def warm_up_unified(
         )
         aligned = caption_loss(pooled, text, captions.log_scale)
         optimizer.zero_grad(set_to_none=True)
-        (loss + aligned).backward()
+        (loss + caption_weight * aligned).backward()
         optimizer.step()
         schedule.step()
         stats |= {"loss": loss.item(), "caption_loss": aligned.item()}
