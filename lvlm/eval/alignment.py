@@ -3,8 +3,9 @@
 Row ``i`` of ``a`` and row ``i`` of ``b`` are a pair (a video and one of its frames, say). The measures follow
 the sources in the alignment reference note:
 
-- **Retrieval top-1** ranks the ``n`` candidates of the other set by cosine similarity and counts how often
-  the true partner comes first. Chance is ``1 / n``, so compare only at equal ``n``.
+- **Retrieval top-1** ranks the ``n`` candidates of the other set by cosine similarity (after removing each
+  set's batch mean, see :func:`retrieval_top1`) and counts how often the true partner comes first. Chance is
+  ``1 / n``, so compare only at equal ``n``.
 - **Linear CKA** (Kornblith et al., arXiv 1905.00414): with column-centred ``X`` and ``Y``,
   ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)``. 1 for spaces equal up to rotation and isotropic scale. The
   biased estimator is inflated at small ``n`` and large ``d``, so :func:`alignment_scores` also reports it on
@@ -21,14 +22,21 @@ import torch
 import torch.nn.functional as F
 
 
-def retrieval_top1(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+def retrieval_top1(a: torch.Tensor, b: torch.Tensor, center: bool = True) -> tuple[float, float]:
     """Top-1 retrieval by cosine: ``(a -> b, b -> a)``, each the share of rows whose partner ranks first.
 
     Args:
         a, b: ``[n, d]`` paired rows (the same width).
+        center: subtract each set's mean over the batch first. Pooled tower tokens share one large common
+            direction (the "cone", Liang et al., arXiv 2203.02053: mean cosine about 0.99 for random towers),
+            and each set its own offset (the modality gap); uncentred, one candidate wins every query and
+            retrieval reads chance whatever the alignment.
     """
     _check_pairs(a, b)
-    similarity = F.normalize(a.double(), dim=-1) @ F.normalize(b.double(), dim=-1).T  # [n, n]
+    a, b = a.double(), b.double()
+    if center:
+        a, b = a - a.mean(dim=0, keepdim=True), b - b.mean(dim=0, keepdim=True)
+    similarity = F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T  # [n, n]
     truth = torch.arange(a.shape[0])
     a_to_b = (similarity.argmax(dim=1) == truth).double().mean().item()
     b_to_a = (similarity.argmax(dim=0) == truth).double().mean().item()
@@ -55,15 +63,19 @@ def alignment_scores(a: torch.Tensor, b: torch.Tensor, seed: int = 0) -> dict[st
     """Every pair measure of ``[n, d]`` rows ``a`` and ``b``, with the chance and shuffled floors.
 
     Returns:
-        ``retrieval_a_to_b``, ``retrieval_b_to_a``, ``retrieval_chance`` (``1/n``), ``cka``, ``cka_normalized``
-        (rows L2-normalised first) and ``cka_shuffled`` (``b``'s rows permuted: the biased estimator's floor).
+        ``retrieval_a_to_b``, ``retrieval_b_to_a`` (centred), the same ``_uncentered``, ``retrieval_chance``
+        (``1/n``), ``cka``, ``cka_normalized`` (rows L2-normalised first) and ``cka_shuffled`` (``b``'s rows
+        permuted: the biased estimator's floor).
     """
     a_to_b, b_to_a = retrieval_top1(a, b)
+    raw_a_to_b, raw_b_to_a = retrieval_top1(a, b, center=False)
     generator = torch.Generator().manual_seed(seed)
     shuffled = b[torch.randperm(b.shape[0], generator=generator)]
     return {
         "retrieval_a_to_b": a_to_b,
         "retrieval_b_to_a": b_to_a,
+        "retrieval_a_to_b_uncentered": raw_a_to_b,
+        "retrieval_b_to_a_uncentered": raw_b_to_a,
         "retrieval_chance": 1.0 / a.shape[0],
         "cka": linear_cka(a, b),
         "cka_normalized": linear_cka(F.normalize(a.double(), dim=-1), F.normalize(b.double(), dim=-1)),

@@ -54,3 +54,13 @@ def test_norm_summary_of_known_vectors():
     summary = norm_summary(torch.tensor([[[3.0, 4.0], [0.0, 1.0]]]))  # norms 5 and 1, any leading shape
     assert summary["mean"] == pytest.approx(3.0)
     assert summary["p99"] == pytest.approx(1 + 0.99 * 4)
+
+
+def test_centring_removes_a_shared_offset_that_hides_the_pairs():
+    x = torch.randn(64, 16, generator=torch.Generator().manual_seed(6))
+    cone = torch.full((16,), 50.0)  # one large direction common to every row (the cone), a gap between sets
+    gap = torch.zeros(16)
+    gap[0] = 30.0
+    a, b = x + cone, 0.5 * x + gap
+    assert retrieval_top1(a, b) == (1.0, 1.0)
+    assert max(retrieval_top1(a, b, center=False)) < 0.2
