@@ -165,7 +165,8 @@ def run_grid(plan: GridPlan, out: Path) -> dict[str, Any]:
         for arm in [a for a in TOWER_ARMS if a in towers]:
             directory = out / "towers" / arm / f"seed{seed}"
             if not (directory / "arm.json").is_file():
-                _say(f"tower arm {arm}, seed {seed} ({plan.warmup_steps} warm-up steps)")
+                steps = "no warm-up" if arm == "random" else f"{plan.warmup_steps} warm-up steps"
+                _say(f"tower arm {arm}, seed {seed} ({steps})")
                 write_tower_arm(arm, directory, sizes, plan.warmup_steps, seed)
     for arm in [a for a in DATA_ARMS if a in {cell[1] for cell in plan.cells}]:
         if not (out / "data" / arm / "arm.json").is_file():

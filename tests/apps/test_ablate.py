@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
+import torch
 
-from lvlm.apps.ablate import GridPlan, build_parser, main, plan_from, run_grid
+from lvlm.apps.ablate import GridPlan, build_parser, main, plan_from, run_grid, world_sizes
 from lvlm.apps.ablate_data import keep_sample, without_question_type
 from lvlm.apps.ablate_table import comparisons, summarize
+from lvlm.apps.ablate_towers import build_towers, warm_up_unified
+from lvlm.apps.quickstart_towers import WarmupSettings, _scenes, video_batch
 from lvlm.core.errors import UserError
+from lvlm.eval.alignment import alignment_scores
+from lvlm.models.projector import MLPGeluProjector
 
 TINY = GridPlan(
     stage2_train=40,
@@ -94,3 +100,51 @@ def test_summary_says_whether_a_difference_exceeds_the_spread():
     (found,) = comparisons(summary)
     assert (found["a"], found["b"]) == ("unified-joint", "random-joint") and found["exceeds_spread"]
     assert found["difference"] == pytest.approx(0.525) and found["spread"] == pytest.approx(0.0707 + 0.0354, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_diagnostics_rank_unified_towers_above_random_ones():
+    """About 15 s on 2 cores: 100 warm-up steps of the unified arm, then its videos against their middle frames."""
+    sizes = world_sizes(TINY)
+    unified = build_towers(0)
+    warm_up_unified(*unified, sizes, WarmupSettings(steps=100, batch_size=16))
+    scenes = _scenes(random.Random("diagnostics"), "video", 32, sizes)
+    pre = unified[0].preprocessing
+    pixels = video_batch(
+        scenes,
+        pre.size,
+        sizes.video_frames,
+        3,
+        torch.tensor(pre.mean).view(3, 1, 1),
+        torch.tensor(pre.std).view(3, 1, 1),
+    )["pixels"]
+    torch.manual_seed(0)
+    projector = MLPGeluProjector(64, 128)
+    scores = {}
+    with torch.no_grad():
+        for arm, (image, video) in (("unified", unified), ("random", build_towers(0))):
+            videos, frames = video(pixels), image(pixels[:, sizes.video_frames // 2])
+            before = alignment_scores(videos.mean(1), frames.mean(1))
+            after = alignment_scores(projector(videos).mean(1), projector(frames).mean(1))
+            scores[arm] = {
+                k: (s["retrieval_a_to_b"] + s["retrieval_b_to_a"]) / 2
+                for k, s in (("before", before), ("after", after))
+            }
+    chance = 1 / 32
+    assert scores["unified"]["after"] >= 2 * chance and scores["random"]["after"] <= 2 * chance, scores
+    assert scores["unified"]["before"] > scores["random"]["before"], scores
+
+
+def test_every_command_in_the_docs_parses():
+    import shlex
+    from pathlib import Path
+
+    from lvlm.apps import ablate, diagnose
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "ablations.md").read_text()
+    parsers = {"ablate": ablate.build_parser(), "diagnose": diagnose.build_parser()}
+    lines = [line for line in doc.splitlines() if line.startswith(("lvlm ablate", "lvlm diagnose"))]
+    assert {line.split()[1] for line in lines} == set(parsers)
+    for line in lines:
+        words = shlex.split(line.split("  #")[0])
+        parsers[words[1]].parse_args(words[2:])
