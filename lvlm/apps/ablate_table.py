@@ -99,7 +99,9 @@ def render_markdown(summary: dict[str, dict[str, dict[str, Any]]], compared: lis
 
     def value(cell: str, metric: str) -> str:
         entry = summary[cell].get(metric)
-        return "" if entry is None else f"{entry['mean']:.3f} ± {entry['std']:.3f}"
+        if entry is None:
+            return ""
+        return f"{entry['mean']:.3f}" + (f" ± {entry['std']:.3f}" if len(entry["values"]) > 1 else " (1 seed)")
 
     parts = ["Accuracy (mean ± std over seeds; question type / modality):", ""]
     parts.append(
