@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.apps.ablate_data import DATA_ARMS, write_data_arm
-from lvlm.apps.ablate_table import write_table
+from lvlm.apps.ablate_table import collect_results, write_table
 from lvlm.apps.ablate_towers import TOWER_ARMS, write_tower_arm
 from lvlm.apps.quickstart import ENV_DIR, FRAMES, IMAGE_SIZE, RECIPES, VIDEO_FRACTION
 from lvlm.core.errors import UserError
@@ -177,8 +177,6 @@ def run_grid(plan: GridPlan, out: Path) -> dict[str, Any]:
             run_dir = out / "runs" / f"{cell[0]}-{cell[1]}" / f"seed{seed}"
             if not (run_dir / "result.json").is_file():
                 run_cell(plan, out, cell, seed, run_dir)
-    from lvlm.apps.ablate_table import collect_results
-
     table = write_table(collect_results(out, plan.cells, plan.seeds), out)
     _say(f"table -> {out / 'ablation.md'} ({time.perf_counter() - start:.0f} s this invocation)")
     return table

@@ -59,7 +59,7 @@ def test_plan_options_and_one_line_refusals():
 
 
 @pytest.mark.slow
-def test_tiny_grid_writes_one_table_and_resumes_by_run(tmp_path, capsys):
+def test_tiny_grid_writes_one_table_and_resumes_by_run(tmp_path, capsys, one_thread):
     """About 40 s on 2 cores: 2 cells x 2 seeds, two steps each."""
     table = run_grid(TINY, tmp_path)
     assert table["runs"] == 4 and set(table["cells"]) == {"unified-transfer", "random-transfer"}
@@ -106,8 +106,17 @@ def test_summary_says_whether_a_difference_exceeds_the_spread():
     assert found["difference"] == pytest.approx(0.525) and found["spread"] == pytest.approx(0.0707 + 0.0354, abs=1e-3)
 
 
+@pytest.fixture
+def one_thread():
+    """The grid's own setting (``--threads 1``): tiny models, and no spinning second thread on a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.slow
-def test_diagnostics_rank_unified_towers_above_random_ones():
+def test_diagnostics_rank_unified_towers_above_random_ones(one_thread):
     """About 15 s on 2 cores: 100 warm-up steps of the unified arm, then its videos against their middle frames."""
     sizes = world_sizes(TINY)
     unified = build_towers(0)
