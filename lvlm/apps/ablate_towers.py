@@ -136,7 +136,8 @@ def write_tower_arm(arm: str, directory: Path, sizes: synthetic.WorldSizes, step
     elif arm == "separated":
         stats = warm_up_towers(image, video, sizes, settings)
     else:
-        image.freeze(), video.freeze()
+        image.freeze()
+        video.freeze()
         stats = {}
     save_languagebind_tower(image, directory / "image")
     save_languagebind_tower(video, directory / "video")
