@@ -22,6 +22,11 @@ TOOLS: dict[str, tuple[str, str]] = {
     "merge-lora": ("lvlm.apps.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
     "convert": ("lvlm.apps.convert", "convert checkpoints between lvlm and hf layouts"),
     "quickstart": ("lvlm.apps.quickstart", "synthetic data -> stage 1 -> stage 2 -> evaluation, on CPU"),
+    "ablate": (
+        "lvlm.apps.ablate",
+        "the paper's alignment ablations in miniature: tower x data arms x seeds, one table",
+    ),
+    "diagnose": ("lvlm.apps.diagnose", "alignment of a model's video and image towers, before and after the projector"),
 }
 LIGHTNING_COMMANDS = {
     "fit": "train a model from a recipe: lvlm fit -c recipes/finetune.yaml",
