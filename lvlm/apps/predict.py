@@ -14,6 +14,7 @@ an input or an earlier result); an interrupted run is continued with ``--resume`
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -126,6 +127,16 @@ def check_media_kinds(job: PredictJob, takes: list[str]) -> None:
         )
 
 
+def recorded_modality_names(model_dir: str | Path) -> list[str] | None:
+    """The modalities an lvlm model directory records (``lvlm_config.json``'s towers), read without its weights;
+    None for other layouts (their workers check each question as they load the model)."""
+    try:
+        towers = json.loads((Path(model_dir) / "lvlm_config.json").read_text()).get("towers")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return sorted(towers) if isinstance(towers, dict) and towers else None
+
+
 def still_to_answer(partial: PartialRun, keys: dict[int, str]) -> list[int]:
     """The indices not in the partial folder; a question there under another key means the input changed."""
     done = partial.done()
@@ -161,6 +172,10 @@ def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
         partial.prepare(identity, args.resume)
         return todo
 
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 or args.num_processes > 1:
+        recorded = recorded_modality_names(job.model_dir)  # no model in this process: read what it records
+        if recorded:
+            check_media_kinds(job, recorded)
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         return run_distributed(job, prepare)  # None on ranks other than 0
     if args.num_processes > 1:

@@ -149,17 +149,20 @@ def image_only_checkpoint(tmp_path_factory):
     return directory
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 @pytest.mark.parametrize("kind", ["video", "image"])
 def test_questions_naming_media_the_model_lacks_are_refused_before_any_answer(
-    image_only_checkpoint, media_dir, tmp_path, capsys, kind
+    image_only_checkpoint, media_dir, tmp_path, capsys, kind, processes
 ):
-    """The image question is the benign twin: the same model answers it."""
+    """The image question is the benign twin: the same model answers it (one process, or two spawned ones)."""
     questions = tmp_path / "q.jsonl"
     media = {"video": "right.mp4", "image": "red.png"}[kind]
     questions.write_text(json.dumps({"key": "q1", kind: media, "question": "what is it?"}) + "\n")
     out = tmp_path / "preds.jsonl"
     argv = ["predict", "--model", image_only_checkpoint, "--questions", questions, "--media-root", media_dir]
-    code, printed = lvlm(capsys, *argv, "--out", out, "--max-new-tokens", "2", "--no-progress")
+    code, printed = lvlm(
+        capsys, *argv, "--out", out, "--max-new-tokens", "2", "--no-progress", "--num-processes", processes
+    )
     if kind == "image":
         assert code == 0 and len(out.read_text().splitlines()) == 1, printed
         return
