@@ -65,7 +65,9 @@ def exported_weights(model_dir: Path) -> dict[str, torch.Tensor]:
 def assert_same_weights(got: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Tensor], atol: float = 1e-6):
     assert sorted(got) == sorted(expected)
     for key in expected:
-        torch.testing.assert_close(got[key].float(), expected[key].float(), rtol=0, atol=atol, msg=key)
+        torch.testing.assert_close(
+            got[key].float(), expected[key].float(), rtol=0, atol=atol, msg=lambda message, key=key: f"{key}: {message}"
+        )
 
 
 def is_plain(value: Any) -> bool:
