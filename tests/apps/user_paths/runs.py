@@ -21,17 +21,10 @@ STALL = "tests.apps.user_paths.stall.StallAfterStep"
 
 
 def env() -> dict[str, str]:
-    """The test's environment for the commands, with the repository importable (the stall callback's class).
-
-    ``MKL_CBWR=AUTO,STRICT``: MKL's matrix products may round differently with the memory alignment of their inputs
-    unless its conditional numerical reproducibility is strict; these tests compare lvlm's resume with an
-    uninterrupted run to 1e-6, not MKL's run-to-run reproducibility (one CI run saw a mismatch here that 14 reruns
-    did not show; alignment is the suspected cause, not confirmed).
-    """
+    """The test's environment for the commands, with the repository importable (the stall callback's class)."""
     return os.environ | {
         "HF_HUB_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",
-        "MKL_CBWR": "AUTO,STRICT",
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
 

@@ -40,6 +40,11 @@ from tests.apps.user_paths.worlds import FRAMES, MAX_STEPS, depth_world, lvlm_co
 
 pytestmark = pytest.mark.slow
 KILL_AT = 2  # killed at the start of step 3 (mid-epoch: 3 batches per epoch), resumed from step 2's checkpoint
+# A resumed run recomputes steps 3-4 from the restored state; their float rounding may differ in the last bits (seen
+# in CI, twice: 1.0e-6 on one LoRA-merged weight, 18 of 168 tensors off by 1e-7 to 1e-6; exact in 14 runs elsewhere).
+# A wrong data position or state moves weights by about one step's update (lr 1e-2): the tests check that the
+# steps after the kill moved the weights by far more than this tolerance.
+RESUME_ATOL = 1e-5
 RESUME = {"languagebind": "path", "timm": "last", "depth": "path"}
 MIME = {"image": "image/png", "video": "video/mp4", "depth": "image/png"}
 
@@ -80,8 +85,11 @@ def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(world, runs
         assert "resuming from" in runs["resume_log"] and "last" in runs["resume_log"]
     else:
         assert f"resuming from {at}" in runs["resume_log"]
-    assert_same_weights(exported_weights(runs["killed"] / "model"), exported_weights(runs["full"] / "model"))
+    full = exported_weights(runs["full"] / "model")
+    assert_same_weights(exported_weights(runs["killed"] / "model"), full, atol=RESUME_ATOL)
     start_state = torch.load(at, weights_only=True)["state_dict"]
+    moved = (start_state["model.projector.0.weight"] - full["projector.0.weight"]).abs().max().item()
+    assert moved > 100 * RESUME_ATOL, moved  # steps 3-4 trained: the tolerance cannot hide a wrong resume
     lora = [k for k in start_state if "lora_B" in k]
     assert lora and not all(torch.equal(start_state[k], torch.zeros_like(start_state[k])) for k in lora)
 
@@ -192,7 +200,7 @@ def test_a_killed_fsdp2_run_resumes_from_last_to_the_uninterrupted_weights(shard
     assert sorted(p.name for p in step2.iterdir()) == [".metadata", "__0_0.distcp", "__1_0.distcp", "meta.pt"]
     assert "resuming from" in sharded_runs["resume_log"] and "last" in sharded_runs["resume_log"]
     full, killed = exported_weights(sharded_runs["full"] / "model"), exported_weights(sharded_runs["killed"] / "model")
-    assert_same_weights(killed, full)
+    assert_same_weights(killed, full, atol=RESUME_ATOL)
     assert is_plain(torch.load(step2 / "meta.pt", weights_only=True)["hyper_parameters"])
 
 
