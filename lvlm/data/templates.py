@@ -2,9 +2,9 @@
 
 A template renders a conversation into ordered `Segment`s. Tokenization (`lvlm.data.tokenization`) tokenizes
 each segment on its own and concatenates, so the supervised span is known by construction instead of being
-recovered from the rendered string by offset arithmetic (the original's `-2` trick, spec §4).
+recovered from the rendered string by offset arithmetic (the original's `-2` trick).
 
-Rendered strings (spec §4, `videollava/conversation.py`):
+Rendered strings (the original's `videollava/conversation.py`):
 
 - `vicuna_v1` / `llava_v1` (SeparatorStyle.TWO):
   `"<system> USER: <image>\\nQ1 ASSISTANT: A1</s>USER: Q2 ASSISTANT: A2</s>"`; a generation prompt ends with
@@ -194,7 +194,7 @@ LLAVA_SYSTEM = (
 
 
 class VicunaV1(ChatTemplate):
-    """``vicuna_v1``: Video-LLaVA's training template (spec §4)."""
+    """``vicuna_v1``: Video-LLaVA's training template."""
 
     def __init__(self, name: str = "vicuna_v1", system: str = VICUNA_SYSTEM, **kwargs: Any) -> None:
         super().__init__(name, system, **kwargs)

@@ -3,7 +3,7 @@
 Shapes: ``t`` frames, ``c`` channels (``len(mean)``: 3 for RGB, 1 for grayscale), ``h``/``w`` height/width of
 the tower's input (``size`` is a square side ``s`` or ``(h, w)``).
 
-Differences from the original Video-LLaVA (spec §6.2-6.3), all deliberate:
+Differences from the original Video-LLaVA (its ``process_images`` and video processor), all deliberate:
 - Videos are resized as uint8 and normalised after the crop; the original normalises float frames at full
   resolution first, which costs 4x the memory traffic and gives the same values up to interpolation rounding.
 - No random flip unless ``augment=True``: the original flips videos at random even at evaluation.

@@ -1,8 +1,8 @@
 """The projector shared by every visual modality: any module mapping tower width to LLM width.
 
 Built in: :class:`MLPGeluProjector` (``mlp{N}x_gelu``: ``Linear(d_vision → d_llm)`` then ``N-1`` times
-``GELU (exact erf), Linear(d_llm → d_llm)``, parameter indices 0, 2, ... as the original's ``mm_projector``,
-spec §2), :class:`LinearProjector` and :class:`IdentityProjector`. A recipe names one by class path; its first
+``GELU (exact erf), Linear(d_llm → d_llm)``, parameter indices 0, 2, ... as the original's ``mm_projector``),
+:class:`LinearProjector` and :class:`IdentityProjector`. A recipe names one by class path; its first
 two arguments (``in_features``, ``out_features``) are filled in from the towers and the LLM.
 
 Legend: ``d_vision`` tower width, ``d_llm`` LLM width.

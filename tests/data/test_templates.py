@@ -1,4 +1,4 @@
-"""Chat templates render the exact strings of the original `conversation.py` (spec §4)."""
+"""Chat templates render the exact strings of the original `conversation.py`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Every recipe in recipes/ parses through `lvlm fit ... --print_config`; each ablation is one command.
 
 Parsing only: nothing is instantiated, no weights are read. The paper's numbers are checked on the
-resolved configs (spec §5.1).
+resolved configs (the paper's two stages).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """transformers' ``video_llava`` layout (``LanguageBind/Video-LLaVA-7B-hf``): read and write.
 
-Both towers are plain CLIP (the ``-hf`` port dropped LanguageBind's temporal attention, spec §9.2), the
+Both towers are plain CLIP (the ``-hf`` port dropped LanguageBind's temporal attention), the
 image tower drops CLS (``vision_feature_select_strategy: default``) and the video tower keeps it. Keys
 are accepted in the hub's legacy form (``image_tower.vision_model.*``, ``language_model.model.*``) and
 in transformers 5's form (``model.image_tower.*``, ``model.language_model.*``, ``lm_head.*``).

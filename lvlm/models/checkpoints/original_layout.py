@@ -1,4 +1,4 @@
-"""The original ``LanguageBind/Video-LLaVA-7B`` layout (spec §1, §2, §9.4, §12).
+"""The original ``LanguageBind/Video-LLaVA-7B`` layout (its ``config.json`` keys, LanguageBind towers, ``mm_projector``).
 
 ``config.json`` is a Llama config plus ``mm_*`` fields naming the towers by hub id or path; weights are
 ``model.image_tower.image_tower.*``, ``model.video_tower.video_tower.*`` (with ``temporal_attn``,
@@ -52,7 +52,7 @@ def read_original(
             if name is None:
                 continue
             vision = _tower_vision_config(kind, name, directory)
-            # The original ignores mm_vision_select_feature for video: every frame keeps its CLS (spec §1.1).
+            # The original ignores mm_vision_select_feature for video: every frame keeps its CLS.
             towers[kind] = build_languagebind_tower(
                 kind, vision, select_layer=layer, select_feature=feature if kind == "image" else "cls_patch"
             )

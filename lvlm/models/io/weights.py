@@ -15,7 +15,7 @@ from torch import nn
 
 from lvlm.core.errors import UnsafeInputError, UserError
 
-# Buffers some checkpoints carry that are recomputed at build time (spec §12).
+# Buffers some checkpoints carry that are recomputed at build time.
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq", "embeddings.position_ids")
 
 

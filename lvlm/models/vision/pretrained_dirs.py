@@ -5,7 +5,7 @@
   alone (with or without the ``vision_model.`` prefix, depending on the transformers version that wrote it).
 - A LanguageBind directory (``LanguageBind_Image``, ``LanguageBind_Video_merge``) holds a contrastive model's
   ``config.json`` (``vision_config`` inside) and ``vision_model.*`` weights; ``LanguageBind_Image`` may store
-  its encoder wrapped in LoRA (``...encoder.base_model.model.layers.N...`` with ``lora_A``/``lora_B``, spec §12),
+  its encoder wrapped in LoRA (``...encoder.base_model.model.layers.N...`` with ``lora_A``/``lora_B``),
   merged here: ``W + B @ A * alpha / r``.
 """
 

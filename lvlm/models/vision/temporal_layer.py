@@ -1,6 +1,6 @@
 """LanguageBind's video encoder block: temporal attention over frames, then the usual CLIP block.
 
-Faithful to ``LanguageBind_Video_merge`` (spec §1.5): in every layer a temporal embedding ``[1, T, d]``
+Faithful to ``LanguageBind_Video_merge``: in every layer a temporal embedding ``[1, T, d]``
 is added to each token track (CLS included) when ``T != 1``; then a pre-norm self-attention across the
 ``T`` frames at each spatial position (bidirectional, no mask); then CLIP's spatial block. Parameter
 names match the released checkpoint: ``temporal_embedding``, ``temporal_attn.{q,k,v,out}_proj``,
