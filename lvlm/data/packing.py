@@ -49,8 +49,8 @@ def pack_batches(
 
     `buffer` samples at a time are packed first-fit-decreasing; every bin but the emptiest is yielded (in random
     order) and the emptiest bin's samples wait for the next buffer, so bins stay nearly full. With
-    `by_modality`, multimodal and text-only samples are packed apart (the original's modality-grouped sampler). At the end of a
-    finite stream every remaining bin is yielded.
+    `by_modality`, multimodal and text-only samples are packed apart (the original's modality-grouped sampler).
+    At the end of a finite stream every remaining bin is yielded.
     """
     pending: dict[bool, list[PreparedSample]] = {True: [], False: []}
     exhausted = False

@@ -1,4 +1,4 @@
-"""The original ``LanguageBind/Video-LLaVA-7B`` layout (its ``config.json`` keys, LanguageBind towers, ``mm_projector``).
+"""The original ``LanguageBind/Video-LLaVA-7B`` layout: ``config.json`` keys, LanguageBind towers, ``mm_projector``.
 
 ``config.json`` is a Llama config plus ``mm_*`` fields naming the towers by hub id or path; weights are
 ``model.image_tower.image_tower.*``, ``model.video_tower.video_tower.*`` (with ``temporal_attn``,
