@@ -138,14 +138,6 @@ def resolve_media(folder: Path | None, rel: str, kind: str) -> Path:
     return path
 
 
-def read_media(path: Path) -> bytes:
-    """The bytes of a media file; an unreadable file (permissions, I/O error) is a :class:`SkippedSample`."""
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise SkippedSample("unreadable_media", f"{path}: {err.strerror or err}") from err
-
-
 def convert_safely(record: Any, key: str, **options: Any) -> dict[str, Any] | SkippedSample:
     """:func:`convert_record`, returning the reason instead of raising: no record can stop a conversion.
 

@@ -9,8 +9,7 @@ The adapters are injected into ``model.llm.causal_lm`` and nowhere else, so the 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -27,17 +26,6 @@ class LoRASettings:
     alpha: int = 256
     dropout: float = 0.05
     target_modules: tuple[str, ...] = field(default=LLAMA_LINEARS)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "model.lora") -> LoRASettings:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(data)
-        if "target_modules" in values:
-            values["target_modules"] = tuple(values["target_modules"])
-        return cls(**values)
 
     @property
     def scale(self) -> float:

@@ -204,15 +204,3 @@ def _retie(module: nn.Module, groups: list[list[str]], loaded: set[str]) -> None
 def _preview(keys: list[str], limit: int = 20) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f", ... (+{len(keys) - limit} more)" if len(keys) > limit else "") if keys else "none"
-
-
-def rename(state: Mapping[str, torch.Tensor], rules: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
-    """Apply the first matching ``(prefix, replacement)`` rule to each key; keys matching none are kept."""
-    out = {}
-    for key, tensor in state.items():
-        for prefix, replacement in rules:
-            if key.startswith(prefix):
-                key = replacement + key[len(prefix) :]
-                break
-        out[key] = tensor
-    return out
