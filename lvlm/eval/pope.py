@@ -114,6 +114,24 @@ def _answered(category: str, rows: list[dict], matched: dict[tuple[str, str], di
     return items, absent
 
 
+def _read_questions(files: Mapping[str, str | Path]) -> dict[str, list[dict[str, Any]]]:
+    """Each category's question rows, every row checked for ``question_id`` and ``label``."""
+    questions = {}
+    for category, path in files.items():
+        read = read_jsonl(path)
+        for where, row in read.located():
+            require_fields(row, ["question_id", "label"], where)
+        questions[category] = read.rows
+    return questions
+
+
+def _category_row(category: str, answered: list[dict[str, Any]], metrics: dict[str, float]) -> list[Any]:
+    """Score one category's answered questions: adds ``category/metric`` to ``metrics``, returns its table row."""
+    scores = pope_metrics([it["parsed"] for it in answered], [it["label"] for it in answered])
+    metrics.update({f"{category}/{k}": v for k, v in scores.items()})
+    return [category, len(answered), *(scores[k] for k in METRICS)]
+
+
 def evaluate_pope(
     predictions: str | Path | Iterable[Mapping[str, Any]],
     questions_dir: str | Path | None = None,
@@ -133,12 +151,7 @@ def evaluate_pope(
         encoding: of the prediction file (``auto``: UTF-8, else Latin-1).
     """
     files = dict(question_files) if question_files else find_question_files(questions_dir)
-    questions = {}
-    for c, path in files.items():
-        read = read_jsonl(path)
-        for where, q in read.located():
-            require_fields(q, ["question_id", "label"], where)
-        questions[c] = read.rows
+    questions = _read_questions(files)
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
     records = load_records(predictions, ["prediction"], key=None, encoding=encoding)
     matched = _match(questions, records)
@@ -152,12 +165,9 @@ def evaluate_pope(
                 f"(first: {absent[:5]}); pass --allow-missing to score the answered ones only{records.skipped_hint()}"
             )
         missing += len(absent)
-        if not answered:
-            continue
-        items += answered
-        scores = pope_metrics([it["parsed"] for it in answered], [it["label"] for it in answered])
-        metrics.update({f"{category}/{k}": v for k, v in scores.items()})
-        rows_out.append([category, len(answered), *(scores[k] for k in METRICS)])
+        if answered:
+            items += answered
+            rows_out.append(_category_row(category, answered, metrics))
     if not rows_out:
         raise EvalInputError(
             f"{source}: no prediction matches a question of {sorted(files.values())}{records.skipped_hint()}"

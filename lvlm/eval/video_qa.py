@@ -80,6 +80,26 @@ def _judge_all(judge: Judge, pairs: list[tuple[str, JudgeItem]]) -> tuple[list[d
     return items, {k: after[k] - before[k] for k in ("cache_hits", "requests", "retries", "malformed", "past_deadline")}
 
 
+def _score(items: list[dict[str, Any]], allow_partial: bool) -> tuple[list[dict[str, Any]], str, dict[str, float]]:
+    """The judged items, the status (``complete``/``partial``/``incomplete``) and the metrics it allows."""
+    judged = [it for it in items if "pred" in it]
+    status = "complete" if len(judged) == len(items) else ("partial" if allow_partial and judged else "incomplete")
+    metrics = (
+        {}
+        if status == "incomplete"
+        else video_qa_metrics([it["pred"] for it in judged], [it["score"] for it in judged])
+    )
+    return judged, status, metrics
+
+
+def _judge_info(judge: Judge) -> dict[str, Any]:
+    """What the result records of the judge: its description, and the prompt when a model judges."""
+    info = dict(judge.describe())
+    if judge.kind != "exact":
+        info["prompt"] = {"system": SYSTEM_PROMPT, "user_head": USER_PROMPT_HEAD, "user_tail": USER_PROMPT_TAIL}
+    return info
+
+
 def evaluate_video_qa(
     predictions: str | Path | Iterable[Mapping[str, Any]],
     judge: Judge | str = "exact",
@@ -109,22 +129,19 @@ def evaluate_video_qa(
     if (questions is None) != (answers is None):
         raise EvalInputError("give both --questions (test_q.json) and --answers (test_a.json), or neither")
     records = load_records(predictions, ["prediction"], aliases={"prediction": "pred"}, encoding=encoding)
-    if questions is not None:
-        pairs, missing = _items_with_references(records, questions, answers, source, allow_missing)
-    else:
-        pairs, missing = _items_from_records(records)
+    pairs, missing = (
+        _items_from_records(records)
+        if questions is None
+        else _items_with_references(records, questions, answers, source, allow_missing)
+    )
     if not pairs:
         raise EvalInputError(f"{source}: no prediction to judge{records.skipped_hint()}")
     items, judge_counts = _judge_all(judge, pairs)
-    judged = [it for it in items if "pred" in it]
+    judged, status, metrics = _score(items, allow_partial)
     preds = [it["pred"] for it in judged]
-    status = "complete" if len(judged) == len(items) else ("partial" if allow_partial and judged else "incomplete")
-    metrics = {} if status == "incomplete" else video_qa_metrics(preds, [it["score"] for it in judged])
     counts = {"questions": len(items), "judged": len(judged), "failed": len(items) - len(judged), "missing": missing}
     counts.update(judge_counts, yes=preds.count("yes"), no=preds.count("no"), skipped=len(records.skipped))
-    info = dict(judge.describe())
-    if judge.kind != "exact":
-        info["prompt"] = {"system": SYSTEM_PROMPT, "user_head": USER_PROMPT_HEAD, "user_tail": USER_PROMPT_TAIL}
+    info = _judge_info(judge)
     scores = [metrics.get("accuracy", "-"), metrics.get("score", "-")]
     row = [judge.kind, info["model"], info["prompt_hash"], f"{len(judged)}/{len(items)}", counts["failed"], *scores]
     return EvalResult(
