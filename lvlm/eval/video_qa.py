@@ -92,6 +92,13 @@ def _score(items: list[dict[str, Any]], allow_partial: bool) -> tuple[list[dict[
     return judged, status, metrics
 
 
+def _reference_files(questions: str | Path | None, answers: str | Path | None) -> dict[str, str | None]:
+    return {
+        "questions": None if questions is None else str(questions),
+        "answers": None if answers is None else str(answers),
+    }
+
+
 def _judge_info(judge: Judge) -> dict[str, Any]:
     """What the result records of the judge: its description, and the prompt when a model judges."""
     info = dict(judge.describe())
@@ -143,16 +150,16 @@ def evaluate_video_qa(
     counts.update(judge_counts, yes=preds.count("yes"), no=preds.count("no"), skipped=len(records.skipped))
     info = _judge_info(judge)
     scores = [metrics.get("accuracy", "-"), metrics.get("score", "-")]
-    row = [judge.kind, info["model"], info["prompt_hash"], f"{len(judged)}/{len(items)}", counts["failed"], *scores]
     return EvalResult(
         protocol="video-qa",
         metrics=metrics,
         headers=["judge", "model", "prompt", "judged/total", "failed", "accuracy", "score"],
-        rows=[row],
+        rows=[
+            [judge.kind, info["model"], info["prompt_hash"], f"{len(judged)}/{len(items)}", counts["failed"], *scores]
+        ],
         config={
             "predictions": source,
-            "questions": None if questions is None else str(questions),
-            "answers": None if answers is None else str(answers),
+            **_reference_files(questions, answers),
             "judge": info,
             "encoding": records.encoding,
         },
