@@ -130,17 +130,15 @@ def evaluate_video_qa(
             otherwise no metric is given (status ``incomplete``). With no item judged there is never a metric.
         encoding: of the prediction file (``auto``: UTF-8, else Latin-1).
     """
-    if isinstance(judge, str):
-        judge = make_judge(judge, **dict(judge_options or {}))
+    judge = make_judge(judge, **dict(judge_options or {})) if isinstance(judge, str) else judge
     source = str(predictions) if isinstance(predictions, str | Path) else "predictions"
     if (questions is None) != (answers is None):
         raise EvalInputError("give both --questions (test_q.json) and --answers (test_a.json), or neither")
     records = load_records(predictions, ["prediction"], aliases={"prediction": "pred"}, encoding=encoding)
-    pairs, missing = (
-        _items_from_records(records)
-        if questions is None
-        else _items_with_references(records, questions, answers, source, allow_missing)
-    )
+    if questions is None:
+        pairs, missing = _items_from_records(records)
+    else:
+        pairs, missing = _items_with_references(records, questions, answers, source, allow_missing)
     if not pairs:
         raise EvalInputError(f"{source}: no prediction to judge{records.skipped_hint()}")
     items, judge_counts = _judge_all(judge, pairs)
