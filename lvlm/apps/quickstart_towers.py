@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvlm.data import synthetic
+from lvlm.data import synthetic, synthetic_render
 from lvlm.models.io.weights import write_state_dict
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
@@ -74,7 +74,7 @@ def _patch_of(x: float, y: float, size: int, grid: int) -> int:
 def image_batch(scenes: list[dict[str, Any]], size: int, grid: int, mean, std) -> dict[str, torch.Tensor]:
     """Pixels ``[n, 3, s, s]``, per-patch colour/shape targets ``[n, g*g]`` (the patch under each object), the
     object count ``[n]`` and the colour of each shape (``none`` if absent) ``[n, shapes]``."""
-    pixels = torch.stack([_pixels(np.asarray(synthetic.render_image(s, size)), mean, std) for s in scenes])
+    pixels = torch.stack([_pixels(np.asarray(synthetic_render.render_image(s, size)), mean, std) for s in scenes])
     colors = torch.full((len(scenes), grid * grid), len(COLORS))
     shapes = torch.full((len(scenes), grid * grid), len(SHAPES))
     shape_colors = torch.full((len(scenes), len(SHAPES)), len(COLORS))
@@ -90,10 +90,10 @@ def image_batch(scenes: list[dict[str, Any]], size: int, grid: int, mean, std) -
 
 def video_batch(scenes: list[dict[str, Any]], size: int, frames: int, grid: int, mean, std) -> dict[str, torch.Tensor]:
     """Pixels ``[n, t, 3, s, s]``, clip-level targets ``[n]`` and per-frame occupancy ``[n, t, g*g]``."""
-    pixels = torch.stack([_pixels(synthetic.render_video(s, size, frames), mean, std) for s in scenes])
+    pixels = torch.stack([_pixels(synthetic_render.render_video(s, size, frames), mean, std) for s in scenes])
     occupied = torch.zeros(len(scenes), frames, grid * grid, dtype=torch.long)
     for n, scene in enumerate(scenes):
-        for t, (x, y) in enumerate(synthetic.video_positions(scene, size, frames)):
+        for t, (x, y) in enumerate(synthetic_render.video_positions(scene, size, frames)):
             occupied[n, t, _patch_of(x, y, size, grid)] = 1
     return {
         "pixels": pixels,

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from lvlm.data.decoding.encoding import encode_mp4
-from lvlm.data.synthetic import WorldSizes, render_video, sample_scene
+from lvlm.data.synthetic import WorldSizes, sample_scene
+from lvlm.data.synthetic_render import render_video
 
 ROUNDS = 12  # per thread and clip: 2 threads x 4 clips x 12 = 96 encodes, about a second
 

@@ -12,15 +12,14 @@ import webdataset as wds
 from lvlm.data.decoding import decode_image, decode_video
 from lvlm.data.sample_format import count_placeholders, media_members
 from lvlm.data.synthetic import (
-    BACKGROUND,
     CHOICES,
-    COLORS,
     WorldSizes,
     build_sample,
     corpus_texts,
     questions,
     write_synthetic_world,
 )
+from lvlm.data.synthetic_render import BACKGROUND, COLORS
 from lvlm.modalities import ImageModality, VideoModality
 
 TINY = {"stage1_train": 12, "stage2_train": 16, "stage2_val": 6, "stage2_test": 6, "samples_per_shard": 10}

@@ -15,7 +15,8 @@ from lvlm.apps.fit import lightning_main
 from lvlm.apps.quickstart import FRAMES, PLANS, RECIPES, TOWER, check_recipes, main, world_sizes
 from lvlm.apps.quickstart_eval import test_questions as questions_of
 from lvlm.apps.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
-from lvlm.data.synthetic import render_image, write_synthetic_world
+from lvlm.data.synthetic import write_synthetic_world
+from lvlm.data.synthetic_render import render_image
 from lvlm.models.checkpoints.languagebind import load_languagebind_tower
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
