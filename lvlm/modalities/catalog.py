@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lvlm.core.registry import plugin_entry_points, resolve_component
-from lvlm.modalities.base import Modality
 from lvlm.modalities.image import ImageModality
 from lvlm.modalities.video import VideoModality
+from lvlm.models.modality import Modality
 
 GROUP = "lvlm.modalities"
 BUILT_IN: dict[str, type[Modality]] = {"image": ImageModality, "video": VideoModality}
