@@ -107,9 +107,7 @@ class SegmentTokenizer:
 
     CACHE_PIECES = 4096
 
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, modalities: Sequence[Modality], num_frames: int
-    ) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, modalities: Sequence[Modality], num_frames: int) -> None:
         self.tokenizer = tokenizer
         self.block = {m.token: (_token_id(tokenizer, m.token), m.num_tokens(num_frames)) for m in modalities}
         self.pattern = re.compile("(" + "|".join(re.escape(m.token) for m in modalities) + ")") if modalities else None
