@@ -104,7 +104,7 @@ def chat_loop(session: Any, media: list, settings: Any) -> int:
     """Read questions until ``/exit`` or end of input; returns the exit status."""
     from lvlm.inference.prompts import Conversation
 
-    conversation = Conversation(kinds=[kind for kind, _ in media])
+    conversation = Conversation(modalities=[session.modality(kind) for kind, _ in media])
     while True:
         try:
             question = input("USER: ").strip()
@@ -131,7 +131,7 @@ def slash_command(line: str, conversation: Any) -> Any:
     command = line.split()[0]
     if command == "/reset":
         print("(history cleared)")
-        return Conversation(kinds=conversation.kinds)
+        return Conversation(modalities=conversation.modalities)
     if command == "/history":
         for turn in conversation.turns:
             print(f"{'USER' if turn['from'] == 'human' else 'ASSISTANT'}: {turn['value']}")

@@ -18,17 +18,17 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import PlaceholderMismatchError, SampleFormatError
 from lvlm.data.sample_format import media_members
 from lvlm.data.shard_io import expand_pattern
+from lvlm.models.modality import Modality
 
 CAPTIONS_FORMAT = "captions"
 DEFAULT_CAPTION_PROMPT = "Describe the {media} briefly."
 
 
 def caption_record(
-    raw: Mapping[str, Any], prompt: str = DEFAULT_CAPTION_PROMPT, modalities: Sequence[MediaModality] = ()
+    raw: Mapping[str, Any], prompt: str = DEFAULT_CAPTION_PROMPT, modalities: Sequence[Modality] = ()
 ) -> dict[str, Any]:
     """The record (``conversations`` + metadata) of a caption-pair sample.
 

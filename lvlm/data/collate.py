@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 import torch
 
-from lvlm.data.media import MediaModality
 from lvlm.data.tokenization import IGNORE_INDEX
+from lvlm.models.modality import Modality
 
 Stacker = Callable[[Sequence[torch.Tensor]], torch.Tensor]
 
@@ -60,7 +60,7 @@ class Collator:
         self,
         pad_token_id: int,
         padding_side: Literal["right", "left"] = "right",
-        modalities: Sequence[MediaModality] = (),
+        modalities: Sequence[Modality] = (),
     ) -> None:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")

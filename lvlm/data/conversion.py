@@ -15,10 +15,10 @@ from typing import Any
 
 from lvlm.data.conversion_log import ConversionLog, Progress
 from lvlm.data.conversion_pool import Outcome, ordered_outcomes
-from lvlm.data.media import ShardModality
 from lvlm.data.records import Record
 from lvlm.data.shard_writer import ShardWriter
 from lvlm.data.shards import SkippedSample, convert_safely
+from lvlm.models.modality import Modality
 
 SHARD_MTIME = 0  # tar header timestamps: fixed, so a conversion writes byte-identical shards every time
 
@@ -27,7 +27,7 @@ SHARD_MTIME = 0  # tar header timestamps: fixed, so a conversion writes byte-ide
 class ConvertOptions:
     """How records become samples (see :func:`lvlm.data.shards.convert_record`)."""
 
-    modalities: tuple[ShardModality, ...] = ()
+    modalities: tuple[Modality, ...] = ()
     folders: tuple[tuple[str, Path], ...] = ()  # (modality name, folder its paths are relative to)
     reencode: int | None = None
     frames: int | None = None

@@ -39,7 +39,7 @@ from lvlm.data.collate import Collator
 from lvlm.data.decoding import available_backends
 from lvlm.data.eval_stream import EvalStream, build_index
 from lvlm.data.length_index import ShardLengths, length_index
-from lvlm.data.media import MediaModality, modality_list
+from lvlm.data.media import modality_list
 from lvlm.data.packed_pass import Bin, index_bins, micro_batches_per_rank
 from lvlm.data.packing import PackingCollator
 from lvlm.data.report import BadSampleReport, count_bad_samples
@@ -50,6 +50,7 @@ from lvlm.data.sources import DataSource, source_dicts
 from lvlm.data.templates import ChatTemplate, get_template
 from lvlm.data.train_stream import TrainLoader, TrainStream
 from lvlm.models.io.tokenizer import load_tokenizer
+from lvlm.models.modality import Modality
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class LVLMDataModule(pl.LightningDataModule):
         test_sources: Sequence[DataSource] = (),
         tokenizer: str | PreTrainedTokenizerBase = "",
         template: str | ChatTemplate = "vicuna_v1",
-        modalities: Mapping[str, MediaModality] | None = None,
+        modalities: Mapping[str, Modality] | None = None,
         num_frames: int = 8,
         max_length: int = 2048,
         batch_size: int = 4,

@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from lvlm.data.collate import ProcessedSample, share_batch, stack_media
-from lvlm.data.media import MediaModality
 from lvlm.data.sample_pipeline import PreparedSample
 from lvlm.data.tokenization import IGNORE_INDEX
+from lvlm.models.modality import Modality
 
 
 def first_fit_decreasing(lengths: Sequence[int], capacity: int) -> list[list[int]]:
@@ -84,7 +84,7 @@ class PackingCollator:
         modalities: Each modality stacks the items of its batch key (`modality.collate`).
     """
 
-    def __init__(self, modalities: Sequence[MediaModality] = ()) -> None:
+    def __init__(self, modalities: Sequence[Modality] = ()) -> None:
         self.stackers = {m.input_name: m.collate for m in modalities}
 
     def __call__(self, samples: Sequence[ProcessedSample]) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.core.errors import UserError
-from lvlm.data.media import ShardModality
 from lvlm.data.sample_format import count_placeholders
 from lvlm.data.shards import SkippedSample, mismatch_detail, sanitize_key
+from lvlm.models.modality import Modality
 
 NAME_MAX = 255  # bytes per path component (Linux, macOS)
 PATH_MAX = 4096  # bytes per path
@@ -60,7 +60,7 @@ class Record:
         return "+".join(name for name, count in self.media.items() if count) or "text"
 
 
-def load_records(paths: Sequence[Path], modalities: Sequence[ShardModality]) -> list[Record]:
+def load_records(paths: Sequence[Path], modalities: Sequence[Modality]) -> list[Record]:
     """Read every input file and check every record; keys are assigned in input order.
 
     ``modalities`` say which fields name media (``record_fields``) and which placeholders they match.
@@ -100,7 +100,7 @@ def read_list(path: Path) -> list[Any]:
     return value
 
 
-def check_record(value: Any, modalities: Sequence[ShardModality]) -> SkippedSample | None:
+def check_record(value: Any, modalities: Sequence[Modality]) -> SkippedSample | None:
     """Why ``value`` cannot become a sample, judged from the JSON alone; None if it can."""
     if not isinstance(value, dict):
         return SkippedSample("bad_json", f"a record must be a JSON object, got {type(value).__name__}")
@@ -132,7 +132,7 @@ def check_record(value: Any, modalities: Sequence[ShardModality]) -> SkippedSamp
     return None
 
 
-def _modality_paths(value: Any, modality: ShardModality) -> list[str]:
+def _modality_paths(value: Any, modality: Modality) -> list[str]:
     return [path for name in modality.record_fields for path in media_paths(value, name) or []]
 
 

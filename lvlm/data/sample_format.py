@@ -5,7 +5,7 @@ basename: ``abc.0.jpg`` becomes key ``abc`` and member ``0.jpg``. So member name
 
 ``ext`` (the only item of a modality) or ``0.ext``, ``1.ext``, ... (several), and items stored as frames:
 ``frames.0.jpg`` (one item) or ``0.frames.3.jpg`` (frame 3 of item 0). Which modality owns which extension is
-the modality's own business (:meth:`MediaModality.member_index`): the built-in image modality claims ``jpg``,
+the modality's own business (:meth:`Modality.member_index`): the built-in image modality claims ``jpg``,
 ``jpeg``, ``png``, ``webp``; the video modality ``mp4``, ``webm``, ... and frames; a plugin its own. Frame numbers
 are ordered numerically (``frames.10`` after ``frames.9``); a sample stores one modality's items either all as
 files or all as frames.
@@ -18,18 +18,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import SampleFormatError
+from lvlm.models.modality import Modality
 
 METADATA_MEMBERS = ("json", "txt", "cls")
 
 MediaMembers = dict[str, list[tuple[str, Any]]]
 
 
-def media_members(sample: Mapping[str, Any], modalities: Sequence[MediaModality]) -> MediaMembers:
+def media_members(sample: Mapping[str, Any], modalities: Sequence[Modality]) -> MediaMembers:
     """Find a sample's media members, each modality's list in placeholder order.
 
-    Each member is offered to the modalities in order (:meth:`MediaModality.member_index`); the first that
+    Each member is offered to the modalities in order (:meth:`Modality.member_index`); the first that
     claims it owns it. A claim with a frame index makes the member one frame of a frame-stored item.
 
     Args:
@@ -71,7 +71,7 @@ def media_members(sample: Mapping[str, Any], modalities: Sequence[MediaModality]
     return out
 
 
-def count_placeholders(conversations: list[Mapping[str, Any]], modalities: Sequence[MediaModality]) -> dict[str, int]:
+def count_placeholders(conversations: list[Mapping[str, Any]], modalities: Sequence[Modality]) -> dict[str, int]:
     """Number of each modality's placeholders over all turns of a conversation, by modality name."""
     text = "".join(str(turn.get("value", "")) for turn in conversations)
     return {m.name: text.count(m.token) for m in modalities}

@@ -16,11 +16,11 @@ from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.captions import caption_record
 from lvlm.data.collate import ProcessedSample
-from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.sample_format import media_members
 from lvlm.data.templates import ChatTemplate
 from lvlm.data.tokenization import SegmentTokenizer, TokenizedSample, tokenize_conversation, tokenize_prompt
+from lvlm.models.modality import Modality
 
 
 @dataclass
@@ -39,7 +39,7 @@ class PreparedSample:
     key: str
     url: str
     tokens: TokenizedSample
-    media: list[tuple[MediaModality, Any]] = field(default_factory=list)
+    media: list[tuple[Modality, Any]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -75,7 +75,7 @@ class SampleProcessor:
         self,
         tokenizer: PreTrainedTokenizerBase,
         template: ChatTemplate,
-        modalities: Sequence[MediaModality],
+        modalities: Sequence[Modality],
         num_frames: int,
         max_length: int,
         mode: Literal["train", "prompt"] = "train",
@@ -133,7 +133,7 @@ class SampleProcessor:
         )
         by_token = {modality.token: modality for modality in self.modalities}
         used = dict.fromkeys(payloads, 0)
-        media: list[tuple[MediaModality, Any]] = []
+        media: list[tuple[Modality, Any]] = []
         for marker in tokens.markers:
             modality = by_token[marker]
             media.append((modality, payloads[modality.name][used[modality.name]]))

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.data.decoding import MediaDecodeError
-from lvlm.data.media import ShardModality
 from lvlm.data.sample_format import count_placeholders, media_members
 from lvlm.data.shard_writer import ShardWriter
+from lvlm.models.modality import Modality
 
 __all__ = ["ShardWriter", "SkippedSample", "convert_record", "convert_safely", "media_members", "sanitize_key"]
 
@@ -55,7 +55,7 @@ def convert_record(
     record: Any,
     key: str,
     *,
-    modalities: Sequence[ShardModality],
+    modalities: Sequence[Modality],
     folders: Mapping[str, Path | None],
     **options: Any,
 ) -> dict[str, Any]:
@@ -97,7 +97,7 @@ def convert_record(
 
 
 def mismatch_detail(
-    placeholders: Mapping[str, int], paths: Mapping[str, Sequence[str]], modalities: Sequence[ShardModality]
+    placeholders: Mapping[str, int], paths: Mapping[str, Sequence[str]], modalities: Sequence[Modality]
 ) -> str:
     """``1 <image> and 0 <video> placeholders but 2 image file(s) and 0 video file(s)``."""
     found = " and ".join(f"{placeholders[m.name]} {m.token}" for m in modalities)
@@ -105,7 +105,7 @@ def mismatch_detail(
     return f"{found} placeholders but {given}"
 
 
-def _members(modality: ShardModality, path: Path, index: int, count: int, key: str, options: Any) -> dict[str, Any]:
+def _members(modality: Modality, path: Path, index: int, count: int, key: str, options: Any) -> dict[str, Any]:
     try:
         return modality.shard_members(path, index, count, key, **options)
     except SkippedSample:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from lvlm.data.media import MediaModality
 from lvlm.data.sample_errors import (
     MissingMediaError,
     PlaceholderMismatchError,
@@ -28,6 +27,7 @@ from lvlm.data.sample_errors import (
     SampleTooLongError,
 )
 from lvlm.data.templates import GPT, HUMAN, ChatTemplate, Segment, Turn
+from lvlm.models.modality import Modality
 
 IGNORE_INDEX = -100
 
@@ -107,9 +107,7 @@ class SegmentTokenizer:
 
     CACHE_PIECES = 4096
 
-    def __init__(
-        self, tokenizer: PreTrainedTokenizerBase, modalities: Sequence[MediaModality], num_frames: int
-    ) -> None:
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, modalities: Sequence[Modality], num_frames: int) -> None:
         self.tokenizer = tokenizer
         self.block = {m.token: (_token_id(tokenizer, m.token), m.num_tokens(num_frames)) for m in modalities}
         self.pattern = re.compile("(" + "|".join(re.escape(m.token) for m in modalities) + ")") if modalities else None
@@ -168,7 +166,7 @@ def _token_id(tokenizer: PreTrainedTokenizerBase, token: str) -> int:
 
 
 def _check_media_counts(
-    turns: Sequence[Turn], modalities: Sequence[MediaModality], media_counts: Mapping[str, int], key: str
+    turns: Sequence[Turn], modalities: Sequence[Modality], media_counts: Mapping[str, int], key: str
 ):
     for i, (role, text) in enumerate(turns):
         if role == GPT and any(m.token in text for m in modalities):
@@ -190,7 +188,7 @@ def tokenize_conversation(
     conversations: Any,
     tokenizer: PreTrainedTokenizerBase,
     template: ChatTemplate,
-    modalities: Sequence[MediaModality],
+    modalities: Sequence[Modality],
     num_frames: int,
     max_length: int,
     *,
@@ -265,7 +263,7 @@ def tokenize_prompt(
     conversations: Any,
     tokenizer: PreTrainedTokenizerBase,
     template: ChatTemplate,
-    modalities: Sequence[MediaModality],
+    modalities: Sequence[Modality],
     num_frames: int,
     max_length: int,
     *,

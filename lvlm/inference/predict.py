@@ -166,7 +166,9 @@ def predict_records(
     """
     session = model_dir if isinstance(model_dir, InferenceSession) else load_session(model_dir, template)
     settings = GenerationSettings(max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p)
-    result = predict(session, list(questions_from_records(records, media_root)), settings, batch_size)
+    result = predict(
+        session, list(questions_from_records(records, media_root, modalities=session.modalities)), settings, batch_size
+    )
     if skipped is not None:
         skipped.extend(result.skipped)
     return result.predictions
@@ -188,7 +190,7 @@ def answer(
     record: dict[str, Any] = {"key": "question", "question": question}
     for kind, path in sources:
         record.setdefault(kind, []).append(str(path))
-    result = predict(session, questions_from_records([record]), settings, batch_size=1)
+    result = predict(session, questions_from_records([record], modalities=session.modalities), settings, batch_size=1)
     if result.skipped:
         raise ValueError(result.skipped[0].detail)
     return result.predictions[0]["prediction"]

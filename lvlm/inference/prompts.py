@@ -18,20 +18,26 @@ from lvlm.data.sample_errors import SampleTooLongError
 from lvlm.data.templates import GPT, HUMAN
 from lvlm.data.tokenization import IGNORE_INDEX, TokenizedSample, tokenize_conversation, tokenize_prompt
 from lvlm.inference.session import InferenceSession
-from lvlm.modalities.catalog import in_marker_order
+from lvlm.models.modality import Modality
 
 
-def with_markers(question: str, kinds: Sequence[str]) -> str:
-    """``question`` preceded by one marker per media item and a newline, unless it places its markers itself."""
-    markers = [f"<{kind}>" for kind in in_marker_order(kinds)]
+def with_markers(question: str, modalities: Sequence[Modality]) -> str:
+    """``question`` preceded by the marker (``modality.token``) of each media item, in marker order (``marker_rank``:
+    videos first), and a newline, unless it places its markers itself.
+
+    Args:
+        question: the question text.
+        modalities: the modality of each media item, in attachment order.
+    """
+    markers = [modality.token for modality in sorted(modalities, key=lambda modality: modality.marker_rank)]
     if not markers or any(marker in question for marker in set(markers)):
         return question
     return "".join(markers) + "\n" + question
 
 
-def question_conversation(question: str, kinds: Sequence[str] = ()) -> list[dict[str, str]]:
-    """A one-question conversation in LLaVA form, markers placed as the original does."""
-    return [{"from": HUMAN, "value": with_markers(question, kinds)}]
+def question_conversation(question: str, modalities: Sequence[Modality] = ()) -> list[dict[str, str]]:
+    """A one-question conversation in LLaVA form, markers (one per media item's modality) placed as the original."""
+    return [{"from": HUMAN, "value": with_markers(question, modalities)}]
 
 
 @dataclass
@@ -39,16 +45,16 @@ class Conversation:
     """A multi-turn chat: media attach to the first user turn (as the original CLI does).
 
     Attributes:
-        kinds: the modality of each attached media item (``image``, ``video``, ...), in attachment order.
+        modalities: the modality of each attached media item, in attachment order.
         turns: LLaVA-form turns so far.
     """
 
-    kinds: list[str] = field(default_factory=list)
+    modalities: list[Modality] = field(default_factory=list)
     turns: list[dict[str, str]] = field(default_factory=list)
 
     def ask(self, question: str) -> list[dict[str, str]]:
         """The conversation with ``question`` appended as the next user turn (not stored until answered)."""
-        text = with_markers(question, self.kinds) if not self.turns else question
+        text = with_markers(question, self.modalities) if not self.turns else question
         return [*self.turns, {"from": HUMAN, "value": text}]
 
     def record(self, question: str, answer: str) -> None:
@@ -78,7 +84,7 @@ def prepare_prompt(
     Raises:
         BadSampleError: markers and media disagree in number, the JSON is malformed, or the prompt is too long.
     """
-    counts, by_kind = _group_media(session, media)
+    counts, by_name = _group_media(session, media)
     sample = tokenize_prompt(
         conversations,
         session.tokenizer,
@@ -89,7 +95,7 @@ def prepare_prompt(
         key=key,
         media_counts=counts,
     )
-    return _with_media(session, sample, by_kind, key, meta, labels=None)
+    return _with_media(session, sample, by_name, key, meta, labels=None)
 
 
 def prepare_scoring_prompt(
@@ -114,7 +120,7 @@ def prepare_scoring_prompt(
     Raises:
         BadSampleError: markers and media disagree, the JSON is malformed, or prompt and answer do not fit.
     """
-    counts, by_kind = _group_media(session, media)
+    counts, by_name = _group_media(session, media)
     sample = tokenize_conversation(
         conversations,
         session.tokenizer,
@@ -128,18 +134,18 @@ def prepare_scoring_prompt(
     if len(sample) > session.max_length:
         raise SampleTooLongError(key, f"prompt and answer need more than the model's {session.max_length} positions")
     labels = _last_answer_only(sample, session.tokenizer.eos_token_id)
-    return _with_media(session, sample, by_kind, key, meta, labels=labels)
+    return _with_media(session, sample, by_name, key, meta, labels=labels)
 
 
 def _group_media(
     session: InferenceSession, media: Sequence[tuple[str, torch.Tensor]]
 ) -> tuple[dict[str, int], dict[str, list[torch.Tensor]]]:
     counts: dict[str, int] = {name: 0 for name in session.modalities}
-    by_kind: dict[str, list[torch.Tensor]] = {}
-    for kind, tensor in media:
-        counts[kind] = counts.get(kind, 0) + 1
-        by_kind.setdefault(kind, []).append(tensor)
-    return counts, by_kind
+    by_name: dict[str, list[torch.Tensor]] = {}
+    for name, tensor in media:
+        counts[name] = counts.get(name, 0) + 1
+        by_name.setdefault(name, []).append(tensor)
+    return counts, by_name
 
 
 def _last_answer_only(sample: TokenizedSample, eos_id: int | None) -> torch.Tensor:
@@ -160,7 +166,7 @@ def _last_answer_only(sample: TokenizedSample, eos_id: int | None) -> torch.Tens
 def _with_media(
     session: InferenceSession,
     sample: TokenizedSample,
-    by_kind: dict[str, list[torch.Tensor]],
+    by_name: dict[str, list[torch.Tensor]],
     key: str,
     meta: dict[str, Any] | None,
     labels: torch.Tensor | None,
@@ -170,7 +176,7 @@ def _with_media(
     ordered, names = [], []
     for marker in sample.markers:
         modality = by_token[marker]
-        ordered.append((modality.input_name, by_kind[modality.name].pop(0)))
+        ordered.append((modality.input_name, by_name[modality.name].pop(0)))
         names.append(modality.name)
     meta = dict(meta or {})
     if sample.reference is not None:

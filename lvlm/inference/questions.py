@@ -29,7 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.inference.prompts import question_conversation
-from lvlm.modalities.catalog import in_marker_order, installed_modality_classes, installed_modality_names
+from lvlm.modalities.catalog import (
+    in_marker_order,
+    installed_modality_classes,
+    installed_modality_names,
+    unbound_modality,
+)
+from lvlm.models.modality import Modality
 
 KEY_FIELDS = ("key", "id", "question_id")
 CONSUMED = ("key", "id", "question", "conversations", "answer")
@@ -85,11 +91,13 @@ def media_fields() -> list[str]:
     return in_marker_order(installed_modality_names())
 
 
-def last_human_text(conversations: list[dict[str, Any]]) -> str:
+def last_human_text(conversations: list[dict[str, Any]], modalities: Mapping[str, Modality] | None = None) -> str:
     humans = [t.get("value", "") for t in conversations if isinstance(t, dict) and t.get("from") == "human"]
     if not humans:
         return ""
-    markers = "|".join(re.escape(f"<{name}>") for name in installed_modality_names())
+    markers = "|".join(
+        re.escape(m.token) for m in _modalities(modalities, [*installed_modality_names(), *(modalities or {})]).values()
+    )
     return re.sub(f"(?:{markers})\n?", "", humans[-1]).strip()
 
 
@@ -152,8 +160,20 @@ def _question_text(record: Mapping[str, Any]) -> tuple[str, str]:
     )
 
 
-def question_from_record(index: int, record: Any, media_root: str | Path | None = None, source: str = "") -> Question:
-    """A :class:`Question` from one JSON record (see the module docstring).
+def _modalities(given: Mapping[str, Modality] | None, names: Iterable[str]) -> dict[str, Modality]:
+    """The modality of each name: the model's when given, else a tower-less one (its default placeholder)."""
+    return {name: (given or {}).get(name) or unbound_modality(name) for name in dict.fromkeys(names)}
+
+
+def question_from_record(
+    index: int,
+    record: Any,
+    media_root: str | Path | None = None,
+    source: str = "",
+    modalities: Mapping[str, Modality] | None = None,
+) -> Question:
+    """A :class:`Question` from one JSON record (see the module docstring); markers are the placeholders of
+    ``modalities`` (the model's), else of the installed modalities.
 
     Raises:
         InvalidQuestion: the record is not an object, lacks a question, or has a field of the wrong type.
@@ -176,25 +196,30 @@ def question_from_record(index: int, record: Any, media_root: str | Path | None 
         conversations = check_conversations(record["conversations"])
         if conversations[-1]["from"] == "gpt" and answer is None:
             answer = conversations[-1]["value"]
-        text = last_human_text(conversations)
+        text = last_human_text(conversations, modalities)
     else:
         name, text = _question_text(record)
-        conversations = question_conversation(text, [kind for kind, _ in media])
+        by_name = _modalities(modalities, [kind for kind, _ in media])
+        conversations = question_conversation(text, [by_name[kind] for kind, _ in media])
         consumed = (*CONSUMED, name)
     meta = {k: v for k, v in record.items() if k not in consumed}
     return Question(index, key, conversations, media, text, answer, meta, source=source)
 
 
 def questions_from_records(
-    records: Iterable[Any], media_root: str | Path | None = None, sources: Iterable[str] | None = None
+    records: Iterable[Any],
+    media_root: str | Path | None = None,
+    sources: Iterable[str] | None = None,
+    modalities: Mapping[str, Modality] | None = None,
 ) -> Iterator[Question]:
-    """Questions from records; an unusable record or a repeated key gives a Question with an ``error``."""
+    """Questions from records; an unusable record or a repeated key gives a Question with an ``error``.
+    ``modalities`` (the model's) write the markers, as in :func:`question_from_record`."""
     seen: dict[str, str] = {}
     where = iter(sources) if sources is not None else None
     for index, record in enumerate(records):
         source = next(where) if where is not None else f"record {index + 1}"
         try:
-            question = question_from_record(index, record, media_root, source)
+            question = question_from_record(index, record, media_root, source, modalities)
         except InvalidQuestion as err:
             yield Question(index, record_key(index, record), [], error=err, source=source)
             continue

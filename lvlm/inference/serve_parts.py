@@ -16,7 +16,7 @@ from typing import Any
 
 from lvlm.core.errors import UserError
 from lvlm.inference.serve_errors import bad_request
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 
 MEDIA_PART_SUFFIX = "_url"  # image_url, video_url (the OpenAI/vLLM names), and NAME_url for any other modality
 INPUT_AUDIO = "input_audio"

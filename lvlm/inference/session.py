@@ -19,7 +19,7 @@ import torch
 from transformers import PreTrainedTokenizerBase
 
 from lvlm.data.templates import ChatTemplate, get_template
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 from lvlm.modalities.media_record import DEFAULT_NUM_FRAMES, apply_media_record, recorded_seen
 from lvlm.modalities.saved import saved_modalities
 from lvlm.models.io.tokenizer import load_tokenizer

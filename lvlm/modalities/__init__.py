@@ -1,10 +1,11 @@
-"""Modalities: each kind of media as one component (placeholder, tower, shard members, decoding, transform,
-batching). Image and video are built in and written against the same interface as a plugin's; this layer sits
-above ``lvlm.models`` and ``lvlm.data`` and below training, inference and the applications.
+"""Modalities: the built-in image and video components (shard members, decoding, transform, batching), written
+against the one interface a plugin's are (:class:`Modality`, declared with the model in :mod:`lvlm.models.modality`
+and re-exported here, where plugins import it); the catalog of installed ones; the modalities of a saved model.
+This layer sits above ``lvlm.models`` and ``lvlm.data`` and below training, inference and the applications.
 """
 
-from lvlm.modalities.base import Modality, TowerFacts
 from lvlm.modalities.image import ImageModality
 from lvlm.modalities.video import VideoModality
+from lvlm.models.modality import Modality, TowerFacts
 
 __all__ = ["ImageModality", "Modality", "TowerFacts", "VideoModality"]

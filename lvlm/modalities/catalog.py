@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lvlm.core.registry import plugin_entry_points, resolve_component
-from lvlm.modalities.base import Modality
 from lvlm.modalities.image import ImageModality
 from lvlm.modalities.video import VideoModality
+from lvlm.models.modality import Modality
+from lvlm.models.recorded_modality import TowerModality
 
 GROUP = "lvlm.modalities"
 BUILT_IN: dict[str, type[Modality]] = {"image": ImageModality, "video": VideoModality}
@@ -42,3 +43,10 @@ def in_marker_order(names: Iterable[str]) -> list[str]:
 def installed_modalities() -> list[Modality]:
     """One tower-less instance of every installed modality, bound to its name (for writing shards)."""
     return [cls(tower=None).bind(name) for name, cls in installed_modality_classes().items()]
+
+
+def unbound_modality(name: str) -> Modality:
+    """A tower-less modality named ``name`` (its default placeholder ``<name>``): for what is read before any model
+    is at hand (question files, requests); the installed class of that name, else a
+    :class:`~lvlm.models.recorded_modality.TowerModality`."""
+    return installed_modality_classes().get(name, TowerModality)(tower=None).bind(name)

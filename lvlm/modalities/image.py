@@ -14,7 +14,7 @@ from PIL import Image
 from lvlm.data.decoding import decode_image
 from lvlm.data.decoding.image import to_rgb
 from lvlm.data.transforms import ImageTransform
-from lvlm.modalities.base import Modality
+from lvlm.models.modality import Modality
 from lvlm.models.vision.base import VisionTower
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")

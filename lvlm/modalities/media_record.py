@@ -21,7 +21,7 @@ from dataclasses import asdict, fields, replace
 from typing import Any
 
 from lvlm.core.specs import spec_of
-from lvlm.modalities.base import Modality, TowerFacts
+from lvlm.models.modality import Modality, TowerFacts
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from lvlm.data.decoding import decode_frames, decode_video
 from lvlm.data.decoding.encoding import reencode_video
 from lvlm.data.decoding.pyav_backend import decode as pyav_decode
 from lvlm.data.transforms import VideoTransform
-from lvlm.modalities.base import Modality
 from lvlm.modalities.image import IMAGE_EXTENSIONS
+from lvlm.models.modality import Modality
 
 VIDEO_EXTENSIONS = ("mp4", "webm", "mkv", "mov", "avi", "gif")
 _FRAME = re.compile(r"^(?:(?P<index>\d+)\.)?frames\.(?P<frame>\d+)\.(?P<ext>[a-z0-9]+)$")

@@ -21,10 +21,11 @@ from lvlm.models.dtype_argument import dtype_argument
 from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
 from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
+from lvlm.models.modality import Modality
 from lvlm.models.packed_attention import without_cache_if_packed
 from lvlm.models.padding_free import can_drop_padding, pack_padded_rows
 from lvlm.models.projector import MLPGeluProjector, Projector
+from lvlm.models.recorded_modality import BuiltTower, TowerModality
 from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
 from lvlm.models.tower_widths import shared_width
 from lvlm.models.vision.base import VisionTower
@@ -39,7 +40,8 @@ class VideoLLaVA(nn.Module):
         towers: one tower per modality name (``{"image": ..., "video": ...}``).
         projector: the projector shared by all towers (their widths must agree).
         llm: the language model.
-        modalities: placeholder token and input name per tower, in the same order as ``towers``.
+        modalities: one :class:`~lvlm.models.modality.Modality` per tower, in the same order as ``towers``, each
+            bound to its tower's name and holding its placeholder's ``token_id``.
         chat_template: the chat template the model was trained with, recorded in checkpoints as given: a
             built-in name (``vicuna_v1``) or ``{class_path, init_args}``; None when unknown, so that nothing falls
             back silently to a wrong one. The model never interprets it (templates live in ``lvlm.data``).
@@ -55,7 +57,7 @@ class VideoLLaVA(nn.Module):
         towers: Mapping[str, VisionTower],
         projector: Projector,
         llm: LanguageModel,
-        modalities: Sequence[ModalityInput],
+        modalities: Sequence[Modality],
         chat_template: JSON = "vicuna_v1",
         modality_specs: dict[str, JSON] | None = None,
     ) -> None:
@@ -63,7 +65,7 @@ class VideoLLaVA(nn.Module):
         self.towers = nn.ModuleDict(dict(towers))
         self.projector = projector
         self.llm = llm
-        self.modalities: dict[str, ModalityInput] = {}
+        self.modalities: dict[str, Modality] = {}
         # Set by LVLMModule under FSDP (1 or 2): a batch without some modality still runs that tower and the
         # projector on one idle item (times 0), so every rank runs the same all-gathers whatever media it holds.
         self.encode_every_modality = False
@@ -80,7 +82,7 @@ class VideoLLaVA(nn.Module):
         towers: Mapping[str, VisionTower],
         projector: Callable[[int, int], Projector] | Projector = MLPGeluProjector,
         tokenizer: PreTrainedTokenizerBase | None = None,
-        tokens: Mapping[str, str] | None = None,
+        modalities: Mapping[str, Modality] | None = None,
         chat_template: JSON = "vicuna_v1",
         modality_specs: dict[str, JSON] | None = None,
     ) -> VideoLLaVA:
@@ -88,47 +90,51 @@ class VideoLLaVA(nn.Module):
 
         Args:
             llm: the language model.
-            towers: towers by modality name; tokens default to ``<name>`` (``<image>``, ``<video>``).
+            towers: towers by modality name.
             projector: a projector, or a factory ``(d_vision, d_llm) -> Projector`` (a projector class).
             tokenizer: grown in place with the placeholder tokens.
-            tokens: placeholder token per modality, when not ``<name>``.
+            modalities: the modality of each tower by name (its placeholder); a tower without one gets a
+                :class:`~lvlm.models.recorded_modality.TowerModality` with the placeholder ``<name>``.
             chat_template, modality_specs: recorded with the model.
         """
-        tokens = {name: (tokens or {}).get(name, placeholder_token(name)) for name in towers}
         width = shared_width(towers, projector.in_features if isinstance(projector, Projector) else None)
         if not isinstance(projector, nn.Module):
             projector = projector(width, llm.hidden_size)
-        ids = llm.add_tokens(list(tokens.values()), tokenizer)
-        modalities = [
-            ModalityInput(name, tokens[name], token_id, default_input_name(name)) for name, token_id in zip(towers, ids)
-        ]
-        return cls(towers, projector, llm, modalities, chat_template, modality_specs)
+        given = dict(modalities or {})
+        bound = [given.get(name) or TowerModality(BuiltTower(tower)) for name, tower in towers.items()]
+        bound = [modality.bind(name) for name, modality in zip(towers, bound)]
+        for modality, token_id in zip(bound, llm.add_tokens([m.token for m in bound], tokenizer)):
+            modality.token_id = token_id
+        return cls(towers, projector, llm, bound, chat_template, modality_specs)
 
     def add_modality(
         self,
         name: str,
         tower: VisionTower,
         token: str | None = None,
-        input_name: str | None = None,
         tokenizer: PreTrainedTokenizerBase | None = None,
-    ) -> ModalityInput:
-        """Add a new modality (depth, thermal, ...): its tower, its placeholder token, its input name.
+        modality: Modality | None = None,
+    ) -> Modality:
+        """Add a new modality (depth, thermal, ...): its tower and its placeholder token (``<name>`` by default).
 
-        The tower's width must match the shared projector's input. Returns the new :class:`ModalityInput`.
+        The tower's width must match the shared projector's input. Returns the new modality: ``modality`` (a
+        plugin's, which brings its own token) bound to ``name``, else a
+        :class:`~lvlm.models.recorded_modality.TowerModality`.
         """
         if name in self.towers:
             raise ValueError(f"modality {name!r} exists already")
         shared_width({**self.towers, name: tower}, self.projector.in_features)
-        token = token or placeholder_token(name)
-        (token_id,) = self.llm.add_tokens([token], tokenizer)
+        modality = (modality or TowerModality(BuiltTower(tower), token)).bind(name)
+        (modality.token_id,) = self.llm.add_tokens([modality.token], tokenizer)
         self.towers[name] = tower
-        modality = ModalityInput(name, token, token_id, input_name or default_input_name(name))
         self._register(modality)
         return modality
 
-    def _register(self, modality: ModalityInput) -> None:
+    def _register(self, modality: Modality) -> None:
         if modality.name not in self.towers:
             raise ValueError(f"modality {modality.name!r} has no tower; towers: {sorted(self.towers)}")
+        if modality.token_id is None:
+            raise ValueError(f"modality {modality.name!r} has no token_id: its placeholder is not in the vocabulary")
         clash = [m.name for m in self.modalities.values() if m.input_name == modality.input_name]
         if clash or modality.input_name in {"input_ids", "attention_mask", "labels"}:
             raise ValueError(f"input name {modality.input_name!r} of {modality.name!r} is taken")

@@ -27,7 +27,7 @@ from PIL import Image
 
 from lvlm.data.sample_format import media_members
 from lvlm.eval.alignment import alignment_scores, norm_summary
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 
 Items = dict[str, list[tuple[str, Any]]]  # modality name -> [(sample key, payload)]
 

@@ -28,7 +28,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from lvlm.core.outputs import staged_output
 from lvlm.core.specs import spec_of
 from lvlm.data.templates import ChatTemplate, VicunaV1
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
 from lvlm.modalities.media_record import media_seen, with_seen
 from lvlm.models.io.tokenizer import load_tokenizer
@@ -148,7 +148,7 @@ class LVLMModule(pl.LightningModule):
             towers,
             projector=self.projector_factory,
             tokenizer=self.tokenizer,
-            tokens={name: modality.token for name, modality in self.modalities.items()},
+            modalities=self.modalities,
             chat_template=spec_of(self.chat_template),
             modality_specs=self._modality_specs(),
         )

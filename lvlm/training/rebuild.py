@@ -21,7 +21,7 @@ from jsonargparse import ArgumentParser
 from lvlm.core.errors import UserError
 from lvlm.core.settings_vetting import vet_settings
 from lvlm.data.templates import ChatTemplate
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import Projector
 from lvlm.models.vision.base import VisionTower

@@ -9,7 +9,7 @@ from lvlm.inference.prompts import prepare_prompt, question_conversation
 
 def reference_logprob(session, question, kinds, media, answer_ids):
     """``(sum of the answer tokens' log-probabilities, whether each is the argmax)``; placeholders get no mass."""
-    prompt = prepare_prompt(session, question_conversation(question, kinds), media)
+    prompt = prepare_prompt(session, question_conversation(question, [session.modality(k) for k in kinds]), media)
     ids = torch.cat([prompt.input_ids, torch.tensor(answer_ids)]).unsqueeze(0)
     tensors = {key: torch.stack([t for k, t in prompt.media if k == key]) for key, _ in prompt.media}
     with torch.no_grad():

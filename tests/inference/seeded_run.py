@@ -32,7 +32,7 @@ def mixed_prompts(session: InferenceSession, media_dir: Path) -> list[ProcessedS
         ("what colour is the small object on the background?", [("image", blue)]),
     ]
     return [
-        prepare_prompt(session, question_conversation(q, [k for k, _ in media]), media, key=str(i))
+        prepare_prompt(session, question_conversation(q, [session.modality(k) for k, _ in media]), media, key=str(i))
         for i, (q, media) in enumerate(items)
     ]
 

@@ -20,7 +20,7 @@ def prompts(session, media_dir):
     video = load_media(session, "video", media_dir / "right.mp4")
     items = [("what colour is the shape?", [("image", image)]), ("where does it move?", [("video", video)]),
              ("answer yes or no", [])]  # fmt: skip
-    return [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+    return [prepare_prompt(session, question_conversation(q, [session.modality(k) for k, _ in m]), m) for q, m in items]
 
 
 def test_requests_arriving_together_share_one_batch(session, prompts):

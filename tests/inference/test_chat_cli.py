@@ -60,7 +60,7 @@ class Terminal:
 def expected_answers(session, media_dir, questions):
     media = [("video", load_media(session, "video", media_dir / "right.mp4"))]
     media.append(("image", load_media(session, "image", media_dir / "red.png")))
-    chat, answers = Conversation(kinds=["image", "video"]), []
+    chat, answers = Conversation(modalities=[session.modality("image"), session.modality("video")]), []
     for question in questions:
         sample = prepare_prompt(session, chat.ask(question), media)
         answers.append(generate_batch(session, [sample], GenerationSettings(NEW_TOKENS))[0])

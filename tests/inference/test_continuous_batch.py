@@ -19,7 +19,9 @@ def test_rows_join_and_leave_a_running_batch(session, media_dir):
     video = load_media(session, "video", media_dir / "other.mp4")
     items = [("describe the video and the picture", [("video", video), ("image", image)]),
              ("answer yes or no", []), ("what colour is the shape?", [("image", image)])]  # fmt: skip
-    samples = [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+    samples = [
+        prepare_prompt(session, question_conversation(q, [session.modality(k) for k, _ in m]), m) for q, m in items
+    ]
     limits = [7, 9, 8]  # the longest prompt leaves first: the others' left padding is then cut
     rows = [AnswerRow(n) for n in limits]
     finished: list[int] = []
@@ -58,7 +60,9 @@ def test_prefill_on_another_thread_while_rows_step_and_wider_prompts_join(sessio
     video = load_media(session, "video", media_dir / "right.mp4")
     items = [("answer yes or no", []), ("what colour is the shape?", [("image", image)]),
              ("where does the square move?", [("video", video)]), ("and the picture?", [("image", image)])]  # fmt: skip
-    samples = [prepare_prompt(session, question_conversation(q, [k for k, _ in m]), m) for q, m in items]
+    samples = [
+        prepare_prompt(session, question_conversation(q, [session.modality(k) for k, _ in m]), m) for q, m in items
+    ]
     limits = [12, 3, 6, 5]
     rows = [AnswerRow(n) for n in limits]
     finished: list[int] = []

@@ -18,7 +18,10 @@ from tests.inference.scoring_reference import reference_logprob
 
 
 def scoring_sample(session, question, kinds, media, answer, key="s"):
-    conversation = [*question_conversation(question, kinds), {"from": GPT, "value": answer}]
+    conversation = [
+        *question_conversation(question, [session.modality(k) for k in kinds]),
+        {"from": GPT, "value": answer},
+    ]
     return prepare_scoring_prompt(session, conversation, media, key=key)
 
 
@@ -56,7 +59,7 @@ def test_scores_equal_a_plain_forward_pass_batched_or_not(session, items):
 
 def test_the_greedy_continuation_is_greedy_and_beats_a_changed_one(session, items):
     question, kinds, media, _ = items[0]
-    prompt = prepare_prompt(session, question_conversation(question, kinds), media)
+    prompt = prepare_prompt(session, question_conversation(question, [session.modality(k) for k in kinds]), media)
     greedy = generate_ids(session, [prompt], GenerationSettings(max_new_tokens=3))[0]
     changed = [*greedy[:-1], (greedy[-1] + 1) % session.model.placeholder_ids[0]]
 

@@ -33,9 +33,14 @@ def vision_dict() -> dict:
 
 
 def build_tiny_model(
-    seed: int = 0, chat_template: str = "vicuna_v1", max_positions: int = 512, temporal_attention: bool = True
+    seed: int = 0,
+    chat_template: str = "vicuna_v1",
+    max_positions: int = 512,
+    temporal_attention: bool = True,
+    modalities=None,
 ):
-    """A random tiny VideoLLaVA (CLIP image tower, LanguageBind video tower, 2-layer Llama) and its tokenizer."""
+    """A random tiny VideoLLaVA (CLIP image tower, LanguageBind video tower, 2-layer Llama) and its tokenizer;
+    ``modalities`` by name, else towers only."""
     from lvlm.models.language_model import LanguageModel
     from lvlm.models.video_llava import VideoLLaVA
     from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTower
@@ -61,7 +66,8 @@ def build_tiny_model(
         "image": CLIPVisionTower(vision_dict()),
         "video": LanguageBindVideoTower(vision_dict(), num_frames=FRAMES, temporal_attention=temporal_attention),
     }
-    return VideoLLaVA.build(llm, towers, tokenizer=tok, chat_template=chat_template).eval(), tok
+    model = VideoLLaVA.build(llm, towers, tokenizer=tok, modalities=modalities, chat_template=chat_template)
+    return model.eval(), tok
 
 
 def save_tiny_checkpoint(directory: Path, **kwargs) -> Path:

@@ -68,7 +68,7 @@ def load_visuals(session: InferenceSession, visuals: Iterable[Any], key: str) ->
 
 def generation_prompt(session: InferenceSession, context: str, media: Media, key: str) -> ProcessedSample:
     """The generation prompt of one request: the context as the user turn, one marker per media item."""
-    conversation = question_conversation(context, [kind for kind, _ in media])
+    conversation = question_conversation(context, [session.modality(kind) for kind, _ in media])
     return prepare_prompt(session, conversation, media, key=key)
 
 
@@ -78,7 +78,7 @@ def scoring_prompt(session: InferenceSession, context: str, continuation: str, m
     The template puts its own separator before an answer (``"ASSISTANT: A"``), so the continuation's leading
     whitespace (lmms-eval's ``target_delimiter``) is dropped rather than doubled.
     """
-    conversation = [*question_conversation(context, [kind for kind, _ in media])]
+    conversation = [*question_conversation(context, [session.modality(kind) for kind, _ in media])]
     conversation.append({"from": GPT, "value": continuation.lstrip()})
     return prepare_scoring_prompt(session, conversation, media, key=key)
 

@@ -22,8 +22,8 @@ from transformers.initialization import no_init_weights
 from lvlm.models.checkpoints.parts import ModelParts
 from lvlm.models.io.weights import read_state_dict, write_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality_input import ModalityInput
 from lvlm.models.projector import MLPGeluProjector
+from lvlm.models.recorded_modality import recorded_modality
 from lvlm.models.vision.clip_tower import CLIPVisionTower
 
 _TO_LVLM = [
@@ -66,14 +66,11 @@ def read_hf(directory: Path, config: dict, torch_dtype: torch.dtype | None = Non
         }
         llm = LanguageModel(config=config["text_config"])
         projector = MLPGeluProjector(towers["image"].hidden_size, llm.hidden_size)
-    modalities = [
-        ModalityInput(
-            "image", "<image>", config.get("image_token_index", config.get("image_token_id", 32000)), "images"
-        ),
-        ModalityInput(
-            "video", "<video>", config.get("video_token_index", config.get("video_token_id", 32001)), "videos"
-        ),
-    ]
+    ids = {
+        "image": config.get("image_token_index", config.get("image_token_id", 32000)),
+        "video": config.get("video_token_index", config.get("video_token_id", 32001)),
+    }
+    modalities = [recorded_modality(name, towers[name], f"<{name}>", ids[name]) for name in towers]
     state = to_lvlm_keys(read_state_dict(directory))
     return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, state, str(directory), torch_dtype)
 

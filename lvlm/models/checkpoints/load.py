@@ -15,8 +15,8 @@ from lvlm.models.checkpoints.original_layout import is_original_config, read_ori
 from lvlm.models.checkpoints.parts import ModelParts
 from lvlm.models.io.hub import resolve_checkpoint_dir
 from lvlm.models.language_model import LanguageModel, _dtype
-from lvlm.models.modality_input import ModalityInput, default_input_name, placeholder_token
 from lvlm.models.projector import MLPGeluProjector
+from lvlm.models.recorded_modality import recorded_modality
 
 
 def detect_layout(directory: Path) -> str:
@@ -87,9 +87,9 @@ def _around_plain_llm(directory, config, dtype, image_tower, video_tower, tokeni
     if len(widths) > 1:
         raise ValueError(f"one shared projector needs towers of one width, got {sorted(widths)}")
     projector = MLPGeluProjector(widths.pop(), llm.hidden_size)
-    tokens = [placeholder_token(name) for name in towers]
+    tokens = [f"<{name}>" for name in towers]
     ids = llm.add_tokens(tokens, tokenizer)
-    modalities = [ModalityInput(n, t, i, default_input_name(n)) for n, t, i in zip(towers, tokens, ids)]
+    modalities = [recorded_modality(n, towers[n], t, i) for n, t, i in zip(towers, tokens, ids)]
     return ModelParts(towers, projector, llm, modalities, "vicuna_v1", {}, None, str(directory), dtype)
 
 

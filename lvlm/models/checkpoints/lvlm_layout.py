@@ -20,8 +20,9 @@ from lvlm.core.registry import class_path_of, recorded_class, resolve_component
 from lvlm.models.checkpoints.parts import ModelParts
 from lvlm.models.io.weights import read_state_dict, write_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality_input import ModalityInput
+from lvlm.models.modality import Modality
 from lvlm.models.projector import Projector, projector_from_kind
+from lvlm.models.recorded_modality import TowerModality, recorded_modality, spec_class
 from lvlm.models.vision.base import VisionTower
 
 CONFIG_NAME = "lvlm_config.json"
@@ -44,7 +45,7 @@ def model_config(
     towers: Mapping[str, VisionTower],
     projector: Projector,
     llm: LanguageModel,
-    modalities: Iterable[ModalityInput],
+    modalities: Iterable[Modality],
     chat_template: Any,
     specs: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
@@ -55,7 +56,9 @@ def model_config(
         "towers": {name: component_spec(tower) for name, tower in towers.items()},
         "projector": component_spec(projector),
         "llm": component_spec(llm),
-        "modalities": [m.to_dict() for m in modalities],
+        "modalities": [
+            {"name": m.name, "token": m.token, "token_id": m.token_id, "input_name": m.input_name} for m in modalities
+        ],
         "chat_template": chat_template,
         "modality_specs": dict(specs or {}),
     }
@@ -107,10 +110,32 @@ def read_lvlm(directory: Path, torch_dtype: torch.dtype | None = None) -> ModelP
         towers=towers,
         projector=projector,
         llm=llm,
-        modalities=[ModalityInput(**m) for m in config["modalities"]],
+        modalities=_modalities(config, towers, source),
         chat_template=config.get("chat_template"),
         specs=dict(config.get("modality_specs") or {}),
         state=read_state_dict(directory),
         source=str(directory),
         dtype=torch_dtype,
     )
+
+
+def _modalities(config: Mapping[str, Any], towers: Mapping[str, VisionTower], source: Path) -> list[Modality]:
+    """The recorded bindings (``modalities``: name, token, token_id, input_name) with their recorded components."""
+    specs = config.get("modality_specs") or {}
+    found = []
+    for index, record in enumerate(config["modalities"]):
+        where = f"{source}: modalities[{index}]"
+        name = record.get("name") if isinstance(record, Mapping) else None
+        if name not in towers:
+            raise UserError(f"{where}: modality {name!r} has no tower; towers: {sorted(towers)}")
+        spec = specs.get(name)
+        cls, init_args = (
+            (TowerModality, {}) if spec is None else spec_class(spec, f"{source}: modality_specs.{name}.class_path")
+        )
+        modality = recorded_modality(name, towers[name], record["token"], record["token_id"], cls, init_args)
+        if record.get("input_name", modality.input_name) != modality.input_name:
+            raise UserError(
+                f"{where}: input_name {record['input_name']!r} is not {modality.input_name!r} (the name's plural)"
+            )
+        found.append(modality)
+    return found

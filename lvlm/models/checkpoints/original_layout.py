@@ -20,8 +20,8 @@ from lvlm.models.checkpoints.parts import ModelParts
 from lvlm.models.io.hub import CheckpointNotFoundError, resolve_checkpoint_dir
 from lvlm.models.io.weights import read_state_dict
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality_input import ModalityInput
 from lvlm.models.projector import projector_from_kind
+from lvlm.models.recorded_modality import recorded_modality
 from lvlm.models.vision.pretrained_dirs import read_vision_config, tower_state
 
 _MM_FIELDS = ("mm_image_tower", "mm_video_tower", "mm_projector_type", "mm_hidden_size", "mm_vision_select_layer")
@@ -61,7 +61,7 @@ def read_original(
         projector = projector_from_kind(config.get("mm_projector_type", "mlp2x_gelu"), width, llm.hidden_size)
     tokens = {"image": "<image>", "video": "<video>"}
     ids = llm.add_tokens([tokens[k] for k in towers])
-    modalities = [ModalityInput(k, tokens[k], i, f"{k}s") for k, i in zip(towers, ids)]
+    modalities = [recorded_modality(k, towers[k], tokens[k], i) for k, i in zip(towers, ids)]
     weights = _to_lvlm(state, towers, llm)
     return ModelParts(towers, projector, llm, modalities, "llava_v1", {}, weights, str(directory), torch_dtype)
 

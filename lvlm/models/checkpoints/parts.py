@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from lvlm.models.language_model import LanguageModel
-from lvlm.models.modality_input import ModalityInput
+from lvlm.models.modality import Modality
 from lvlm.models.projector import Projector
 from lvlm.models.vision.base import VisionTower
 
@@ -25,7 +25,7 @@ class ModelParts:
         towers: one tower per modality name.
         projector: the shared projector.
         llm: the language model.
-        modalities: placeholder bindings, in tower order.
+        modalities: the modality of each tower (bound, holding its ``token_id``), in tower order.
         chat_template: the recorded template (a name or ``{class_path, init_args}``), None when unrecorded.
         specs: data-side modality components by name (``{class_path, init_args}``), when recorded.
         state: lvlm-named weights to assign strictly; None when the components already hold their weights.
@@ -36,7 +36,7 @@ class ModelParts:
     towers: dict[str, VisionTower]
     projector: Projector
     llm: LanguageModel
-    modalities: list[ModalityInput]
+    modalities: list[Modality]
     chat_template: Any = None
     specs: dict[str, Any] = field(default_factory=dict)
     state: dict[str, torch.Tensor] | None = None

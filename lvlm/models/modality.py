@@ -1,7 +1,9 @@
-"""The ``Modality`` component: everything lvlm must know about one kind of media.
+"""The ``Modality`` component: everything lvlm must know about one kind of media, declared once.
 
 A modality bundles
-- its **placeholder** (``<image>``) and the **tower** that encodes it (a factory, built in ``configure_model``);
+- its **name** (``image``: its key under ``model.modalities``, its tower's key, the record field naming its files),
+  its **placeholder** (``<image>``) and that placeholder's id once a model holds it (``token_id``), the **tower**
+  that encodes it (a factory, built in ``configure_model``) and the batch key of its items (``input_name``);
 - how its **shard members** are recognised (:meth:`Modality.member_index`) and how ``lvlm shards`` writes them
   from the files a record names (:meth:`Modality.shard_members`);
 - how one item is **decoded** and **transformed** into a tensor (:meth:`Modality.load`);
@@ -11,6 +13,10 @@ Recipes name modalities by class path (``model.modalities.thermal.class_path: my
 a saved model records each one's class path and arguments (:meth:`Modality.to_spec`) so ``lvlm chat``,
 ``predict``, ``eval`` and ``serve`` decode media exactly as training did. Third-party modalities register
 through the ``lvlm.modalities`` entry-point group (see docs/extending.md).
+
+The class lives with the model (the lowest layer every user imports): ``VideoLLaVA`` holds its modalities, the
+data pipeline takes them as parameters, and the concrete ones (:mod:`lvlm.modalities`: ``ImageModality``,
+``VideoModality``, a plugin's) add the decoding and transforms, which need ``lvlm.data``.
 
 Legend: ``n`` items, ``t`` frames, ``c`` channels, ``s`` the tower's input side.
 """
@@ -29,7 +35,6 @@ from typing import Any
 import torch
 
 from lvlm.core.registry import class_path_of
-from lvlm.models.modality_input import default_input_name, placeholder_token
 from lvlm.models.vision.base import Preprocessing, VisionTower
 
 _MEMBER = re.compile(r"^(?:(?P<index>\d+)\.)?(?P<ext>[a-z0-9]+)$")
@@ -53,7 +58,8 @@ class Modality(ABC):
             arguments); called once by :meth:`build_tower`.
         token: the placeholder token; ``<name>`` by default.
 
-    The instance's ``name`` is the key it is given under ``model.modalities`` (set by :meth:`bind`).
+    The instance's ``name`` is the key it is given under ``model.modalities`` (set by :meth:`bind`); its
+    ``token_id`` is set by the model that adds its placeholder (None before).
     Subclasses set ``extensions`` (the shard member extensions they claim), optionally ``file_extensions`` (files
     on disk recognised as theirs) and ``openai_part_types`` (OpenAI content parts served to them), and implement
     :meth:`decode` and :meth:`make_transform`.
@@ -71,6 +77,7 @@ class Modality(ABC):
         self.tower_factory = tower
         self._token = token
         self.name = ""
+        self.token_id: int | None = None
 
     # --- identity ----------------------------------------------------------------------------------
     def bind(self, name: str) -> Modality:
@@ -80,12 +87,13 @@ class Modality(ABC):
 
     @property
     def token(self) -> str:
-        return self._token or placeholder_token(self.name)
+        """The placeholder written in conversations and repeated in ``input_ids``: ``<name>`` unless given."""
+        return self._token or f"<{self.name}>"
 
     @property
     def input_name(self) -> str:
-        """Keyword of ``VideoLLaVA.forward`` and key of the batch tensor (``images``)."""
-        return default_input_name(self.name)
+        """Keyword of ``VideoLLaVA.forward`` and key of the batch tensor: the plural of the name (``images``)."""
+        return self.name if self.name.endswith("s") else f"{self.name}s"
 
     @property
     def record_fields(self) -> tuple[str, ...]:
