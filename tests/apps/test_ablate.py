@@ -74,7 +74,8 @@ def test_tiny_grid_writes_one_table_and_resumes_by_run(tmp_path, capsys, one_thr
         logs = tmp_path / "runs" / run / "runs" / "stage2" / "tensorboard"
         assert list(logs.glob("events.out.tfevents.*")), run
     for arm in ("unified", "random"):  # ordinary LanguageBind tower directories, for any recipe
-        tower = load_languagebind_tower(tmp_path / "towers" / arm / "seed1" / "video", kind="video", select_layer=-1)
+        folder = tmp_path / "towers" / arm / "seed1" / "video"
+        tower = load_languagebind_tower(folder, modality="video", select_layer=-1)
         assert tower.frozen and tower.num_frames == 4
     shard = sorted((tmp_path / "data" / "transfer" / "stage2").glob("train-*.tar"))
     assert shard and json.loads((tmp_path / "data" / "transfer" / "arm.json").read_text())["counts"]

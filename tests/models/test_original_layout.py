@@ -190,7 +190,7 @@ def test_a_tower_that_cannot_be_found_is_an_error_that_says_how_to_supply_it(dir
     model = VideoLLaVA.from_pretrained(moved, image_tower=root / "LanguageBind_Image")
     assert (
         model.towers["image"].config.num_attention_heads
-        == load_languagebind_tower(root / "LanguageBind_Image", kind="image").config.num_attention_heads
+        == load_languagebind_tower(root / "LanguageBind_Image", modality="image").config.num_attention_heads
     )
 
 

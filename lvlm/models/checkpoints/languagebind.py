@@ -15,23 +15,23 @@ from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVi
 LANGUAGEBIND_TYPES = set(pretrained_dirs.LANGUAGEBIND_TYPES)
 
 
-def load_languagebind_tower(path_or_hub_id: str | Path, kind: str | None = None, **tower_kwargs: Any):
+def load_languagebind_tower(path_or_hub_id: str | Path, modality: str | None = None, **tower_kwargs: Any):
     """A LanguageBind image or video tower, weights included, from its own directory or hub id.
 
     Args:
         path_or_hub_id: e.g. ``LanguageBind/LanguageBind_Video_merge`` or a local copy of it.
-        kind: ``image`` or ``video``; read from the config's ``model_type`` when not given.
+        modality: ``image`` or ``video``; read from the config's ``model_type`` when not given.
         tower_kwargs: ``select_layer``, ``select_feature``, ... for the tower.
     """
-    if kind is None:
+    if modality is None:
         directory, config = pretrained_dirs.read_config(path_or_hub_id)
-        kind = pretrained_dirs.languagebind_kind(directory, config)
-    cls = LanguageBindImageTower if kind == "image" else LanguageBindVideoTower
+        modality = pretrained_dirs.languagebind_modality(directory, config)
+    cls = LanguageBindImageTower if modality == "image" else LanguageBindVideoTower
     return cls(pretrained=str(path_or_hub_id), **tower_kwargs)
 
 
-def build_languagebind_tower(kind: str, vision: dict[str, Any], **tower_kwargs: Any):
-    """An empty LanguageBind tower of ``kind`` from a LanguageBind ``vision_config`` dict."""
-    if kind == "image":
+def build_languagebind_tower(modality: str, vision: dict[str, Any], **tower_kwargs: Any):
+    """An empty LanguageBind tower of ``modality`` from a LanguageBind ``vision_config`` dict."""
+    if modality == "image":
         return LanguageBindImageTower(vision, **tower_kwargs)
     return LanguageBindVideoTower(vision, **tower_kwargs)

@@ -93,7 +93,7 @@ def _around_plain_llm(directory, config, dtype, image_tower, video_tower, tokeni
     return ModelParts(towers, projector, llm, modalities, "vicuna_v1", {}, None, str(directory), dtype)
 
 
-def _tower(kind: str, spec: Any):
+def _tower(modality: str, spec: Any):
     if isinstance(spec, torch.nn.Module):
         return spec
-    return load_languagebind_tower(spec, kind=kind)
+    return load_languagebind_tower(spec, modality=modality)

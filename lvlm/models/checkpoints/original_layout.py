@@ -48,13 +48,13 @@ def read_original(
         "video": (video_tower or config.get("mm_video_tower")),
     }
     with no_init_weights():
-        for kind, name in specs.items():
+        for modality, name in specs.items():
             if name is None:
                 continue
-            vision = _tower_vision_config(kind, name, directory)
+            vision = _tower_vision_config(modality, name, directory)
             # The original ignores mm_vision_select_feature for video: every frame keeps its CLS.
-            towers[kind] = build_languagebind_tower(
-                kind, vision, select_layer=layer, select_feature=feature if kind == "image" else "cls_patch"
+            towers[modality] = build_languagebind_tower(
+                modality, vision, select_layer=layer, select_feature=feature if modality == "image" else "cls_patch"
             )
         llm = LanguageModel(config=_llama_config(config))
         width = next(iter(towers.values())).hidden_size
@@ -68,9 +68,9 @@ def read_original(
 
 def _to_lvlm(state, towers, llm) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
-    for kind, tower in towers.items():
-        prefix = f"model.{kind}_tower.{kind}_tower."
-        out.update({f"towers.{kind}.{k}": v for k, v in tower_state(state, prefix, tower.config.to_dict()).items()})
+    for modality, tower in towers.items():
+        prefix = f"model.{modality}_tower.{modality}_tower."
+        out.update({f"towers.{modality}.{k}": v for k, v in tower_state(state, prefix, tower.config.to_dict()).items()})
     for key, tensor in state.items():
         if key.startswith("model.mm_projector."):
             out["projector." + key[len("model.mm_projector.") :]] = tensor
@@ -97,14 +97,14 @@ def _llama_config(config: dict[str, Any]) -> dict[str, Any]:
     return llm
 
 
-def _tower_vision_config(kind: str, name: str | Path, directory: Path) -> dict[str, Any]:
+def _tower_vision_config(modality: str, name: str | Path, directory: Path) -> dict[str, Any]:
     """The tower's own ``config.json``: never guessed from the weights (a guessed head count loads silently wrong)."""
     try:
         return read_vision_config(resolve_checkpoint_dir(name))
     except (CheckpointNotFoundError, FileNotFoundError) as error:
         raise CheckpointNotFoundError(
-            f"{directory}: the {kind} tower {name!r} that its config.json names (mm_{kind}_tower) cannot be found "
-            f"({error}). Supply a local copy of it: VideoLLaVA.from_pretrained(dir, {kind}_tower=DIR) where DIR "
-            f"holds LanguageBind_{kind.title()}'s config.json, or put it in the Hugging Face cache "
+            f"{directory}: the {modality} tower {name!r} that its config.json names (mm_{modality}_tower) cannot be "
+            f"found ({error}). Supply a local copy of it: VideoLLaVA.from_pretrained(dir, {modality}_tower=DIR) "
+            f"where DIR holds LanguageBind_{modality.title()}'s config.json, or put it in the Hugging Face cache "
             f"(`hf download {name}` on a machine with network)."
         ) from error

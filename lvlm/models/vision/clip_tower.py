@@ -156,14 +156,14 @@ class CLIPVisionTower(VisionTower):
 class _LanguageBindDirectory:
     """Reads a standalone LanguageBind directory of the class's kind (``image`` or ``video``)."""
 
-    languagebind_kind = "image"
+    languagebind_modality = "image"
 
     @classmethod
     def read_pretrained(cls, pretrained: str | Path) -> tuple[Path, dict[str, Any]]:
         directory, config = pretrained_dirs.read_config(pretrained)
-        kind = pretrained_dirs.languagebind_kind(directory, config)
-        if kind != cls.languagebind_kind:
-            raise ValueError(f"{directory}: a LanguageBind {kind} tower, not a {cls.languagebind_kind} tower")
+        modality = pretrained_dirs.languagebind_modality(directory, config)
+        if modality != cls.languagebind_modality:
+            raise ValueError(f"{directory}: a LanguageBind {modality} tower, not a {cls.languagebind_modality} tower")
         return directory, pretrained_dirs.read_vision_config(directory)
 
     def pretrained_state(self, directory: Path) -> dict[str, torch.Tensor]:
@@ -193,7 +193,7 @@ class LanguageBindVideoTower(_LanguageBindDirectory, CLIPVisionTower):
         Other arguments as :class:`CLIPVisionTower` (``select_feature`` defaults to ``cls_patch``).
     """
 
-    languagebind_kind = "video"
+    languagebind_modality = "video"
     _builds_more_layers = True
 
     def __init__(

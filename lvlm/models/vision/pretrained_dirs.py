@@ -53,14 +53,14 @@ def clip_tower_state(directory: Path) -> dict[str, torch.Tensor]:
     return {f"vit.{k.removeprefix('vision_model.')}": v for k, v in state.items()}
 
 
-def languagebind_kind(directory: Path, config: dict[str, Any]) -> str:
+def languagebind_modality(directory: Path, config: dict[str, Any]) -> str:
     """``image`` or ``video`` from a LanguageBind directory's ``model_type``; an error names any other kind."""
-    kind = LANGUAGEBIND_TYPES.get(config.get("model_type", ""))
-    if kind is None:
+    modality = LANGUAGEBIND_TYPES.get(config.get("model_type", ""))
+    if modality is None:
         raise ValueError(
             f"{directory}: not a LanguageBind image/video directory (model_type={config.get('model_type')!r})"
         )
-    return kind
+    return modality
 
 
 def merge_lora(state: dict[str, torch.Tensor], alpha: float, rank: int) -> dict[str, torch.Tensor]:
