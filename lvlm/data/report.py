@@ -123,7 +123,7 @@ def error_reason(err: Exception) -> str:
     if isinstance(err, BadSampleError):
         return err.reason
     if isinstance(err, MediaDecodeError):
-        return f"undecodable_{err.kind}"
+        return f"undecodable_{err.modality}"
     return type(err).__name__
 
 

@@ -31,7 +31,7 @@ _DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I")
 class DepthDecodeError(MediaDecodeError):
     """A depth map that cannot be decoded (reported as ``undecodable_depth``)."""
 
-    kind = "depth"
+    modality = "depth"
 
 
 class DepthModality(Modality):

@@ -25,14 +25,14 @@ class MediaDecodeError(ValueError):
         reason: Why it failed, in words.
     """
 
-    kind = "media"
+    modality = "media"
 
     def __init__(self, key: str, source: object, reason: str) -> None:
         self.key = key
         self.source = describe_source(source)
         self.reason = reason
         super().__init__(
-            f"sample {key!r}: cannot decode {self.kind} {self.source}: {reason}. "
+            f"sample {key!r}: cannot decode {self.modality} {self.source}: {reason}. "
             f"Check or re-encode the file, or drop the sample from the shard."
         )
 
@@ -40,10 +40,10 @@ class MediaDecodeError(ValueError):
 class VideoDecodeError(MediaDecodeError):
     """A video (file, bytes or pre-extracted frames) of one sample could not be decoded."""
 
-    kind = "video"
+    modality = "video"
 
 
 class ImageDecodeError(MediaDecodeError):
     """An image of one sample could not be decoded."""
 
-    kind = "image"
+    modality = "image"
