@@ -1,43 +1,37 @@
-"""The input of ``lvlm shards``: Video-LLaVA/LLaVA JSON lists, read and checked whole before any media is touched.
+"""The input of ``lvlm shards``: files of Video-LLaVA/LLaVA records, read and checked whole before any media is touched.
 
-A file that cannot be used at all (unreadable, not UTF-8, not JSON, not a list) is a :class:`UserError` naming
-the file. A record that cannot become a sample (not an object, a missing or mistyped field, a placeholder count
-that does not match its media, a media path with a NUL byte or an over-long name) is kept as a :class:`Record`
-with ``problem`` set: the conversion skips it, counts it and lists it in the report with file, index, key and
-reason. Keys are given here, in input order, so they do not depend on what the conversion later skips.
+Files are read by :func:`lvlm.data.record_files.read_records` (a JSON list or JSONL, UTF-8) and every record is
+checked by the parser of :mod:`lvlm.data.record_format`, the same one prediction and training use. A file that
+cannot be used at all is an :class:`~lvlm.core.text_files.InputFileError` naming the file. A record that cannot
+become a sample (not an object, a missing or mistyped field, a placeholder count that does not match its media, a
+media path with a NUL byte or an over-long name) is kept as a :class:`Record` with ``problem`` set: the
+conversion skips it, counts it and lists it in the report with file, index, key and reason. Keys are given here,
+in input order, so they do not depend on what the conversion later skips: a record's identity
+(:mod:`lvlm.core.record_identity`), else ``FILESTEM_INDEX``, made safe for a shard member name.
 """
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvlm.core.errors import UserError
-from lvlm.data.sample_format import count_placeholders
-from lvlm.data.shards import SkippedSample, mismatch_detail, sanitize_key
+from lvlm.core.record_identity import record_identity
+from lvlm.data.record_files import read_records
+from lvlm.data.shards import SkippedSample, checked_fields, sanitize_key
 from lvlm.models.modality import Modality
-
-NAME_MAX = 255  # bytes per path component (Linux, macOS)
-PATH_MAX = 4096  # bytes per path
-
-
-class InputFileError(UserError):
-    """An input JSON file that cannot be read as a list of records."""
 
 
 @dataclass
 class Record:
-    """One entry of an input list.
+    """One entry of an input file.
 
     Attributes:
-        ordinal: Position over all input files together (file order, then list order).
-        file: The JSON file it came from.
-        index: Position in that file's list.
-        raw_id: The record's ``id`` (``FILESTEM_INDEX`` when it has none).
+        ordinal: Position over all input files together (file order, then record order).
+        file: The file it came from.
+        index: Position in that file (from 0).
+        raw_id: The record's identity (``FILESTEM_INDEX`` when it has none).
         key: The sample key (sanitised, unique over all inputs).
         renamed: True when ``key`` got a ``-N`` suffix because an earlier record had the same key.
         value: The record as read from JSON.
@@ -66,105 +60,22 @@ def load_records(paths: Sequence[Path], modalities: Sequence[Modality]) -> list[
     ``modalities`` say which fields name media (``record_fields``) and which placeholders they match.
 
     Raises:
-        InputFileError: A file is unreadable, not UTF-8, not JSON, or not a list (the message names the file).
+        InputFileError: A file is unreadable, not UTF-8, not JSON, or neither a list nor JSONL (it names the file).
     """
     records: list[Record] = []
     used: set[str] = set()
     for path in paths:
-        for index, value in enumerate(read_list(path)):
-            raw_id = value.get("id") if isinstance(value, dict) and "id" in value else f"{path.stem}_{index}"
+        for index, value in enumerate(read_records(path, encoding="utf-8").values):
+            raw_id = record_identity(value) or f"{path.stem}_{index}"
             base = sanitize_key(raw_id, set())
             key = sanitize_key(raw_id, used)
             record = Record(len(records), str(path), index, raw_id, key, key != base, value)
-            record.problem = check_record(value, modalities)
-            if record.problem is None:
-                record.media = {m.name: len(_modality_paths(value, m)) for m in modalities}
+            try:
+                record.media = {name: len(items) for name, items in checked_fields(value, modalities)[1].items()}
+            except SkippedSample as skip:  # judged from the JSON alone: bad_json, bad_path, placeholder_mismatch
+                record.problem = skip
             records.append(record)
     return records
-
-
-def read_list(path: Path) -> list[Any]:
-    """The JSON list in ``path``."""
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read the file ({err.strerror or err})") from err
-    except UnicodeDecodeError as err:
-        raise InputFileError(f"{path}: not UTF-8 text (byte {err.start}); save the JSON as UTF-8") from err
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise InputFileError(f"{path}: not valid JSON: {err.msg} at line {err.lineno}, column {err.colno}") from err
-    if not isinstance(value, list):
-        raise InputFileError(f"{path}: expected a JSON list of records, got a JSON {type(value).__name__}")
-    return value
-
-
-def check_record(value: Any, modalities: Sequence[Modality]) -> SkippedSample | None:
-    """Why ``value`` cannot become a sample, judged from the JSON alone; None if it can."""
-    if not isinstance(value, dict):
-        return SkippedSample("bad_json", f"a record must be a JSON object, got {type(value).__name__}")
-    try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as err:
-        return SkippedSample("bad_json", f"the record holds text that is not valid Unicode ({err.reason})")
-    raw_id = value.get("id", "")
-    if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
-        return SkippedSample("bad_json", f"'id' must be a string or an integer, got {value['id']!r:.80}")
-    turns = value.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        return SkippedSample("bad_json", "'conversations' must be a non-empty list of turns")
-    for i, turn in enumerate(turns):
-        if not (isinstance(turn, dict) and turn.get("from") in ("human", "gpt") and isinstance(turn.get("value"), str)):
-            shape = "{'from': 'human'|'gpt', 'value': str}"
-            return SkippedSample("bad_json", f"turn {i} must be {shape}, got {turn!r:.80}")
-    for name in [f for m in modalities for f in m.record_fields]:
-        paths = media_paths(value, name)
-        if paths is None:
-            return SkippedSample("bad_json", f"'{name}' must be a path or a list of paths, got {value[name]!r:.80}")
-        for path in paths:
-            if problem := check_media_path(path):
-                return SkippedSample("bad_path", f"{name} path {path!r:.120}: {problem}")
-    paths = {m.name: _modality_paths(value, m) for m in modalities}
-    placeholders = count_placeholders(turns, modalities)
-    if any(placeholders[name] != len(items) for name, items in paths.items()):
-        return SkippedSample("placeholder_mismatch", mismatch_detail(placeholders, paths, modalities))
-    return None
-
-
-def _modality_paths(value: Any, modality: Modality) -> list[str]:
-    return [path for name in modality.record_fields for path in media_paths(value, name) or []]
-
-
-def media_paths(value: Any, field: str) -> list[str] | None:
-    """The paths of a record's media field (``image``, ``video``, ...) as a list; None if it has the wrong type."""
-    if not isinstance(value, dict):
-        return []
-    paths = value.get(field)
-    if paths is None:
-        return []
-    if isinstance(paths, str):
-        return [paths]
-    if isinstance(paths, list) and all(isinstance(p, str) for p in paths):
-        return list(paths)
-    return None
-
-
-def check_media_path(path: str) -> str | None:
-    """What makes a media path unusable before the filesystem is asked (empty, NUL, too long, not encodable)."""
-    if not path.strip():
-        return "empty path"
-    if "\x00" in path:
-        return "contains a NUL byte"
-    try:
-        encoded = os.fsencode(path)
-    except UnicodeEncodeError:
-        return "cannot be encoded as a file name"
-    if len(encoded) > PATH_MAX:
-        return f"longer than {PATH_MAX} bytes"
-    if any(len(part) > NAME_MAX for part in encoded.split(b"/")):
-        return f"has a name longer than {NAME_MAX} bytes"
-    return None
 
 
 def needed_folders(records: Sequence[Record]) -> dict[str, int]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.data.decoding import MediaDecodeError
+from lvlm.data.record_format import RecordError, conversation_turns, media_paths, record_object
 from lvlm.data.sample_format import count_placeholders, media_members
 from lvlm.data.shard_writer import ShardWriter
 from lvlm.models.modality import Modality
@@ -78,11 +79,7 @@ def convert_record(
         SkippedSample: With reason ``bad_json``, ``placeholder_mismatch``, ``missing_file``, ``path_escape``,
             ``bad_path``, ``unreadable_media``, ``unsupported_format`` or ``undecodable_media``.
     """
-    conversations = _checked_conversations(record)
-    paths = {m.name: [p for field in m.record_fields for p in _paths(record, field)] for m in modalities}
-    placeholders = count_placeholders(conversations, modalities)
-    if any(placeholders[name] != len(items) for name, items in paths.items()):
-        raise SkippedSample("placeholder_mismatch", mismatch_detail(placeholders, paths, modalities))
+    conversations, paths = checked_fields(record, modalities)
     sample: dict[str, Any] = {"__key__": key}
     for modality in modalities:
         items = paths[modality.name]
@@ -94,6 +91,26 @@ def convert_record(
     meta = {"id": record.get("id"), "conversations": conversations, "source": source}
     sample["json"] = encode_json(meta | {k: v for k, v in record.items() if k not in {"id", "conversations"} | fields})
     return sample
+
+
+def checked_fields(record: Any, modalities: Sequence[Modality]) -> tuple[list[dict[str, str]], dict[str, list[str]]]:
+    """A record's turns and each modality's media paths, checked by the record parser without touching any file.
+
+    Raises:
+        SkippedSample: ``bad_path`` for an unusable media path, ``placeholder_mismatch`` when the markers do not
+            match the media, ``bad_json`` for anything else; the detail names the field.
+    """
+    try:
+        if isinstance(record, RecordError):  # a JSONL line that is not JSON
+            raise record
+        conversations = conversation_turns(record_object(record).get("conversations"))
+        paths = {m.name: [p for field in m.record_fields for p in media_paths(record, field)] for m in modalities}
+    except RecordError as err:
+        raise SkippedSample("bad_path" if err.reason == "bad_path" else "bad_json", str(err)) from None
+    placeholders = count_placeholders(conversations, modalities)
+    if any(placeholders[name] != len(items) for name, items in paths.items()):
+        raise SkippedSample("placeholder_mismatch", mismatch_detail(placeholders, paths, modalities))
+    return conversations, paths
 
 
 def mismatch_detail(
@@ -150,28 +167,3 @@ def convert_safely(record: Any, key: str, **options: Any) -> dict[str, Any] | Sk
         return skip
     except Exception as err:  # noqa: BLE001 - one record never aborts the run; the report says what happened
         return SkippedSample("conversion_error", f"{type(err).__name__}: {err}"[:500])
-
-
-def _checked_conversations(record: Any) -> list[dict[str, str]]:
-    if not isinstance(record, dict):
-        raise SkippedSample("bad_json", f"a record must be an object, got {type(record).__name__}")
-    turns = record.get("conversations")
-    if not isinstance(turns, list) or not turns:
-        raise SkippedSample("bad_json", "'conversations' must be a non-empty list")
-    for i, turn in enumerate(turns):
-        if not (isinstance(turn, dict) and turn.get("from") in ("human", "gpt") and isinstance(turn.get("value"), str)):
-            raise SkippedSample(
-                "bad_json", f"turn {i} must be {{'from': 'human'|'gpt', 'value': str}}, got {turn!r:.80}"
-            )
-    return [{"from": t["from"], "value": t["value"]} for t in turns]
-
-
-def _paths(record: dict[str, Any], field: str) -> list[str]:
-    value = record.get(field)
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise SkippedSample("bad_json", f"'{field}' must be a path or a list of paths, got {value!r:.80}")

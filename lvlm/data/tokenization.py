@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from lvlm.data.record_format import RecordError, training_turns
 from lvlm.data.sample_errors import (
     MissingMediaError,
     PlaceholderMismatchError,
@@ -55,40 +56,15 @@ class TokenizedSample:
 
 
 def parse_conversations(conversations: Any, key: str = "?") -> list[Turn]:
-    """Validates LLaVA `conversations` and returns `(role, text)` turns.
-
-    A leading `gpt` turn (an answer with no question) is dropped, as the original does; after that the turns must
-    alternate human/gpt.
-
-    Args:
-        conversations: The sample's `conversations` value: a list of `{"from": "human"|"gpt", "value": str}`.
-        key: The sample key, for error messages.
-
-    Returns:
-        The turns, starting with a human turn.
+    """LLaVA ``conversations`` as ``(role, text)`` turns (:func:`lvlm.data.record_format.training_turns`).
 
     Raises:
-        SampleFormatError: If the shape is wrong; the message says which turn and what was expected.
+        SampleFormatError: The shape is wrong; the message names the field, the turn and what was expected.
     """
-    if not isinstance(conversations, list) or not conversations:
-        raise SampleFormatError(key, f"'conversations' must be a non-empty list of turns, got {conversations!r:.80}")
-    turns: list[Turn] = []
-    for i, turn in enumerate(conversations):
-        if not isinstance(turn, dict) or turn.get("from") not in (HUMAN, GPT) or not isinstance(turn.get("value"), str):
-            raise SampleFormatError(
-                key, f'turn {i} must be {{"from": "human"|"gpt", "value": str}}, got {turn!r:.80}; fix the JSON'
-            )
-        turns.append((turn["from"], turn["value"]))
-    while turns and turns[0][0] == GPT:
-        turns.pop(0)
-    for i, (role, _) in enumerate(turns):
-        if role != (HUMAN if i % 2 == 0 else GPT):
-            raise SampleFormatError(
-                key, f"turns must alternate human/gpt; turn {i} (after leading gpt turns) is {role!r}"
-            )
-    if not turns:
-        raise SampleFormatError(key, "'conversations' has no human turn")
-    return turns
+    try:
+        return training_turns(conversations)
+    except RecordError as err:
+        raise SampleFormatError(key, str(err)) from None
 
 
 class SegmentTokenizer:

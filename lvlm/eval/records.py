@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lvlm.core.errors import UserError
-from lvlm.core.text_files import read_text
+from lvlm.core.record_identity import record_identity
+from lvlm.core.text_files import InputFileError, read_text
 
 
-class EvalInputError(UserError, ValueError):
+class EvalInputError(InputFileError, ValueError):
     """A prediction or annotation file is missing or unusable as a whole (one bad record is skipped instead)."""
 
 
@@ -29,11 +29,9 @@ def skip_entry(where: str, record: Any, reason: str, detail: str) -> dict[str, A
 
 
 def record_key(record: Mapping[str, Any]) -> str | None:
-    """A prediction's key: ``question_id``, else ``key``, else ``id`` (None when it has none)."""
-    for name in ("question_id", "key", "id"):
-        if record.get(name) is not None:
-            return str(record[name])
-    return None
+    """A prediction's key: its identity (:mod:`lvlm.core.record_identity`: ``question_id``, else ``key``, else
+    ``id``), the same a question gets in ``lvlm predict`` and a sample in ``lvlm shards``; None when it has none."""
+    return record_identity(record)
 
 
 @dataclass
@@ -113,7 +111,7 @@ def require_fields(record: Mapping[str, Any], fields: Iterable[str], where: str)
     """Raise an :class:`EvalInputError` naming ``where`` and the first field missing from ``record``."""
     for name in fields:
         if name not in record:
-            key = record.get("key", record.get("question_id"))
+            key = record_identity(record)
             at = f" (key {key!r})" if key is not None else ""
             raise EvalInputError(f"{where}{at}: missing field {name!r}; present: {sorted(record)}")
 

@@ -19,7 +19,6 @@ _EXPORTS = {
     "prepare_prompt": "lvlm.inference.prompts",
     "load_media": "lvlm.inference.media_loading",
     "Question": "lvlm.inference.questions",
-    "questions_from_json": "lvlm.inference.question_files",
     "questions_from_file": "lvlm.inference.question_files",
     "questions_from_records": "lvlm.inference.questions",
     "questions_from_shards": "lvlm.inference.question_shards",

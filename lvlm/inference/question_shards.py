@@ -13,17 +13,11 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from lvlm.core.errors import UserError
+from lvlm.data.record_format import RecordError, question_turns, record_object
 from lvlm.data.sample_errors import BadSampleError
 from lvlm.data.sample_format import media_members
 from lvlm.data.shard_io import expand_pattern, read_shards
-from lvlm.inference.questions import (
-    CONSUMED,
-    InvalidQuestion,
-    Question,
-    check_conversations,
-    last_human_text,
-    media_fields,
-)
+from lvlm.inference.questions import CONSUMED, Question, last_human_text, media_fields
 from lvlm.modalities.catalog import installed_modalities
 
 
@@ -49,24 +43,23 @@ def shard_urls(patterns: Sequence[str]) -> list[str]:
 def _unreadable(index: int, err: Exception) -> Question:
     url = next((a for a in err.args[1:] if isinstance(a, str)), "")
     detail = f"{type(err).__name__}: {err.args[0] if err.args else ''}"
-    error = InvalidQuestion(
-        "unreadable_shard", f"the shard cannot be read from here on (truncated or corrupt?): {detail}"
-    )
+    error = RecordError("unreadable_shard", f"the shard cannot be read from here on (truncated or corrupt?): {detail}")
     return Question(index, "?", [], error=error, source=url)
 
 
 def question_from_sample(index: int, sample: dict[str, Any]) -> Question:
-    """One raw WebDataset sample as a question (raises InvalidQuestion or BadSampleError when unusable)."""
+    """One raw WebDataset sample as a question (raises RecordError or BadSampleError when unusable).
+
+    The sample's key is its ``__key__``: the record's identity made safe for a member name by ``lvlm shards``.
+    """
     key = str(sample["__key__"])
     if "json" not in sample:
-        raise InvalidQuestion("missing_field", "the sample has no .json member")
+        raise RecordError("missing_field", "the sample has no .json member")
     try:
         record = json.loads(sample["json"])
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InvalidQuestion("invalid_json", f"{key}.json is not valid JSON ({err})") from None
-    if not isinstance(record, dict):
-        raise InvalidQuestion("not_an_object", f"{key}.json holds a {type(record).__name__}, not an object")
-    conversations = check_conversations(record.get("conversations"))
+        raise RecordError("invalid_json", f"{key}.json is not valid JSON ({err})") from None
+    conversations = question_turns(record_object(record).get("conversations"))
     members = media_members(sample, installed_modalities())
     media: list[tuple[str, Any]] = [(name, data) for name in media_fields() for _, data in members.get(name, [])]
     answer = record.get("answer")
@@ -90,11 +83,11 @@ def questions_from_shards(urls: str | Sequence[str]) -> Iterator[Question]:
         url, key = str(sample.get("__url__", "")), str(sample.get("__key__", "?"))
         try:
             question = question_from_sample(index, sample)
-        except (InvalidQuestion, BadSampleError) as err:
+        except (RecordError, BadSampleError) as err:
             question = Question(index, key, [], error=err)
         question.source = url
         if question.error is None and key in seen:
-            question.error = InvalidQuestion("duplicate_key", f"key {key!r} already used in {seen[key]}")
+            question.error = RecordError("duplicate_key", f"key {key!r} already used in {seen[key]}")
         seen.setdefault(key, url)
         yield question
         index += 1

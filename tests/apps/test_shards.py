@@ -102,7 +102,7 @@ def test_every_kind_of_bad_record_is_skipped_counted_and_listed(media, tmp_path)
         "loop": "bad_path", "nul": "bad_path", "long_name": "bad_path", "long_path": "bad_path",
         "fifo": "missing_file", "folder": "missing_file", "truncated": "undecodable_media",
         "no_turns": "bad_json", "image_type": "bad_json", "image_list_type": "bad_json", "turn_type": "bad_json",
-        "empty_path": "bad_path", "nested___1": "bad_json", "data_13": "bad_json", "data_14": "bad_json",
+        "empty_path": "bad_path", "data_12": "bad_json", "data_13": "bad_json", "data_14": "bad_json",
         "data_15": "bad_json", "lone": "bad_json",
     }  # fmt: skip
     assert [line["index"] for line in lines] == list(range(len(records) - 1))
@@ -115,9 +115,9 @@ def test_every_kind_of_bad_record_is_skipped_counted_and_listed(media, tmp_path)
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        (b'{"id": 1}', "expected a JSON list of records, got a JSON dict"),
-        (b"[{]", "not valid JSON: Expecting property name"),
-        (b'["\xff"]', "not UTF-8 text"),
+        (b'{\n"id": 1}', "neither a JSON list nor JSONL of objects"),
+        (b"[{]", r"not valid JSON \(line 1, column 3: Expecting property name"),
+        (b'["\xff"]', "not valid utf-8 at byte 2"),
     ],
 )
 def test_an_unusable_input_file_is_named_before_any_work(media, tmp_path, content, message):

@@ -144,8 +144,8 @@ def test_reencode_option_shrinks_videos(media_dir, tmp_path):
 
 def test_unusable_input_file_fails_with_its_name(tmp_path):
     bad = tmp_path / "bad.json"
-    bad.write_text('{"not": "a list"}')
-    with pytest.raises(UserError, match="bad.json: expected a JSON list"):
+    bad.write_text('{\n  "not": "a list"\n}\n')
+    with pytest.raises(UserError, match="bad.json: neither a JSON list nor JSONL of objects"):
         main([str(bad), "--out", str(tmp_path / "o")])
     assert not (tmp_path / "o").exists()
 
