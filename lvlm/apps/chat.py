@@ -21,7 +21,6 @@ from typing import Any, Literal
 from jsonargparse import ArgumentParser
 
 from lvlm.apps import command
-
 from lvlm.inference.media_files import MissingMediaFileError, UnsupportedMediaError, check_media_file
 
 # torch, transformers and the model are imported only once the arguments and files are known to be good, so

@@ -16,8 +16,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import types
 import sys
+import types
 import typing
 from typing import Any, Protocol
 
@@ -39,7 +39,8 @@ def build_parser(command: type, prog: str, positional: str | None = None) -> Arg
     parser.add_argument("--config", action="config", help="a YAML file of these settings (--print_config writes one)")
     parser.add_class_arguments(command, skip={positional} if positional else None, sub_configs=True)
     if positional is not None:
-        parser.add_argument(positional, nargs="+", type=str, help=_field_help(command, positional))
+        (item,) = typing.get_args(typing.get_type_hints(command)[positional])  # a positional is a list[...]
+        parser.add_argument(positional, nargs="+", type=item, help=_field_help(command, positional))
     _add_dashed_twins(parser)
     return parser
 
@@ -131,7 +132,7 @@ def _options(parser: ArgumentParser) -> dict[str, argparse.Action]:
     """Every option string of ``parser`` (a subcommand's included) -> its action."""
     found = dict(parser._option_string_actions)
     action = getattr(parser, "_subcommands_action", None)
-    for subparser in (action._name_parser_map.values() if action is not None else ()):
+    for subparser in action._name_parser_map.values() if action is not None else ():
         found |= _options(subparser)
     return found
 
