@@ -19,6 +19,7 @@ import json
 import sys
 import types
 import typing
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from jsonargparse import ArgumentParser, Namespace
@@ -65,7 +66,7 @@ def parse(parser: ArgumentParser, command: type, argv: list[str]) -> Namespace:
 
 def build(parser: ArgumentParser, command: type, config: Namespace) -> Any:
     """The ``command`` dataclass holding the parsed ``config`` (nested dataclasses built too)."""
-    built = parser.instantiate_classes(config)
+    built = parser.instantiate(config)
     return command(**{field.name: built[field.name] for field in dataclasses.fields(command)})
 
 
@@ -90,6 +91,18 @@ def run_subcommand(commands: dict[str, type], argv: list[str] | None, prog: str,
     config = parse(parser, commands[name], argv)
     subparser = parser._subcommands_action._name_parser_map[name]
     return build(subparser, commands[name], config[name]).run()
+
+
+def exit_status(prog: str, body: Callable[[], int], debug: bool = False) -> int:
+    """``body()``'s exit status; a ``UserError`` is one line on stderr and status 2 (with ``debug``: raised)."""
+    try:
+        return body()
+    except UserError as error:
+        if debug:
+            raise
+        # A mistake in the user's input: the message names the file or field; no traceback (--debug shows one).
+        print(f"{prog}: {error}", file=sys.stderr)
+        return 2
 
 
 def _parse_or_fail(parser: ArgumentParser, argv: list[str]) -> int:

@@ -9,8 +9,8 @@ from peft.tuners.lora import LoraLayer
 from lvlm import VideoLLaVA
 from lvlm.apps.fit import lightning_main
 from lvlm.apps.merge_lora import main as merge_main
-from lvlm.training.run_checkpoint import load_run_module, read_run_checkpoint
 from lvlm.core.errors import UserError
+from lvlm.training.run_checkpoint import load_run_module, read_run_checkpoint
 from tests.training.launch import checkpoint_callback
 from tests.training.tiny import TinyDataModule, write_recipe
 
