@@ -19,7 +19,6 @@ resumes: finished arms and runs are not redone.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lvlm.apps import command
 from lvlm.apps.ablate_data import DATA_ARMS, write_data_arm
 from lvlm.apps.ablate_table import collect_results, write_table
 from lvlm.apps.ablate_towers import TOWER_ARMS, write_tower_arm
@@ -72,22 +72,33 @@ PLANS = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lvlm ablate",
-        description="Tower arms (unified/separated/random) x data arms (joint/image/video/transfer) x seeds on the "
-        "synthetic world: one accuracy + alignment table (Markdown and JSON). Rerun the same command to resume.",
-    )
-    parser.add_argument("--out", default="ablation", help="output folder (default: ./ablation)")
-    parser.add_argument("--fast", action="store_true", help="a smaller grid for a first look (4 cells x 2 seeds)")
-    parser.add_argument("--seeds", type=int, default=None, help="number of seeds per cell (default: 3, --fast 2)")
-    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply the warm-up and stage-2 steps")
-    parser.add_argument("--cells", default=None, help="comma-separated TOWER:DATA cells (default: the plan's)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads of the main process (default 1)")
-    return parser
+@dataclass
+class Ablate:
+    """Tower arms (unified/separated/random) x data arms (joint/image/video/transfer) x seeds on the synthetic
+    world: one accuracy + alignment table (Markdown and JSON). Rerun the same command to resume.
+
+    Attributes:
+        out: output folder.
+        fast: a smaller grid for a first look (4 cells x 2 seeds).
+        seeds: number of seeds per cell (default: 3, --fast 2).
+        steps_scale: multiply the warm-up and stage-2 steps.
+        cells: comma-separated TOWER:DATA cells (default: the plan's).
+        threads: torch threads of the main process.
+    """
+
+    out: str = "ablation"
+    fast: bool = False
+    seeds: int | None = None
+    steps_scale: float = 1.0
+    cells: str | None = None
+    threads: int = 1
+
+    def run(self) -> int:
+        """Run (or resume) the grid and write its table; returns 0."""
+        return ablate(self)
 
 
-def plan_from(args: argparse.Namespace) -> GridPlan:
+def plan_from(args: Ablate) -> GridPlan:
     """The plan the arguments ask for; a bad value is a one-line :class:`UserError`."""
     plan = PLANS["fast" if args.fast else "full"]
     if args.steps_scale <= 0:
@@ -113,7 +124,12 @@ def _cell(text: str) -> Cell:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``lvlm ablate``; returns the exit status."""
+    return command.run(Ablate, argv, "lvlm ablate")
+
+
+def ablate(args: Ablate) -> int:
+    """Run the grid ``args`` plans under ``args.out``."""
     plan = plan_from(args)
     import torch
 

@@ -12,12 +12,15 @@ stay), ``/history``, ``/exit`` (or end of input, Ctrl-D). ``//`` sends a questio
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from jsonargparse import ArgumentParser
+
+from lvlm.apps import command
 from lvlm.inference.media_files import MissingMediaFileError, UnsupportedMediaError, check_media_file
 
 # torch, transformers and the model are imported only once the arguments and files are known to be good, so
@@ -32,30 +35,49 @@ HELP = """commands (handled here, never sent to the model):
   //text     ask "/text" (a question that starts with a slash)"""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lvlm chat", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
-    p.add_argument("--image", action="append", default=[], help="an image file (repeat for several)")
-    p.add_argument("--video", action="append", default=[], help="a video file or a folder of frames (repeatable)")
-    p.add_argument(
-        "--media",
-        action="append",
-        default=[],
-        metavar="NAME=PATH",
-        help="a file of the model's modality NAME (any modality, a plugin's included: --media depth=scene.png)",
-    )
-    p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--temperature", type=float, default=0.2, help="0 = greedy; default 0.2 (the original's)")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, help="seed of the sampler")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
-    p.add_argument(
-        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
-    )
-    p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
-    p.add_argument("--device", default="cpu")
-    return p
+@dataclass
+class Chat:
+    """A multi-turn terminal chat with a checkpoint about its media; answers stream.
+
+    Attributes:
+        model: checkpoint directory (lvlm, transformers or original layout).
+        image: an image file (repeat for several).
+        video: a video file or a folder of frames (repeatable).
+        media: NAME=PATH, a file of the model's modality NAME (any modality, a plugin's included:
+            --media depth=scene.png).
+        template: override the checkpoint's chat template (vicuna_v1, llava_v1, plain).
+        temperature: 0 = greedy; default 0.2 (the original's).
+        top_p: nucleus sampling mass.
+        max_new_tokens: longest answer in tokens.
+        seed: seed of the sampler.
+        num_frames: frames per video (default: as many as training used).
+        image_mode: override how images are fitted (default: as the model records).
+        dtype: model dtype, e.g. bfloat16 (default: as saved).
+        device: cpu or cuda.
+    """
+
+    model: str
+    image: list[str] = field(default_factory=list)
+    video: list[str] = field(default_factory=list)
+    media: list[str] = field(default_factory=list)
+    template: str | None = None
+    temperature: float = 0.2
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    seed: int | None = None
+    num_frames: int | None = None
+    image_mode: Literal["pad", "crop"] | None = None
+    dtype: str | None = None
+    device: str = "cpu"
+
+    def run(self) -> int:
+        """Run ``lvlm chat``; returns the exit status (2 for a missing or unusable file or checkpoint)."""
+        return chat(self)
+
+
+def build_parser() -> ArgumentParser:
+    """The parser of ``lvlm chat`` (jsonargparse, from :class:`Chat`)."""
+    return command.build_parser(Chat, "lvlm chat")
 
 
 def attach_option(kind: str, path: str) -> str:
@@ -146,7 +168,11 @@ def slash_command(line: str, conversation: Any) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm chat``; returns the exit status (2 for a missing or unusable file or checkpoint)."""
-    args = build_parser().parse_args(argv)
+    return command.run(Chat, argv, "lvlm chat")
+
+
+def chat(args: Chat) -> int:
+    """Check the files, load the checkpoint and the media, then chat until ``/exit``."""
     files = [("image", path) for path in args.image] + [("video", path) for path in args.video]
     try:
         for kind, path in files:

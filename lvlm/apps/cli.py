@@ -1,7 +1,8 @@
 """The ``lvlm`` command: LightningCLI's ``fit``/``validate``/``test``/``predict`` plus lvlm's own tools.
 
-Each tool lives in its own module with a ``main(argv) -> int`` function; this file only dispatches, so
-``lvlm --help`` stays fast (nothing heavy is imported until a command runs).
+Each tool lives in its own module: a typed command dataclass run by jsonargparse (:mod:`lvlm.apps.command`, so
+every tool takes ``--config FILE`` and ``--print_config``) behind a ``main(argv) -> int`` function. This file only
+dispatches, so ``lvlm --help`` stays fast (nothing heavy is imported until a command runs).
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-
-from lvlm.core.errors import UserError
 
 # name -> (module with ``main(argv) -> int``, one-line help)
 TOOLS: dict[str, tuple[str, str]] = {
@@ -64,14 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"lvlm: a recipe is not a command. Did you mean `lvlm fit -c {command}` (or `lvlm run {command}`)?")
     if command not in TOOLS and command not in LIGHTNING_COMMANDS:
         sys.exit(f"lvlm: unknown command {command!r}\n\n{usage()}")
-    try:
-        sys.exit(run_command(command, rest))
-    except UserError as error:
-        if debug:
-            raise
-        # A mistake in the user's input: the message names the file or field; no traceback (--debug shows one).
-        print(f"lvlm {command}: {error}", file=sys.stderr)
-        sys.exit(2)
+    from lvlm.apps.command import exit_status  # jsonargparse: not needed for --help
+
+    sys.exit(exit_status(f"lvlm {command}", lambda: run_command(command, rest), debug))
 
 
 def run_command(command: str, argv: list[str]) -> int:

@@ -3,7 +3,7 @@
     lvlm convert --model DIR --to hf --out DIR_HF          # lvlm (or original) layout -> transformers video_llava
     lvlm convert --model DIR_HF --to lvlm --out DIR        # transformers video_llava -> lvlm
     lvlm convert --checkpoint last.ckpt --out DIR          # a Lightning .ckpt -> lvlm checkpoint directory
-    lvlm convert --checkpoint step=1000/ --config runs/x/config.yaml --out DIR   # sharded FSDP2 (DCP) folder
+    lvlm convert --checkpoint step=1000/ --run-config runs/x/config.yaml --out DIR   # sharded FSDP2 (DCP) folder
     lvlm convert --model DIR --to hf --out DIR_HF --overwrite   # replace an existing DIR_HF whole
 
 ``--model`` takes any layout ``VideoLLaVA.from_pretrained`` reads; the tokenizer is copied when the directory has
@@ -19,26 +19,53 @@ survives beside the new ones. Paths recorded in a checkpoint (``export_dir``...)
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from lvlm.apps import command
+from lvlm.core.errors import UserError
 from lvlm.core.outputs import check_output, paths_named_in, staged_output
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lvlm convert", description="Convert checkpoints between lvlm and hf layouts, or from a training run."
-    )
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--model", help="a checkpoint directory (lvlm, hf or original layout)")
-    source.add_argument("--checkpoint", help="a Lightning .ckpt file or a sharded DCP checkpoint folder")
-    parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--to", choices=("lvlm", "hf"), default="lvlm", help="layout to write (default: lvlm)")
-    parser.add_argument("--config", default=None, help="with --checkpoint: the run's config.yaml (if no hparams)")
-    parser.add_argument("--dtype", default=None, help="cast before writing (float32, bfloat16, float16)")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing non-empty --out whole")
-    return parser
+@dataclass
+class Convert:
+    """Convert checkpoints between lvlm and hf layouts, or from a training run.
+
+    Attributes:
+        out: output directory.
+        model: a checkpoint directory (lvlm, hf or original layout); or give --checkpoint.
+        checkpoint: a Lightning .ckpt file or a sharded DCP checkpoint folder; or give --model.
+        to: layout to write (default: lvlm).
+        run_config: with --checkpoint: the run's config.yaml (if the checkpoint has no hyper-parameters).
+        dtype: cast before writing (float32, bfloat16, float16).
+        overwrite: replace an existing non-empty --out whole.
+    """
+
+    out: str
+    model: str | None = None
+    checkpoint: str | None = None
+    to: Literal["lvlm", "hf"] = "lvlm"
+    run_config: str | None = None
+    dtype: str | None = None
+    overwrite: bool = False
+
+    def run(self) -> int:
+        """Convert; returns 0, or 1 (and the reason) for an input that cannot be read."""
+        if (self.model is None) == (self.checkpoint is None):
+            raise UserError("give one of --model and --checkpoint")
+        try:
+            if self.model is not None:
+                out = convert_model_dir(self.model, self.out, self.to, self.dtype, self.overwrite)
+            else:
+                out = convert_run_checkpoint(self.checkpoint, self.out, self.to, self.run_config, self.dtype,
+                                             self.overwrite)  # fmt: skip
+        except (FileNotFoundError, ValueError, KeyError) as err:
+            print(f"lvlm convert: {err}")
+            return 1
+        print(f"lvlm convert: wrote the {self.to} layout to {out}")
+        return 0
 
 
 def _tokenizer(directory: Path):
@@ -79,37 +106,19 @@ def convert_run_checkpoint(
     checkpoint: str | Path,
     out: str | Path,
     to: str = "lvlm",
-    config: str | Path | None = None,
+    run_config: str | Path | None = None,
     dtype: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """A training run's ``.ckpt`` or DCP folder → a checkpoint directory (LoRA merged) with the run's tokenizer."""
-    from lvlm.apps.run_checkpoint import merge_lora_into, paths_read_by, read_run_checkpoint, rebuild_module
-    from lvlm.models.language_model import _dtype
+    from lvlm.training.run_checkpoint import export_run_checkpoint
 
-    out = check_output(out, [checkpoint, config], overwrite, "--out")
-    module = rebuild_module(read_run_checkpoint(checkpoint), config, source=str(checkpoint))
-    check_output(out, paths_read_by(dict(module.hparams)), overwrite, "--out")
-    model = module.model.eval()
-    if module.lora is not None:
-        merged = merge_lora_into(model.llm.causal_lm)
+    _, merged = export_run_checkpoint(checkpoint, out, to, run_config, dtype, overwrite)
+    if merged:
         print(f"lvlm convert: merged {merged} LoRA layers into the LLM")
-    if dtype is not None:
-        model = model.to(_dtype(dtype))
-    with staged_output(out) as staged:
-        model.save_pretrained(staged, layout=to, tokenizer=module.tokenizer)
-    return out
+    return Path(out)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.model is not None:
-            out = convert_model_dir(args.model, args.out, args.to, args.dtype, args.overwrite)
-        else:
-            out = convert_run_checkpoint(args.checkpoint, args.out, args.to, args.config, args.dtype, args.overwrite)
-    except (FileNotFoundError, ValueError, KeyError) as err:
-        print(f"lvlm convert: {err}")
-        return 1
-    print(f"lvlm convert: wrote the {args.to} layout to {out}")
-    return 0
+    """Run ``lvlm convert``; returns the exit status."""
+    return command.run(Convert, argv, "lvlm convert")

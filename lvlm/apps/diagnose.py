@@ -9,22 +9,36 @@ embeddings (:mod:`lvlm.training.alignment_callback`). Writes ``alignment.json`` 
 
 from __future__ import annotations
 
-import argparse
 import glob
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lvlm diagnose", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a checkpoint directory (lvlm layout, with its tokenizer)")
-    parser.add_argument("--shards", nargs="+", required=True, help="WebDataset shards (files or glob patterns)")
-    parser.add_argument("--items", type=int, default=64, help="items per modality (retrieval chance is 1/items)")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
-    parser.add_argument("--out", default="diagnostics", help="output folder for alignment.json/png")
-    return parser
+@dataclass
+class Diagnose:
+    """How aligned a model's video and image towers are, before and after the projector.
+
+    Attributes:
+        model: a checkpoint directory (lvlm layout, with its tokenizer).
+        shards: WebDataset shards (files or glob patterns).
+        items: items per modality (retrieval chance is 1/items).
+        num_frames: frames per video (default: the model's).
+        out: output folder for alignment.json/png.
+    """
+
+    model: str
+    shards: list[str]
+    items: int = 64
+    num_frames: int | None = None
+    out: str = "diagnostics"
+
+    def run(self) -> int:
+        """Measure, write alignment.json and alignment.png, print a summary; returns 0."""
+        return diagnose(self)
 
 
 def shard_paths(patterns: list[str]) -> list[Path]:
@@ -39,7 +53,12 @@ def shard_paths(patterns: list[str]) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run ``lvlm diagnose``; returns the exit status."""
+    return command.run(Diagnose, argv, "lvlm diagnose")
+
+
+def diagnose(args: Diagnose) -> int:
+    """Load the model, read the shards' media, measure and report."""
     if args.items < 2:
         raise UserError("--items must be >= 2 (retrieval is over a batch)")
     shards = shard_paths(args.shards)

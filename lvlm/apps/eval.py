@@ -1,7 +1,7 @@
 """``lvlm eval``: score a prediction file with one protocol and write JSON, Markdown and TensorBoard results.
 
 Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`. With ``--model DIR``
-it first generates the predictions through ``lvlm predict`` (progress, ``--num-processes``, and ``--resume`` after
+it first generates the predictions as ``lvlm predict`` does (progress, ``--num-processes``, and ``--resume`` after
 an interrupted run) into ``OUT/predictions.jsonl``.
 
 Outputs (``OUT/<protocol>.json``, ``.md``, ``tensorboard/<protocol>/``) are checked before any work: one that
@@ -13,12 +13,12 @@ arguments or an unusable input file), 3 some items could not be judged and ``--a
 
 from __future__ import annotations
 
-import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Literal
 
-from lvlm.apps import predict
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 from lvlm.core.outputs import check_output
 from lvlm.eval.evaluate import evaluate_predictions
@@ -28,82 +28,165 @@ from lvlm.eval.results import EvalResult, result_paths, write_all
 SHOWN_SKIPPED = 20
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--predictions", type=Path, help="JSONL written by `lvlm predict`")
-    source.add_argument("--model", type=Path, help="a checkpoint directory: generate the predictions first")
-    parser.add_argument("--out", required=True, type=Path, help="folder for <protocol>.json, .md and tensorboard/")
-    parser.add_argument("--no-tensorboard", action="store_true", help="skip the TensorBoard event file")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing results of this protocol")
-    parser.add_argument("--encoding", default="auto", help="of the prediction file (auto: UTF-8, else Latin-1)")
-    g = parser.add_argument_group("with --model")
-    g.add_argument("--questions-json", type=Path, help="questions as `lvlm predict --questions` reads them")
-    g.add_argument("--media-root", type=Path, help="folder relative media paths start from")
-    g.add_argument("--batch-size", type=int, default=8)
-    g.add_argument("--max-new-tokens", type=int, default=128)
-    g.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes for the predictions")
-    g.add_argument(
-        "--resume", action="store_true", help="continue interrupted predictions (OUT/predictions.jsonl.partial)"
-    )
+@dataclass(kw_only=True)
+class Scoring:
+    """What every protocol takes: the predictions (or a model to make them), the output folder, and overwrite.
+
+    Attributes:
+        out: folder for <protocol>.json, .md and tensorboard/.
+        predictions: JSONL written by `lvlm predict`; or give --model.
+        model: a checkpoint directory: generate the predictions first (into OUT/predictions.jsonl).
+        no_tensorboard: skip the TensorBoard event file.
+        overwrite: replace existing results of this protocol.
+        encoding: of the prediction file (auto: UTF-8, else Latin-1).
+        questions_json: with --model: questions as `lvlm predict --questions` reads them.
+        media_root: with --model: folder relative media paths start from.
+        batch_size: with --model: questions per generate call.
+        max_new_tokens: with --model: longest answer in tokens.
+        num_processes: with --model: spawn N CPU worker processes for the predictions.
+        resume: with --model: continue interrupted predictions (OUT/predictions.jsonl.partial).
+    """
+
+    protocol: ClassVar[str]
+    out: Path
+    predictions: Path | None = None
+    model: Path | None = None
+    no_tensorboard: bool = False
+    overwrite: bool = False
+    encoding: str = "auto"
+    questions_json: Path | None = None
+    media_root: Path | None = None
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    num_processes: int = 1
+    resume: bool = False
+
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`evaluate_predictions` for this protocol."""
+        return {"encoding": self.encoding}
+
+    def questions_for_model(self) -> Path | None:
+        """The questions ``--model`` answers."""
+        return self.questions_json
+
+    def run(self) -> int:
+        """Score (after generating, with ``--model``); returns 0, or 3 when items could not be judged."""
+        return score(self)
 
 
-def _video_qa_parser(sub: Any) -> None:
-    p = sub.add_parser("video-qa", help="open-ended video QA scored by a judge (MSVD/MSRVTT/TGIF/ActivityNet-QA)")
-    _common(p)
-    p.add_argument("--questions", type=Path, help="test_q.json (with --answers: references come from the files)")
-    p.add_argument("--answers", type=Path, help="test_a.json, paired with test_q.json by question_id")
-    p.add_argument("--allow-missing", action="store_true", help="score even if some questions lack a prediction")
-    p.add_argument("--judge", choices=["exact", "openai"], default="exact")
-    p.add_argument("--exact-equal", action="store_true", help="exact judge: whole answer only, no containment")
-    p.add_argument(
-        "--allow-partial", action="store_true", help="when the judge fails on some items, score the judged ones"
-    )
-    g = p.add_argument_group("openai judge")
-    g.add_argument("--base-url", help="OpenAI-compatible API root, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--judge-model", help="judge model name, e.g. a pinned local model")
-    g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="NAME of the env variable holding the key")
-    g.add_argument("--temperature", type=float, default=0.0)
-    g.add_argument("--seed", type=int, help="sent to the server when given")
-    g.add_argument("--cache", type=Path, help="judgment cache folder (default: OUT/judge-cache)")
-    g.add_argument("--workers", type=int, default=4, help="concurrent judge requests")
-    g.add_argument(
-        "--judge-timeout", type=float, default=60.0, metavar="SECONDS", help="per judge request (default: 60)"
-    )
-    g.add_argument(
-        "--judge-deadline",
-        type=float,
-        metavar="SECONDS",
-        help="for the whole judge stage: items not judged by then are counted as unjudged (default: none)",
-    )
-    g.add_argument("--max-retries", type=int, default=6, help="retries after 429/5xx/connection errors")
-    g.add_argument("--base-delay", type=float, default=1.0, help="first backoff delay in seconds")
-    g.add_argument("--max-malformed", type=int, default=3, help="re-asks after a malformed reply")
+@dataclass(kw_only=True)
+class VideoQA(Scoring):
+    """Open-ended video QA scored by a judge (MSVD/MSRVTT/TGIF/ActivityNet-QA).
+
+    Attributes:
+        questions: test_q.json (with --answers: references come from the files).
+        answers: test_a.json, paired with test_q.json by question_id.
+        allow_missing: score even if some questions lack a prediction.
+        judge: exact match, or an OpenAI-compatible judge model.
+        exact_equal: exact judge: whole answer only, no containment.
+        allow_partial: when the judge fails on some items, score the judged ones.
+        base_url: openai judge: API root, e.g. http://127.0.0.1:8000/v1.
+        judge_model: openai judge: model name, e.g. a pinned local model.
+        api_key_env: openai judge: NAME of the env variable holding the key.
+        temperature: openai judge: sampling temperature.
+        seed: openai judge: sent to the server when given.
+        cache: openai judge: judgment cache folder (default: OUT/judge-cache).
+        workers: openai judge: concurrent judge requests.
+        judge_timeout: openai judge: seconds per judge request.
+        judge_deadline: openai judge: seconds for the whole judge stage; items not judged by then are counted
+            as unjudged (default: none).
+        max_retries: openai judge: retries after 429/5xx/connection errors.
+        base_delay: openai judge: first backoff delay in seconds.
+        max_malformed: openai judge: re-asks after a malformed reply.
+    """
+
+    protocol: ClassVar[str] = "video-qa"
+    questions: Path | None = None
+    answers: Path | None = None
+    allow_missing: bool = False
+    judge: Literal["exact", "openai"] = "exact"
+    exact_equal: bool = False
+    allow_partial: bool = False
+    base_url: str | None = None
+    judge_model: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    temperature: float = 0.0
+    seed: int | None = None
+    cache: Path | None = None
+    workers: int = 4
+    judge_timeout: float = 60.0
+    judge_deadline: float | None = None
+    max_retries: int = 6
+    base_delay: float = 1.0
+    max_malformed: int = 3
+
+    def options(self) -> dict[str, Any]:
+        return super().options() | {
+            "judge": _judge(self),
+            "questions": self.questions,
+            "answers": self.answers,
+            "allow_missing": self.allow_missing,
+            "allow_partial": self.allow_partial,
+        }
+
+    def questions_for_model(self) -> Path | None:
+        return self.questions_json or self.questions
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lvlm eval", description="Score a prediction file with one protocol; write JSON, Markdown, TensorBoard."
-    )
-    sub = parser.add_subparsers(dest="protocol", required=True, metavar="PROTOCOL")
-    _video_qa_parser(sub)
-    p = sub.add_parser("pope", help="POPE adversarial/popular/random with LLaVA's yes/no parser")
-    _common(p)
-    p.add_argument("--questions-dir", required=True, type=Path, help="folder with coco_pope_{category}.json")
-    p.add_argument("--allow-missing", action="store_true")
-    p = sub.add_parser("vqa", help="VQAv2 soft accuracy against several human answers per question")
-    _common(p)
-    p.add_argument("--annotations", required=True, type=Path, help="JSON list (or VQAv2 'annotations') of answers")
-    p.add_argument("--allow-missing", action="store_true")
-    p = sub.add_parser("synthetic", help="the quickstart world: accuracy per question type x modality vs chance")
-    _common(p)
-    return parser
+@dataclass(kw_only=True)
+class Pope(Scoring):
+    """POPE adversarial/popular/random with LLaVA's yes/no parser.
+
+    Attributes:
+        questions_dir: folder with coco_pope_{category}.json.
+        allow_missing: score even if some questions lack a prediction.
+    """
+
+    protocol: ClassVar[str] = "pope"
+    questions_dir: Path
+    allow_missing: bool = False
+
+    def options(self) -> dict[str, Any]:
+        return super().options() | {"questions_dir": self.questions_dir, "allow_missing": self.allow_missing}
 
 
-def _judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
+@dataclass(kw_only=True)
+class Vqa(Scoring):
+    """VQAv2 soft accuracy against several human answers per question.
+
+    Attributes:
+        annotations: JSON list (or VQAv2 'annotations') of answers.
+        allow_missing: score even if some questions lack a prediction.
+    """
+
+    protocol: ClassVar[str] = "vqa"
+    annotations: Path
+    allow_missing: bool = False
+
+    def options(self) -> dict[str, Any]:
+        return super().options() | {"annotations": self.annotations, "allow_missing": self.allow_missing}
+
+
+@dataclass(kw_only=True)
+class Synthetic(Scoring):
+    """The quickstart world: accuracy per question type x modality vs chance."""
+
+    protocol: ClassVar[str] = "synthetic"
+
+
+PROTOCOLS: dict[str, type[Scoring]] = {cls.protocol: cls for cls in (VideoQA, Pope, Vqa, Synthetic)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``lvlm eval PROTOCOL ...``; returns the exit status (0 scored, 3 unjudged items; UserError: 2)."""
+    return command.run_subcommand(PROTOCOLS, argv, "lvlm eval", dest="protocol")
+
+
+def _judge(args: VideoQA) -> Any:
     if args.judge == "exact":
         return make_judge("exact", contains=not args.exact_equal)
     if not args.base_url or not args.judge_model:
-        parser.error("--judge openai needs --base-url and --judge-model")
+        raise UserError("--judge openai needs --base-url and --judge-model")
     return make_judge(
         "openai",
         cache_dir=args.cache or args.out / "judge-cache",
@@ -121,25 +204,7 @@ def _judge(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Any:
     )
 
 
-def _options(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
-    if args.protocol == "video-qa":
-        judge = _judge(args, parser)
-        return {
-            "judge": judge,
-            "questions": args.questions,
-            "answers": args.answers,
-            "allow_missing": args.allow_missing,
-            "allow_partial": args.allow_partial,
-            "encoding": args.encoding,
-        }
-    if args.protocol == "pope":
-        return {"questions_dir": args.questions_dir, "allow_missing": args.allow_missing, "encoding": args.encoding}
-    if args.protocol == "vqa":
-        return {"annotations": args.annotations, "allow_missing": args.allow_missing, "encoding": args.encoding}
-    return {"encoding": args.encoding}
-
-
-def _check_outputs(args: argparse.Namespace) -> None:
+def _check_outputs(args: Scoring) -> None:
     """Refuse, before any work, results that would overwrite an input or (without --overwrite) earlier results."""
     names = ("predictions", "model", "questions_json", "questions", "answers", "questions_dir", "annotations")
     inputs = [getattr(args, name, None) for name in names]
@@ -150,31 +215,30 @@ def _check_outputs(args: argparse.Namespace) -> None:
         check_output(path, inputs, overwrite=args.overwrite, what="--out")
 
 
-def _generate_predictions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> Path:
-    """Answer every question with the model (greedy) through ``lvlm predict``: OUT/predictions.jsonl, skipped ones
+def _generate_predictions(args: Scoring) -> Path:
+    """Answer every question with the model (greedy) as ``lvlm predict`` does: OUT/predictions.jsonl, skipped ones
     beside it, progress on stderr, resumable after a kill with ``--resume``."""
-    questions = args.questions_json or (args.questions if args.protocol == "video-qa" else None)
+    from lvlm.apps.predict import Predict
+
+    questions = args.questions_for_model()
     if questions is None:
-        parser.error("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
+        raise UserError("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
     path = args.out / "predictions.jsonl"
-    argv = ["--model", str(args.model), "--questions", str(questions), "--out", str(path)]
-    argv += ["--batch-size", str(args.batch_size), "--max-new-tokens", str(args.max_new_tokens)]
-    argv += ["--num-processes", str(args.num_processes)]
-    if args.media_root is not None:
-        argv += ["--media-root", str(args.media_root)]
-    argv += ["--resume"] * args.resume + ["--overwrite"] * args.overwrite
-    predict.main(argv)
+    media_root = None if args.media_root is None else str(args.media_root)
+    Predict(model=str(args.model), out=str(path), questions=str(questions), media_root=media_root,
+            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_processes=args.num_processes,
+            resume=args.resume, overwrite=args.overwrite).run()  # fmt: skip
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm eval PROTOCOL ...``; returns the exit status (0 scored, 3 unjudged items; UserError: 2)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def score(args: Scoring) -> int:
+    """Score one protocol and write its results; returns 0, or 3 when some items could not be judged."""
+    if (args.predictions is None) == (args.model is None):
+        raise UserError("give one of --predictions and --model")
     _check_outputs(args)
     try:
-        predictions = args.predictions if args.model is None else _generate_predictions(args, parser)
-        result = evaluate_predictions(args.protocol, predictions, **_options(args, parser))
+        predictions = args.predictions if args.model is None else _generate_predictions(args)
+        result = evaluate_predictions(args.protocol, predictions, **args.options())
     except JudgeConfigError as err:
         raise UserError(str(err)) from None
     written = write_all(result, args.out, tensorboard=not args.no_tensorboard)
@@ -206,7 +270,3 @@ def _report_skipped(result: EvalResult) -> None:
         print(f"  {entry['source']} (key {entry['key']}): {entry['reason']}: {entry['detail']}", file=sys.stderr)
     if len(result.skipped) > SHOWN_SKIPPED:
         print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -11,8 +11,10 @@ and its modalities (placeholders, members, decoding, transforms, token counts) a
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
+import yaml
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
@@ -90,13 +92,32 @@ def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
     )
 
 
-def _has_config(argv: list[str]) -> bool:
-    return any(arg in CONFIG_FLAGS or arg.startswith("--config=") for arg in argv)
+def _has_recipe(argv: list[str]) -> bool:
+    """A ``-c`` file or a ``--config`` recipe (one with ``trainer``/``data`` sections or a ``model:`` mapping); a
+    ``--config`` of batched generation's own settings (``model: CKPT_DIR``) is not one."""
+    for flag, value in zip(argv, [*argv[1:], None]):
+        flag, inline, text = flag.partition("=")
+        value = text if inline else value
+        if flag == "-c" or (flag in CONFIG_FLAGS and value is not None and _is_recipe(value)):
+            return True
+    return False
+
+
+def _is_recipe(path: str) -> bool:
+    try:
+        settings = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError):
+        return True  # LightningCLI names the unreadable file
+    return (
+        not isinstance(settings, dict)
+        or bool({"trainer", "data"} & set(settings))
+        or isinstance(settings.get("model"), dict)
+    )
 
 
 def lightning_main(command: str, argv: list[str]) -> int:
     """``lvlm fit|validate|test|predict ARGS``; ``lvlm predict`` without ``-c`` is batched generation."""
-    if command == "predict" and not _has_config(argv):
+    if command == "predict" and not _has_recipe(argv):
         from lvlm.apps.predict import main as predict_main
 
         return predict_main(argv)

@@ -13,13 +13,17 @@ an input or an earlier result); an interrupted run is continued with ``--resume`
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from jsonargparse import ArgumentParser
+
+from lvlm.apps import command
 from lvlm.apps.predict_output import PartialRun, ResumeError, skipped_path
 from lvlm.apps.predict_parallel import PredictJob, output_files, run_distributed, run_spawned
 from lvlm.core.errors import UserError
@@ -32,35 +36,80 @@ from lvlm.inference.session import TemplateNotRecordedError
 SHOWN_SKIPPED = 20
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lvlm predict", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--questions", help="JSON list or JSONL of question objects (POPE's own files included)")
-    src.add_argument("--shards", nargs="+", help="WebDataset shards (paths, brace or glob patterns), read in order")
-    p.add_argument("--media-root", help="folder media paths are relative to (default: the question file's folder)")
-    p.add_argument("--encoding", default="auto", help="of the question file (default auto: UTF-8, else Latin-1)")
-    p.add_argument("--out", required=True, help="merged JSONL of predictions (written when the run is complete)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output (and any partial run)")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT.partial")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
-    p.add_argument("--top-p", type=float, default=1.0)
-    p.add_argument("--seed", type=int, help="seed of the sampler (with --temperature > 0)")
-    p.add_argument("--num-processes", type=int, default=1, help="spawn N CPU worker processes (not with torchrun)")
-    p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
-    p.add_argument(
-        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
-    )
-    p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun: cuda:LOCAL_RANK)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    return p
+@dataclass
+class Predict:
+    """Batched generation over a question file or WebDataset shards to JSONL.
+
+    Attributes:
+        model: checkpoint directory (lvlm, transformers or original layout).
+        out: merged JSONL of predictions (written when the run is complete).
+        questions: JSON list or JSONL of question objects (POPE's own files included); or give --shards.
+        shards: WebDataset shards (paths, brace or glob patterns), read in order; or give --questions.
+        media_root: folder media paths are relative to (default: the question file's folder).
+        encoding: of the question file (default auto: UTF-8, else Latin-1).
+        overwrite: replace an existing output (and any partial run).
+        resume: continue an interrupted run from OUT.partial.
+        batch_size: questions per generate call.
+        max_new_tokens: longest answer in tokens.
+        temperature: 0 = greedy (default); > 0 samples.
+        top_p: nucleus sampling mass.
+        seed: seed of the sampler (with --temperature > 0).
+        num_processes: spawn N CPU worker processes (not with torchrun).
+        template: override the checkpoint's chat template (vicuna_v1, llava_v1, plain).
+        num_frames: frames per video (default: as many as training used).
+        image_mode: override how images are fitted (default: as the model records).
+        dtype: model dtype, e.g. bfloat16 (default: as saved).
+        device: cpu or cuda (under torchrun: cuda:LOCAL_RANK).
+        no_progress: no progress bar on stderr.
+    """
+
+    model: str
+    out: str
+    questions: str | None = None
+    shards: list[str] | None = None
+    media_root: str | None = None
+    encoding: str = "auto"
+    overwrite: bool = False
+    resume: bool = False
+    batch_size: int = 8
+    max_new_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+    num_processes: int = 1
+    template: str | None = None
+    num_frames: int | None = None
+    image_mode: Literal["pad", "crop"] | None = None
+    dtype: str | None = None
+    device: str = "cpu"
+    no_progress: bool = False
+
+    def run(self) -> int:
+        """Run ``lvlm predict``; returns the exit status (a ``UserError``: refused before any work)."""
+        if (self.questions is None) == (self.shards is None):
+            raise UserError("give one of --questions and --shards")
+        if self.num_processes < 1:
+            raise UserError("--num-processes must be >= 1")
+        if self.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise UserError("--num-processes spawns workers itself; under torchrun leave it at 1")
+        if not Path(self.model).exists():
+            raise UserError(f"--model {self.model}: no such checkpoint directory")
+        start = time.perf_counter()
+        try:
+            result = _run(job_from_args(self), self)
+        except (TemplateNotRecordedError, FileNotFoundError) as err:
+            raise UserError(f"--model {self.model}: {err}") from None
+        if result is not None:
+            report(result, self.out, time.perf_counter() - start)
+        return 0
 
 
-def job_from_args(args: argparse.Namespace) -> PredictJob:
+def build_parser() -> ArgumentParser:
+    """The parser of ``lvlm predict`` (jsonargparse, from :class:`Predict`)."""
+    return command.build_parser(Predict, "lvlm predict")
+
+
+def job_from_args(args: Predict) -> PredictJob:
     settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p, args.seed)
     session_options = {
         "template": args.template,
@@ -161,7 +210,7 @@ def report(result: PredictionResult, out: str, seconds: float) -> None:
             print(f"  ... and {len(result.skipped) - SHOWN_SKIPPED} more", file=sys.stderr)
 
 
-def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
+def _run(job: PredictJob, args: Predict) -> PredictionResult | None:
     keys = check_inputs(job, args.overwrite)
     partial = PartialRun(job.out)
     identity = job.identity()
@@ -188,20 +237,5 @@ def _run(job: PredictJob, args: argparse.Namespace) -> PredictionResult | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm predict``; returns the exit status (2: refused before any work, nothing written)."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.num_processes < 1:
-        parser.error("--num-processes must be >= 1")
-    if args.num_processes > 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        parser.error("--num-processes spawns workers itself; under torchrun leave it at 1")
-    if not Path(args.model).exists():
-        raise UserError(f"--model {args.model}: no such checkpoint directory")
-    start = time.perf_counter()
-    try:
-        result = _run(job_from_args(args), args)
-    except (TemplateNotRecordedError, FileNotFoundError) as err:
-        raise UserError(f"--model {args.model}: {err}") from None
-    if result is not None:
-        report(result, args.out, time.perf_counter() - start)
-    return 0
+    """Run ``lvlm predict`` (also ``python -m lvlm.apps.predict`` under torchrun); returns the exit status."""
+    return command.run(Predict, argv, "lvlm predict")

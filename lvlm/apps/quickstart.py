@@ -14,15 +14,15 @@ The final model is an lvlm checkpoint with its tokenizer in ``OUT/model``: ``lvl
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 
 RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "quickstart"
@@ -80,52 +80,53 @@ TOWER = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lvlm quickstart",
-        description="Synthetic world -> tokenizer -> tower warm-up -> stage 1 -> stage 2 -> evaluation, on CPU.",
-    )
-    parser.add_argument("--out", default="quickstart", help="output folder (default: ./quickstart)")
-    parser.add_argument(
-        "--fast",
-        action="store_true",
-        default=os.environ.get("LVLM_QUICKSTART_FAST") == "1",
-        help="fewer samples and steps (CI; also env LVLM_QUICKSTART_FAST=1); still far above chance",
-    )
-    parser.add_argument("--steps-scale", type=float, default=1.0, help="multiply every training step count")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the world and of training")
-    parser.add_argument("--recipes", default=str(RECIPES), help="folder with stage1.yaml and stage2.yaml")
-    parser.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch threads of the main process (default 1: tiny models; the data worker uses another core)",
-    )
-    return parser
+@dataclass
+class Quickstart:
+    """Synthetic world -> tokenizer -> tower warm-up -> stage 1 -> stage 2 -> evaluation, on CPU.
+
+    Attributes:
+        out: output folder.
+        fast: fewer samples and steps (CI; also env LVLM_QUICKSTART_FAST=1); still far above chance.
+        steps_scale: multiply every training step count.
+        seed: seed of the world and of training.
+        recipes: folder with stage1.yaml and stage2.yaml.
+        threads: torch threads of the main process (default 1: tiny models; the data worker uses another core).
+    """
+
+    out: str = "quickstart"
+    fast: bool = field(default_factory=lambda: os.environ.get("LVLM_QUICKSTART_FAST") == "1")
+    steps_scale: float = 1.0
+    seed: int = 0
+    recipes: str = str(RECIPES)
+    threads: int = 1
+
+    def run(self) -> int:
+        """Check the recipes, then build the world, train both stages and evaluate under ``out``; returns 0."""
+        if self.steps_scale <= 0:
+            raise SystemExit("lvlm quickstart: --steps-scale must be > 0")
+        check_recipes(Path(self.recipes))
+        plan = PLANS["fast" if self.fast else "full"].scaled(self.steps_scale)
+        import torch
+
+        out = Path(self.out).resolve()
+        out.mkdir(parents=True, exist_ok=True)
+        threads, previous_dir = torch.get_num_threads(), os.environ.get(ENV_DIR)
+        torch.set_num_threads(self.threads)
+        os.environ[ENV_DIR] = str(out)  # the recipes read their paths from it
+        try:
+            run(self, plan, out)
+        finally:
+            torch.set_num_threads(threads)
+            if previous_dir is None:
+                os.environ.pop(ENV_DIR, None)
+            else:
+                os.environ[ENV_DIR] = previous_dir
+        return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.steps_scale <= 0:
-        raise SystemExit("lvlm quickstart: --steps-scale must be > 0")
-    check_recipes(Path(args.recipes))
-    plan = PLANS["fast" if args.fast else "full"].scaled(args.steps_scale)
-    import torch
-
-    out = Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    threads, previous_dir = torch.get_num_threads(), os.environ.get(ENV_DIR)
-    torch.set_num_threads(args.threads)
-    os.environ[ENV_DIR] = str(out)  # the recipes read their paths from it
-    try:
-        run(args, plan, out)
-    finally:
-        torch.set_num_threads(threads)
-        if previous_dir is None:
-            os.environ.pop(ENV_DIR, None)
-        else:
-            os.environ[ENV_DIR] = previous_dir
-    return 0
+    """Run ``lvlm quickstart``; returns the exit status."""
+    return command.run(Quickstart, argv, "lvlm quickstart")
 
 
 def check_recipes(folder: Path) -> None:
@@ -142,7 +143,7 @@ def check_recipes(folder: Path) -> None:
         )
 
 
-def run(args: argparse.Namespace, plan: Plan, out: Path) -> None:
+def run(args: Quickstart, plan: Plan, out: Path) -> None:
     start = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -164,6 +165,8 @@ def run(args: argparse.Namespace, plan: Plan, out: Path) -> None:
     step("stage 2", run_stage, recipes / "stage2.yaml", plan.stage2_steps, args.seed)
     records = step("evaluation", evaluate, out / "model", out / "world")
     report(records, out, timings, time.perf_counter() - start)
+    from lvlm.apps.quickstart_eval import write_examples
+
     examples = write_examples(out / "world", out / "examples")
     print(f"try: lvlm chat --model {out / 'model'} --temperature 0 " + " ".join(f"--{k} {v}" for k, v in examples))
 
@@ -282,21 +285,3 @@ def report(records: list[dict[str, Any]], out: Path, timings: dict[str, float], 
     print(f"model: {out / 'model'}")
     summary = {"rows": [r._asdict() for r in rows], "timings": timings, "total_seconds": total}
     (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-
-
-def write_examples(world_dir: Path, directory: Path) -> list[tuple[str, Path]]:
-    """The first test image and video as plain files, for ``lvlm chat --image/--video``."""
-    from lvlm.apps.quickstart_eval import test_questions
-
-    directory.mkdir(parents=True, exist_ok=True)
-    written: dict[str, Path] = {}
-    for question in test_questions(sorted((world_dir / "stage2").glob("test-*.tar"))):
-        (kind, data), stem = question.media[0], question.key.split("/")[0]
-        if kind in written:
-            continue
-        ext = "mp4" if kind == "video" else ("png" if data[:4] == b"\x89PNG" else "jpg")
-        written[kind] = directory / f"{stem}.{ext}"
-        written[kind].write_bytes(data)
-        if len(written) == 2:
-            break
-    return sorted(written.items())

@@ -9,14 +9,18 @@ or Ctrl-C stops taking requests, finishes the ones in flight, then exits. ``docs
 
 from __future__ import annotations
 
-import argparse
 import ipaddress
 import os
 import signal
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
+from jsonargparse import ArgumentParser
+
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 
 SWITCH_INTERVAL_S = 0.0005
@@ -24,37 +28,72 @@ SWITCH_INTERVAL_S = 0.0005
 # uvicorn, torch and the model are imported once the arguments are known to be good.
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lvlm serve", description=__doc__.splitlines()[0])
-    p.add_argument("--model", required=True, help="checkpoint directory (lvlm, transformers or original layout)")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="port (0: any free port; the address is printed)")
-    p.add_argument("--served-model-name", help="the model id clients ask for (default: the directory's name)")
-    p.add_argument("--media-root", type=Path, help="allow local media paths inside this folder")
-    p.add_argument("--allow-remote-media", action="store_true", help="fetch http(s) media URLs")
-    p.add_argument("--api-key-env", metavar="VAR", help="require the API key held in this environment variable")
-    p.add_argument("--template", help="override the checkpoint's chat template (vicuna_v1, llava_v1, plain)")
-    p.add_argument("--num-frames", type=int, help="frames per video (default: as many as training used)")
-    p.add_argument(
-        "--image-mode", choices=["pad", "crop"], help="override how images are fitted (default: as the model records)"
-    )
-    p.add_argument("--dtype", help="model dtype, e.g. bfloat16 (default: as saved)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--temperature", type=float, default=0.2, help="when a request gives none (0.2, the original's)")
-    p.add_argument("--max-tokens", type=int, default=1024, help="largest max_tokens, and the default")
-    p.add_argument("--max-body-mb", type=float, default=100.0, help="largest request body")
-    p.add_argument("--max-media-mb", type=float, default=64.0, help="largest encoded media item")
-    p.add_argument("--max-media-items", type=int, default=8, help="media items per request")
-    p.add_argument("--max-frames", type=int, default=64, help="visual frames per request (image 1, video its frames)")
-    p.add_argument("--max-batch-size", type=int, default=8, help="requests sharing one generate call")
-    p.add_argument("--batch-window-ms", type=float, default=20.0, help="how long a batch waits for more requests")
-    p.add_argument("--prepare-workers", type=int, default=1,
-                   help="processes that decode media and tokenize (0: threads of the server process)")  # fmt: skip
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's; 1 is steadiest on a busy machine)")
-    return p
+@dataclass
+class Serve:
+    """An OpenAI-compatible HTTP server for a checkpoint (chat completions with images and videos).
+
+    The request limits are flat flags (``--max-tokens``...), as the API documentation and the server's own
+    messages name them; :func:`_limits` turns them into the library's ``ServeLimits``.
+
+    Attributes:
+        model: checkpoint directory (lvlm, transformers or original layout).
+        host: address to bind (default 127.0.0.1: this machine only).
+        port: port (0: any free port; the address is printed).
+        served_model_name: the model id clients ask for (default: the directory's name).
+        media_root: allow local media paths inside this folder.
+        allow_remote_media: fetch http(s) media URLs.
+        api_key_env: require the API key held in this environment variable.
+        template: override the checkpoint's chat template (vicuna_v1, llava_v1, plain).
+        num_frames: frames per video (default: as many as training used).
+        image_mode: override how images are fitted (default: as the model records).
+        dtype: model dtype, e.g. bfloat16 (default: as saved).
+        device: cpu or cuda.
+        temperature: when a request gives none (0.2, the original's).
+        max_tokens: largest max_tokens, and the default.
+        max_body_mb: largest request body.
+        max_media_mb: largest encoded media item.
+        max_media_items: media items per request.
+        max_frames: visual frames per request (image 1, video its frames).
+        max_batch_size: requests sharing one generate call.
+        batch_window_ms: how long a batch waits for more requests.
+        prepare_workers: processes that decode media and tokenize (0: threads of the server process).
+        threads: torch CPU threads (default: torch's; 1 is steadiest on a busy machine).
+    """
+
+    model: str
+    host: str = "127.0.0.1"
+    port: int = 8000
+    served_model_name: str | None = None
+    media_root: Path | None = None
+    allow_remote_media: bool = False
+    api_key_env: str | None = None
+    template: str | None = None
+    num_frames: int | None = None
+    image_mode: Literal["pad", "crop"] | None = None
+    dtype: str | None = None
+    device: str = "cpu"
+    temperature: float = 0.2
+    max_tokens: int = 1024
+    max_body_mb: float = 100.0
+    max_media_mb: float = 64.0
+    max_media_items: int = 8
+    max_frames: int = 64
+    max_batch_size: int = 8
+    batch_window_ms: float = 20.0
+    prepare_workers: int = 1
+    threads: int | None = None
+
+    def run(self) -> int:
+        """Serve until SIGTERM or Ctrl-C; returns the exit status."""
+        return serve(self)
 
 
-def _limits(args: argparse.Namespace):
+def build_parser() -> ArgumentParser:
+    """The parser of ``lvlm serve`` (jsonargparse, from :class:`Serve`)."""
+    return command.build_parser(Serve, "lvlm serve")
+
+
+def _limits(args: Serve):
     if args.media_root is not None and not args.media_root.is_dir():
         raise UserError(f"--media-root {args.media_root}: no such folder")
     from lvlm.inference.serve_media import MediaPolicy
@@ -65,7 +104,7 @@ def _limits(args: argparse.Namespace):
                        args.max_frames, args.temperature)  # fmt: skip
 
 
-def _api_key(args: argparse.Namespace) -> str | None:
+def _api_key(args: Serve) -> str | None:
     if args.api_key_env is None:
         return None
     key = os.environ.get(args.api_key_env, "")
@@ -101,7 +140,11 @@ def _stopped(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run ``lvlm serve`` until SIGTERM or Ctrl-C; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    return command.run(Serve, argv, "lvlm serve")
+
+
+def serve(args: Serve) -> int:
+    """Load the checkpoint, bind, and serve until SIGTERM or Ctrl-C; returns the exit status."""
     api_key = _api_key(args)
     limits = _limits(args)
     import uvicorn
@@ -126,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _build_app(args: argparse.Namespace, limits, api_key: str | None) -> tuple:
+def _build_app(args: Serve, limits, api_key: str | None) -> tuple:
     """The checkpoint loaded, the scheduler and preparation workers made, the app; and a start-up line."""
     import torch
 

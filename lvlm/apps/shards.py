@@ -12,17 +12,19 @@ work folder beside ``OUT`` and moved into place when complete; ``--resume`` cont
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import sys
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import tqdm
+from jsonargparse import ArgumentParser
 
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 from lvlm.core.outputs import check_output, staged_output
 from lvlm.data.conversion import ConvertOptions, write_shards
@@ -32,47 +34,67 @@ from lvlm.data.records import Record, load_records, needed_folders
 from lvlm.modalities.catalog import installed_modalities
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``lvlm shards``."""
-    parser = argparse.ArgumentParser(
-        prog="lvlm shards",
-        description="Convert Video-LLaVA/LLaVA JSON lists (id, image, video, conversations) and their media "
-        "folders into WebDataset shards (docs/data-format.md). Bad records are skipped and listed in "
-        "OUT/skipped.jsonl; counts go to OUT/report.json; OUT/manifest.json lists the shards for recipes.",
-    )
-    parser.add_argument("json_files", nargs="+", type=Path, help="JSON files, each a list of records")
-    parser.add_argument("--image-folder", type=Path, help="folder that 'image' paths are relative to")
-    parser.add_argument("--video-folder", type=Path, help="folder that 'video' paths are relative to")
-    parser.add_argument(
-        "--folder",
-        action="append",
-        default=[],
-        metavar="NAME=DIR",
-        help="folder that the paths of modality NAME are relative to (a plugin's: --folder depth=depths/)",
-    )
-    parser.add_argument("--out", type=Path, required=True, help="output folder for shards, manifest and report")
-    parser.add_argument("--prefix", default="shard", help="shard name prefix: PREFIX-000000.tar (default: shard)")
-    parser.add_argument("--max-count", type=int, default=10_000, help="samples per shard (default: 10000)")
-    parser.add_argument("--max-size", type=float, default=1e9, help="bytes per shard (default: 1e9)")
-    parser.add_argument("--workers", type=int, default=1, help="processes converting records (default: 1)")
-    again = parser.add_mutually_exclusive_group()
-    again.add_argument("--resume", action="store_true", help="continue an interrupted conversion into --out")
-    again.add_argument("--overwrite", action="store_true", help="replace a non-empty --out once the new one is done")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    store = parser.add_mutually_exclusive_group()
-    store.add_argument("--reencode", type=int, metavar="SHORT_SIDE", help="re-encode videos to H.264, GOP 8")
-    store.add_argument("--frames", type=int, metavar="N", help="store N uniformly sampled JPEG frames per video")
-    return parser
+@dataclass
+class Shards:
+    """Convert Video-LLaVA/LLaVA JSON lists (id, image, video, conversations) and their media folders into
+    WebDataset shards (docs/data-format.md). Bad records are skipped and listed in OUT/skipped.jsonl; counts go
+    to OUT/report.json; OUT/manifest.json lists the shards for recipes.
+
+    Attributes:
+        json_files: JSON files, each a list of records.
+        out: output folder for shards, manifest and report.
+        image_folder: folder that 'image' paths are relative to.
+        video_folder: folder that 'video' paths are relative to.
+        folder: NAME=DIR, the folder that the paths of modality NAME are relative to (a plugin's:
+            --folder depth=depths/); repeatable.
+        prefix: shard name prefix: PREFIX-000000.tar.
+        max_count: samples per shard.
+        max_size: bytes per shard.
+        workers: processes converting records.
+        resume: continue an interrupted conversion into --out.
+        overwrite: replace a non-empty --out once the new one is done.
+        no_progress: no progress bar on stderr.
+        reencode: SHORT_SIDE: re-encode videos to H.264, GOP 8.
+        frames: store N uniformly sampled JPEG frames per video.
+    """
+
+    json_files: list[Path]
+    out: Path
+    image_folder: Path | None = None
+    video_folder: Path | None = None
+    folder: list[str] = field(default_factory=list)
+    prefix: str = "shard"
+    max_count: int = 10_000
+    max_size: float = 1e9
+    workers: int = 1
+    resume: bool = False
+    overwrite: bool = False
+    no_progress: bool = False
+    reencode: int | None = None
+    frames: int | None = None
+
+    def run(self) -> int:
+        """Convert; returns 0 when the shards, manifest and report are written (even with skips)."""
+        return shards(self)
+
+
+def build_parser() -> ArgumentParser:
+    """The parser of ``lvlm shards`` (jsonargparse, from :class:`Shards`)."""
+    return command.build_parser(Shards, "lvlm shards", positional="json_files")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm shards``; returns 0 when the shards, manifest and report are written (even with skips).
+    """Run ``lvlm shards``; returns the exit status."""
+    return command.run(Shards, argv, "lvlm shards", positional="json_files")
+
+
+def shards(args: Shards) -> int:
+    """Convert the records of ``args.json_files`` into shards under ``args.out``.
 
     Raises:
         UserError: An unusable input file, folder or option, or an output that would destroy an input or mix
             with an earlier one (``lvlm`` prints the message, no traceback, and exits 2).
     """
-    args = build_parser().parse_args(argv)
     _check_options(args)
     modalities = installed_modalities()
     folders = media_folders(args, [m.name for m in modalities])
@@ -145,7 +167,10 @@ def publish(out: Path, log: ConversionLog, progress: Progress, records: list[Rec
     return report
 
 
-def _check_options(args: argparse.Namespace) -> None:
+def _check_options(args: Shards) -> None:
+    for first, second in [("resume", "overwrite"), ("reencode", "frames")]:
+        if getattr(args, first) and getattr(args, second):
+            raise UserError(f"--{first} and --{second} do not go together")
     for flag, value in [("--max-count", args.max_count), ("--workers", args.workers), ("--max-size", args.max_size)]:
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
@@ -156,7 +181,7 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--prefix {args.prefix!r} must be a non-empty name without '/', '\\\\', '%' or '.'")
 
 
-def media_folders(args: argparse.Namespace, installed: list[str]) -> dict[str, Path]:
+def media_folders(args: Shards, installed: list[str]) -> dict[str, Path]:
     """The folder of each modality's paths: ``--image-folder``, ``--video-folder`` and every ``--folder NAME=DIR``.
 
     Raises:
@@ -189,7 +214,7 @@ def _check_folders(folders: dict[str, Path], records: list[Record]) -> None:
             )
 
 
-def _settings(args: argparse.Namespace, folders: dict[str, Path]) -> dict[str, Any]:
+def _settings(args: Shards, folders: dict[str, Path]) -> dict[str, Any]:
     """What decides the shards' content; a resumed run must have the same (``overwrite`` excepted)."""
 
     def identity(path: Path) -> dict[str, Any]:

@@ -8,10 +8,11 @@ import random
 import pytest
 import torch
 
-from lvlm.apps.ablate import GridPlan, build_parser, main, plan_from, run_grid, world_sizes
+from lvlm.apps.ablate import Ablate, GridPlan, main, plan_from, run_grid, world_sizes
 from lvlm.apps.ablate_data import keep_sample, without_question_type
 from lvlm.apps.ablate_table import comparisons, summarize
 from lvlm.apps.ablate_towers import build_towers, warm_up_unified
+from lvlm.apps.command import parse_command
 from lvlm.apps.quickstart_towers import WarmupSettings, _scenes, video_batch
 from lvlm.core.errors import UserError
 from lvlm.eval.alignment import alignment_scores
@@ -49,13 +50,13 @@ def test_transfer_arm_drops_video_shape_questions_and_moves_the_placeholder():
 
 
 def test_plan_options_and_one_line_refusals():
-    fast = plan_from(build_parser().parse_args(["--fast", "--seeds", "3", "--cells", "random:video_only"]))
+    fast = plan_from(parse_command(Ablate, ["--fast", "--seeds", "3", "--cells", "random:video_only"]))
     assert fast.seeds == (0, 1, 2) and fast.cells == (("random", "video_only"),)
-    assert len(plan_from(build_parser().parse_args([])).seeds) >= 3
+    assert len(plan_from(parse_command(Ablate, [])).seeds) >= 3
     with pytest.raises(UserError, match="TOWER:DATA"):
-        plan_from(build_parser().parse_args(["--cells", "unified:audio"]))
+        plan_from(parse_command(Ablate, ["--cells", "unified:audio"]))
     with pytest.raises(UserError, match="--seeds"):
-        plan_from(build_parser().parse_args(["--seeds", "0"]))
+        plan_from(parse_command(Ablate, ["--seeds", "0"]))
 
 
 @pytest.mark.slow

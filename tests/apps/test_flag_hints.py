@@ -16,6 +16,7 @@ import pytest
 
 import lvlm
 from lvlm.apps import chat, predict, serve
+from lvlm.apps.command import parse_command
 from tests.apps.audio_modality import write_wav
 from tests.core.plugin_fixtures import installed_plugin
 
@@ -87,7 +88,7 @@ def test_chat_attach_hint_for_a_built_in_modality_parses(media_dir, capsys):
     path = str(media_dir / "red.png")
     assert chat.main(["--model", "unused", "--video", path]) == 2
     suggestion = suggested_option(capsys.readouterr().err)
-    args = chat.build_parser().parse_args(["--model", "m", *suggestion])
+    args = parse_command(chat.Chat, ["--model", "m", *suggestion])
     assert args.image == [path] and args.video == [] and args.media == []
 
 
@@ -100,5 +101,5 @@ def test_chat_attach_hint_for_a_plugin_modality_uses_media(tmp_path, capsys):
         err = capsys.readouterr().err
     assert "--audio" not in err
     suggestion = suggested_option(err)
-    args = chat.build_parser().parse_args(["--model", "m", *suggestion])
+    args = parse_command(chat.Chat, ["--model", "m", *suggestion])
     assert args.media == [f"audio={path}"] and args.image == [] and args.video == []

@@ -9,7 +9,8 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from lvlm.apps.predict import build_parser, check_inputs, job_from_args
+from lvlm.apps.command import parse_command
+from lvlm.apps.predict import Predict, check_inputs, job_from_args
 from tests.apps.cli_runner import lvlm
 from tests.apps.predict_helpers import lvlm_predict, read_jsonl
 
@@ -58,8 +59,9 @@ def test_jsonl_with_bad_lines_finishes_and_lists_each(checkpoint_dir, media_dir,
 def test_every_record_is_checked_before_any_model_loads(media_dir, tmp_path, capsys):
     questions = tmp_path / "questions.jsonl"
     questions.write_text("\n".join(LINES) + "\n")
-    args = build_parser().parse_args(
-        ["--model", str(tmp_path / "no-model-needed"), "--questions", str(questions), "--out", str(tmp_path / "o")]
+    args = parse_command(
+        Predict,
+        ["--model", str(tmp_path / "no-model-needed"), "--questions", str(questions), "--out", str(tmp_path / "o")],
     )
     keys = check_inputs(job_from_args(args), overwrite=False)  # reads and checks; loads no model, writes nothing
     assert len(keys) == len(LINES) and keys[8] == "3"

@@ -16,7 +16,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from lvlm.apps.serve import build_parser
+from lvlm.apps.command import parse_command
+from lvlm.apps.serve import Serve
 from tests.apps.serve_fixtures import expected_answer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,7 +77,7 @@ def test_readme_openai_example(served, session, media_dir, capsys):
 def test_docs_command_parses(media_dir):
     doc = ROOT / "docs" / "inference.md"
     (line,) = [ln for b in blocks(doc, "bash") for ln in b.splitlines() if ln.startswith("lvlm serve")]
-    args = build_parser().parse_args(shlex.split(line)[2:])
+    args = parse_command(Serve, shlex.split(line)[2:])
     assert (args.model, args.host, args.port, args.api_key_env) == ("CKPT", "127.0.0.1", 8000, "LVLM_API_KEY")
     assert args.media_root == Path("media") and not args.allow_remote_media
 

@@ -97,10 +97,11 @@ def test_torchrun_command(paths):
 
 
 def test_chat_command_parses(paths):
-    from lvlm.apps.chat import build_parser
+    from lvlm.apps.chat import Chat
+    from lvlm.apps.command import parse_command
 
     (argv,) = commands("lvlm chat")
-    args = build_parser().parse_args(swap(argv[2:], paths))
+    args = parse_command(Chat, swap(argv[2:], paths))
     assert (args.image, args.video, args.temperature) == ([paths["red.png"]], [paths["right.mp4"]], 0.0)
 
 

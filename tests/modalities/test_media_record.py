@@ -65,6 +65,9 @@ def test_a_saved_model_answers_with_its_recorded_frames_in_every_command(tmp_pat
 def test_no_command_forces_frames_or_image_mode_by_default(command):
     from importlib import import_module
 
-    parser = import_module(f"lvlm.apps.{command}").build_parser()
-    defaults = parser.parse_known_args(["--model", "m", "--questions", "q", "--out", "o"])[0]
+    from lvlm.apps.command import parse_command
+
+    module = import_module(f"lvlm.apps.{command}")
+    required = ["--questions", "q", "--out", "o"] if command == "predict" else []
+    defaults = parse_command(getattr(module, command.capitalize()), ["--model", "m", *required])
     assert defaults.num_frames is None and defaults.image_mode is None

@@ -53,11 +53,11 @@ def test_saved_run_config(run_checkpoint, tmp_path):
     config = yaml.safe_load(recipe.read_text())
     config["model"]["modalities"]["video"]["init_args"]["tower"] = popen(marker)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    args = ["--checkpoint", str(path), "--config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "out")]
+    args = ["--checkpoint", str(path), "--run-config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "out")]
     with pytest.raises(UnsafeInputError, match=r"config.yaml: model.modalities.video.init_args.tower.class_path"):
         run_command("convert", args)
     assert not marker.exists()
-    benign = ["--checkpoint", str(path), "--config", str(recipe), "--out", str(tmp_path / "benign")]
+    benign = ["--checkpoint", str(path), "--run-config", str(recipe), "--out", str(tmp_path / "benign")]
     assert run_command("convert", benign) == 0
     assert VideoLLaVA.from_pretrained(tmp_path / "benign").modalities["video"].token == "<video>"
 

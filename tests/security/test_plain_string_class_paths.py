@@ -93,7 +93,7 @@ def test_a_run_config_given_to_convert_is_vetted_the_same_way(field, run_checkpo
     config = yaml.safe_load(recipe.read_text())
     config["model"] = _set(config["model"], FIELDS[field], f"{module}.make")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
-    args = ["--checkpoint", path, "--config", tmp_path / "config.yaml", "--out", tmp_path / "out"]
+    args = ["--checkpoint", path, "--run-config", tmp_path / "config.yaml", "--out", tmp_path / "out"]
     code, out = lvlm(capsys, "convert", *args)
     assert code == 2 and "config.yaml: model." in out and module in out, out
     assert not marker.exists() and module not in sys.modules

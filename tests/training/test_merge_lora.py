@@ -9,8 +9,8 @@ from peft.tuners.lora import LoraLayer
 from lvlm import VideoLLaVA
 from lvlm.apps.fit import lightning_main
 from lvlm.apps.merge_lora import main as merge_main
-from lvlm.apps.run_checkpoint import read_run_checkpoint, rebuild_module
 from lvlm.core.errors import UserError
+from lvlm.training.run_checkpoint import load_run_module, read_run_checkpoint
 from tests.training.launch import checkpoint_callback
 from tests.training.tiny import TinyDataModule, write_recipe
 
@@ -45,7 +45,7 @@ def logits(model: VideoLLaVA, batch: dict) -> torch.Tensor:
 
 
 def test_merged_model_gives_the_adapter_models_logits(lora_run, tmp_path):
-    adapter = rebuild_module(read_run_checkpoint(lora_run))
+    adapter = load_run_module(read_run_checkpoint(lora_run))
     lora_b = [p for n, p in adapter.model.named_parameters() if ".lora_B." in n]
     assert len(lora_b) == 3 * 2 and all(p.abs().sum() > 0 for p in lora_b)  # trained: the merge changes weights
     batch = batch_for(adapter)
@@ -57,7 +57,7 @@ def test_merged_model_gives_the_adapter_models_logits(lora_run, tmp_path):
     torch.testing.assert_close(logits(merged, batch), expected, rtol=0, atol=1e-5)
     assert (tmp_path / "merged" / "tokenizer.json").is_file()
 
-    base = rebuild_module(read_run_checkpoint(lora_run))
+    base = load_run_module(read_run_checkpoint(lora_run))
     for module in base.model.modules():  # the same model without its adapters differs: the merge mattered
         if isinstance(module, LoraLayer):
             module.enable_adapters(False)
@@ -79,17 +79,17 @@ def test_merge_lora_refuses_a_run_without_adapters(tmp_path, tokenizer_dir, caps
 
 
 def test_merge_lora_rebuilds_from_the_runs_config_yaml(lora_run, tmp_path):
-    """A checkpoint without usable hparams: --config takes the config.yaml LightningCLI saved with the run."""
+    """A checkpoint without usable hparams: --run-config takes the config.yaml LightningCLI saved with the run."""
     config = lora_run.parents[1] / "config.yaml"
     assert config.is_file()
     checkpoint = read_run_checkpoint(lora_run)
     checkpoint.pop("hyper_parameters")
     torch.save(checkpoint, tmp_path / "bare.ckpt")
-    with pytest.raises(UserError, match="records no hyper-parameters; pass --config"):
+    with pytest.raises(UserError, match="records no hyper-parameters; pass --run-config"):
         merge_main(["--checkpoint", str(tmp_path / "bare.ckpt"), "--out", str(tmp_path / "x")])
-    args = ["--checkpoint", str(tmp_path / "bare.ckpt"), "--config", str(config), "--out", str(tmp_path / "merged")]
+    args = ["--checkpoint", str(tmp_path / "bare.ckpt"), "--run-config", str(config), "--out", str(tmp_path / "merged")]
     assert merge_main(args) == 0
     merged = VideoLLaVA.from_pretrained(tmp_path / "merged")
-    adapter = rebuild_module(read_run_checkpoint(lora_run))
+    adapter = load_run_module(read_run_checkpoint(lora_run))
     batch = batch_for(adapter)
     torch.testing.assert_close(logits(merged, batch), logits(adapter.model, batch), rtol=0, atol=1e-5)

@@ -1,4 +1,5 @@
-"""A training run's checkpoint (Lightning ``.ckpt`` or a sharded FSDP2/DCP folder) → the ``VideoLLaVA`` it holds.
+"""A training run's checkpoint (Lightning ``.ckpt`` or a sharded FSDP2/DCP folder) → the ``VideoLLaVA`` it holds,
+and the one export of it as a checkpoint directory (LoRA merged) that ``lvlm convert`` and ``lvlm merge-lora`` run.
 
 Lightning checkpoints carry weights, not the model's shape: the model is rebuilt from the run's
 hyper-parameters (``hyper_parameters`` in a ``.ckpt``, ``meta.pt`` next to a DCP folder) or, when given,
@@ -19,11 +20,12 @@ import torch
 from peft.tuners.lora import LoraLayer
 
 from lvlm.core.errors import UserError
-from lvlm.core.outputs import paths_named_in
+from lvlm.core.outputs import check_output, paths_named_in, staged_output
 from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
 from lvlm.models.checkpoints.dcp import is_dcp_folder, load_dcp
 from lvlm.models.io.weights import load_pickled_weights
-from lvlm.training import rebuild as training_rebuild
+from lvlm.models.language_model import _dtype
+from lvlm.training.rebuild import rebuild_module
 
 STATE_PREFIX = "model."
 
@@ -55,7 +57,7 @@ def paths_read_by(settings: dict[str, Any]) -> list[str]:
 
 
 def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
-    """The ``model:`` section of a LightningCLI ``config.yaml`` (``--config`` of merge-lora / convert)."""
+    """The ``model:`` section of a LightningCLI ``config.yaml`` (``--run-config`` of merge-lora / convert)."""
     import yaml
 
     config = yaml.safe_load(Path(config_path).read_text())
@@ -65,7 +67,7 @@ def model_args_from_config(config_path: str | Path) -> dict[str, Any]:
     return model.get("init_args", model) if "class_path" in model else model
 
 
-def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = None, source: str = "checkpoint"):
+def load_run_module(checkpoint: dict[str, Any], config_path: str | Path | None = None, source: str = "checkpoint"):
     """The run's ``LVLMModule`` with its weights, rebuilt from its vetted settings (or ``config_path``)."""
     if config_path is not None:
         settings, where = model_args_from_config(config_path), f"{config_path}: model"
@@ -73,9 +75,10 @@ def rebuild_module(checkpoint: dict[str, Any], config_path: str | Path | None = 
         settings, where = dict(checkpoint["hyper_parameters"]), f"{source}: hyper_parameters"
     else:
         raise UserError(
-            f"{source}: records no hyper-parameters; pass --config with the config.yaml LightningCLI saved with the run"
+            f"{source}: records no hyper-parameters; pass --run-config with the config.yaml LightningCLI saved with "
+            "the run"
         )
-    module = training_rebuild.rebuild_module(settings, where)
+    module = rebuild_module(settings, where)
     if isinstance(checkpoint.get(MEDIA_CHECKPOINT_KEY), dict):  # how the run fed its towers (frames...)
         module.record_media(checkpoint[MEDIA_CHECKPOINT_KEY])
     module.configure_model()
@@ -105,3 +108,43 @@ def merge_lora_into(causal_lm: torch.nn.Module) -> int:
         setattr(parent, child, module.get_base_layer())
         merged += 1
     return merged
+
+
+def export_run_checkpoint(
+    checkpoint: str | Path,
+    out: str | Path,
+    layout: str = "lvlm",
+    run_config: str | Path | None = None,
+    dtype: str | None = None,
+    overwrite: bool = False,
+    require_lora: bool = False,
+) -> tuple[Any, int]:
+    """Write a run's model (LoRA adapters merged) as a checkpoint directory with the run's tokenizer.
+
+    ``out`` may not be, contain or lie inside an input (the checkpoint, the config, a file the run read); an
+    existing non-empty ``out`` needs ``overwrite`` and is replaced whole once the new one is complete.
+
+    Returns:
+        The rebuilt ``LVLMModule`` (its ``model`` is what was written) and the number of merged LoRA layers.
+
+    Raises:
+        ValueError: ``require_lora`` and the run trained no adapters.
+        UserError: an unusable checkpoint, config or output.
+    """
+    out = check_output(out, [checkpoint, run_config], overwrite, "--out")
+    module = load_run_module(read_run_checkpoint(checkpoint), run_config, source=str(checkpoint))
+    check_output(out, paths_read_by(dict(module.hparams)), overwrite, "--out")
+    if require_lora and module.lora is None:
+        raise ValueError(
+            f"{checkpoint}: this run trained no LoRA adapters (model.lora is null); "
+            f"use `lvlm convert --checkpoint {checkpoint} --out DIR` to export it as it is"
+        )
+    model = module.model.eval()
+    merged = merge_lora_into(model.llm.causal_lm) if module.lora is not None else 0
+    if require_lora and merged == 0:
+        raise ValueError(f"{checkpoint}: model.lora is set but no LoRA layer was found in the LLM")
+    if dtype is not None:
+        model = model.to(_dtype(dtype))
+    with staged_output(out) as staged:
+        model.save_pretrained(staged, layout=layout, tokenizer=module.tokenizer)
+    return module, merged
