@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-
 from lvlm.inference.answer_rows import AnswerRow
+
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
 from lvlm.inference.batch_scheduler import BatchScheduler, QueuedRequest, SchedulerClosedError
 from lvlm.inference.media_loading import load_media

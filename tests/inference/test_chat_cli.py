@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from lvlm.inference.streaming import TerminalStreamer
 
 from lvlm.apps.chat import chat_loop, main
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import Conversation, prepare_prompt
-from lvlm.inference.streaming import TerminalStreamer
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))
 NEW_TOKENS = 6
