@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from lvlm.apps.chat import chat_loop, chat_turn, main
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
