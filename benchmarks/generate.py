@@ -1,26 +1,31 @@
-"""Greedy generation speed: lvlm's ``VideoLLaVA.generate`` vs transformers' ``VideoLlavaForConditionalGeneration``.
+"""Greedy generation speed: lvlm's generation engine vs transformers' ``VideoLlavaForConditionalGeneration.generate``.
 
 Both run the SAME weights (an lvlm model saved with ``layout="hf"`` and loaded by transformers) on the same
 prompts, in the same process, and must produce the same tokens. For image and video prompts at each batch size
 it prints the time to first token (prefill, towers included) and the decode speed (new tokens after the first,
-per second, summed over the batch). Nothing is asserted about time.
+per second, summed over the batch), and their ratios. Nothing is asserted about time; ``--json`` writes the rows.
 
-    python benchmarks/generate.py                       # mid-size CPU config, about 2-3 minutes on one core
+    python benchmarks/generate.py --json generate.json  # mid-size CPU config, about 2-3 minutes on one core
     python benchmarks/generate.py --llm-width 256 --new-tokens 8 --batch-sizes 1   # a quick look
-    python benchmarks/generate.py --profile             # also print where lvlm's time goes (torch.profiler)
+    python benchmarks/generate.py --profile             # also print where the engine's time goes (torch.profiler)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 from transformers import VideoLlavaForConditionalGeneration
 from transformers.generation.streamers import BaseStreamer
 
+from lvlm.models.generation.answer import Answer
+from lvlm.models.generation.decoding_batch import DecodingBatch
+from lvlm.models.generation.settings import GenerationSettings
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.video_llava import VideoLLaVA
 from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTower
@@ -43,6 +48,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3, help="timed runs per case (the median is shown)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: steady timings on a shared machine)")
     p.add_argument("--profile", action="store_true", help="profile lvlm on the video case at the last batch size")
+    p.add_argument("--json", type=Path, help="write the results here")
     return p.parse_args()
 
 
@@ -107,10 +113,29 @@ class Clock(BaseStreamer):
         self.times.append(time.perf_counter())
 
 
-def run_lvlm(model: VideoLLaVA, inputs: dict, new_tokens: int, streamer: Clock | None = None) -> torch.Tensor:
-    return model.generate(
-        **inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, streamer=streamer
-    )
+class Ids:
+    """The benchmark's tokenizer: no text, no end-of-sequence (both sides generate exactly ``new_tokens``)."""
+
+    eos_token_id = None
+
+    def decode(self, ids: list[int], skip_special_tokens: bool = True) -> str:
+        return " ".join(map(str, ids))
+
+
+def run_lvlm(model: VideoLLaVA, inputs: dict, new_tokens: int, clock: Clock | None = None) -> torch.Tensor:
+    """The engine: one prefill, then steps until every row has ``new_tokens``; ``clock`` gets the prompt's, the
+    first token's and the end's time."""
+    clock = clock or Clock()
+    clock.put(inputs["input_ids"])
+    media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    batch = DecodingBatch(model, Ids(), 10**9, max_rows=len(inputs["input_ids"]))
+    answers = [Answer(GenerationSettings(new_tokens)) for _ in inputs["input_ids"]]
+    batch.join(batch.prefill(inputs["input_ids"], inputs["attention_mask"], media), answers)
+    clock.put(inputs["input_ids"])
+    while len(batch):
+        batch.step()
+    clock.end()
+    return torch.tensor([answer.ids for answer in answers])
 
 
 def run_hf(hf: VideoLlavaForConditionalGeneration, inputs: dict, new_tokens: int, streamer: Clock | None = None):
@@ -140,7 +165,7 @@ def measure(fns: dict, inputs: dict, args: argparse.Namespace) -> dict[str, tupl
             start = time.perf_counter()
             with torch.inference_mode():
                 tokens[name] = fn(inputs, args.new_tokens, clock)
-            first, last = clock.times[1], clock.times[-1]  # [0] is the prompt
+            first, last = clock.times[1], clock.times[-1]  # [0] is the prompt, [1] the first token
             firsts[name].append(first - start)
             rates[name].append(batch * (args.new_tokens - 1) / (last - first))
     return {
@@ -172,6 +197,7 @@ def main() -> None:
     with torch.inference_mode():  # warm-up (allocator, kernels)
         run_lvlm(model, prompts(model, "image", 1, args), 2)
         run_hf(hf, prompts(model, "image", 1, args), 2)
+    rows = []
     header = f"{'case':<10}{'batch':>6}{'prompt':>8} | {'lvlm ttft s':>12}{'hf ttft s':>11}{'ratio':>7} | "
     print(header + f"{'lvlm dec tok/s':>15}{'hf dec tok/s':>14}{'ratio':>7}")
     for kind in ("image", "video"):
@@ -185,7 +211,12 @@ def main() -> None:
             speed = ours["decode_tok_s"], theirs["decode_tok_s"]
             decode = f"{speed[0]:>15.1f}{speed[1]:>14.1f}{speed[0] / speed[1]:>7.2f}"
             print(f"{kind:<10}{batch:>6}{inputs['input_ids'].shape[1]:>8} | {ttft} | {decode}")
+            rows.append({"case": kind, "batch": batch, "prompt": inputs["input_ids"].shape[1], "lvlm": ours,
+                         "transformers": theirs, "ttft_ratio": ours["ttft_s"] / theirs["ttft_s"],
+                         "decode_ratio": speed[0] / speed[1]})  # fmt: skip
     print("ratio = lvlm / transformers (ttft: lower is better; decode tok/s: higher is better); same tokens: yes")
+    if args.json:
+        args.json.write_text(json.dumps({"args": vars(args) | {"json": str(args.json)}, "rows": rows}, indent=1))
     if args.profile:
         profile_lvlm(model, prompts(model, "video", args.batch_sizes[-1], args), args)
 

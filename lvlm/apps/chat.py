@@ -104,9 +104,8 @@ def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[st
 def chat_turn(session: Any, conversation: Any, media: list, question: str, settings: Any) -> str | None:
     """Ask one question; the answer streams to stdout. None (and a message) when the prompt does not fit."""
     from lvlm.data.sample_errors import SampleTooLongError
-    from lvlm.inference.batch_generate import decode_answer, generate_ids
+    from lvlm.inference.batch_generate import generate
     from lvlm.inference.prompts import prepare_prompt
-    from lvlm.inference.streaming import TerminalStreamer
 
     try:
         sample = prepare_prompt(session, conversation.ask(question), media)
@@ -118,8 +117,9 @@ def chat_turn(session: Any, conversation: Any, media: list, question: str, setti
         )
         return None
     print("ASSISTANT: ", end="", flush=True)
-    ids = generate_ids(session, [sample], settings, streamer=TerminalStreamer(session.tokenizer))[0]
-    return decode_answer(session, ids)
+    answer = generate(session, [sample], settings, on_text=lambda text: print(text, end="", flush=True))[0]
+    print(flush=True)
+    return answer.text
 
 
 def chat_loop(session: Any, media: list, settings: Any) -> int:

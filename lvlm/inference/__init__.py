@@ -15,6 +15,7 @@ _EXPORTS = {
     "GenerationSettings": "lvlm.inference.batch_generate",
     "generate_batch": "lvlm.inference.batch_generate",
     "generate_ids": "lvlm.inference.batch_generate",
+    "generate": "lvlm.inference.batch_generate",
     "Conversation": "lvlm.inference.prompts",
     "prepare_prompt": "lvlm.inference.prompts",
     "load_media": "lvlm.inference.media_loading",

@@ -2,16 +2,16 @@
 
 Requests are prepared (media decoded, prompt tokenized) in their own threads and queued here. When nothing runs,
 the scheduler takes the first queued request and waits a short window for others that arrived with it (and for
-those still being prepared); they start a :class:`~lvlm.inference.continuous_batch.RunningBatch`. While it runs,
-requests of its group join it between decoding steps and finished ones leave it at once. A joining request's
+those still being prepared); they start a :class:`~lvlm.models.generation.decoding_batch.DecodingBatch`. While
+it runs, new requests join it between decoding steps and finished ones leave it at once. A joining request's
 prefill (towers and the LLM over its whole prompt: tens of milliseconds on a CPU, far longer than a decoding step)
 runs on a second thread while the running rows go on decoding, and its rows join at the first step boundary after
 it is done; torch releases the interpreter lock inside its kernels, so on a machine with a second core the two
 overlap. Requests that queue meanwhile are prefilled together next, in passes of at most ``prefill_tokens`` prompt
-positions; the first pass of a new batch runs on the scheduler's thread and the rest join as above. Greedy requests
-always share a batch; sampled requests only with the same temperature and top-p; a seeded one runs alone through
-:func:`lvlm.inference.batch_generate.generate_ids`, so its seed reproduces it. The batch's state (rows, cache,
-answers) is only ever touched by the scheduler's thread.
+positions; the first pass of a new batch runs on the scheduler's thread and the rest join as above. Every request
+can share the batch: each row has its own temperature, top-p and random generator, so a seeded request gives the
+same answer alone or batched. The batch's state (rows, cache, answers) is only ever touched by the scheduler's
+thread.
 """
 
 from __future__ import annotations
@@ -23,16 +23,13 @@ from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-
-import torch
-from transformers import StoppingCriteriaList
+from dataclasses import dataclass, field
 
 from lvlm.data.collate import ProcessedSample
-from lvlm.inference.answer_rows import AnswerRow, RowTracker
-from lvlm.inference.batch_generate import GenerationSettings, generate_ids
-from lvlm.inference.continuous_batch import Prefill, RunningBatch
+from lvlm.inference.batch_generate import collate_for_generation, media_inputs
 from lvlm.inference.session import InferenceSession
+from lvlm.models.generation.answer import Answer
+from lvlm.models.generation.decoding_batch import DecodingBatch, Prefill
 
 log = logging.getLogger(__name__)
 
@@ -43,20 +40,11 @@ class SchedulerClosedError(RuntimeError):
 
 @dataclass(eq=False)  # identity: the queue removes exactly this request (its tensors have no truth value)
 class QueuedRequest:
-    """A prepared prompt waiting for its batch; ``future`` resolves to its finished :class:`AnswerRow`."""
+    """A prepared prompt waiting for its batch; ``future`` resolves to its finished :class:`Answer`."""
 
     sample: ProcessedSample
-    settings: GenerationSettings
-    row: AnswerRow
+    row: Answer
     future: Future = field(default_factory=Future)
-
-    def group(self) -> tuple:
-        """Requests of one group can share a batch and still answer as they would alone."""
-        if self.settings.temperature == 0:
-            return ("greedy",)
-        if self.settings.seed is not None:
-            return ("seeded", id(self))
-        return ("sampled", self.settings.temperature, self.settings.top_p)
 
 
 class BatchScheduler:
@@ -64,7 +52,7 @@ class BatchScheduler:
 
     Args:
         session: the loaded checkpoint.
-        max_batch_size: most requests per ``generate`` call.
+        max_batch_size: most rows decoding at once.
         window_s: how long the first request of a batch waits for others.
         max_wait_s: how long it waits at most for requests that arrived but are still being prepared.
         overlap_prefill: prefill joining requests on a second thread while the running rows go on decoding
@@ -115,9 +103,10 @@ class BatchScheduler:
                 self._preparing -= 1
                 self._cond.notify_all()
 
-    def submit(self, sample: ProcessedSample, settings: GenerationSettings, row: AnswerRow) -> Future:
-        """Queue a prepared prompt; the future gives the finished row (or the exception generation raised)."""
-        request = QueuedRequest(sample, settings, row)
+    def submit(self, sample: ProcessedSample, row: Answer) -> Future:
+        """Queue a prepared prompt and its answer (with its settings); the future gives the finished answer (or the
+        exception generation raised)."""
+        request = QueuedRequest(sample, row)
         with self._cond:
             if self._closed:
                 raise SchedulerClosedError("the server is shutting down")
@@ -148,35 +137,29 @@ class BatchScheduler:
             raise
 
     def _loop(self) -> None:
-        running: RunningBatch | None = None
-        group: tuple = ()
+        running: DecodingBatch | None = None
         while True:
             if running is None:
                 joining = self._next_batch()
                 if joining is None:
                     return
-                group = joining[0].group()
-                if group[0] == "seeded":
-                    self._generate(joining)
-                    continue
-                running = RunningBatch(
-                    self.session, joining[0].settings, self.tokenizer_lock, _resolve, self.max_batch_size
-                )
+                session = self.session
+                running = DecodingBatch(
+                    session.model, session.tokenizer, session.max_length, _resolve, self.tokenizer_lock,
+                    self.max_batch_size,
+                )  # fmt: skip
                 self._join(running, joining, self._prefill(running, joining))  # nothing runs to overlap with
             else:
                 self._join_ready(running)
                 if self._pending is None:
-                    self._start_prefill(running, group)
+                    self._start_prefill(running)
             running = self._advance(running)
 
-    def _start_prefill(self, running: RunningBatch, group: tuple) -> None:
-        """Hand queued requests of the batch's group to the prefill thread, up to the batch's room."""
+    def _start_prefill(self, running: DecodingBatch) -> None:
+        """Hand queued requests to the prefill thread, up to the batch's room."""
         room = self.max_batch_size - len(running)
         with self._cond:
-            # A request of another group at the head of the queue: admit no more, so that the batch drains and
-            # that request is not starved by a steady stream of this group's.
-            blocked = bool(self._queue) and self._queue[0].group() != group
-            joining = [] if blocked or room <= 0 else self._take_compatible(group, room)
+            joining = self._take(room) if room > 0 else []
         if not joining:
             return
         if self._prefill_thread is None:  # prefill on this thread, between steps
@@ -184,7 +167,7 @@ class BatchScheduler:
             return
         self._pending = (joining, self._prefill_thread.submit(self._prefill, running, joining))
 
-    def _join_ready(self, running: RunningBatch) -> None:
+    def _join_ready(self, running: DecodingBatch) -> None:
         """Join the pending prefill if it is done, or wait for it when no row is left to step meanwhile."""
         if self._pending is None:
             return
@@ -194,15 +177,16 @@ class BatchScheduler:
         self._pending = None
         self._join(running, joining, future.result())  # _prefill returns its error rather than raising it
 
-    def _prefill(self, running: RunningBatch, joining: list[QueuedRequest]) -> Prefill | Exception:
+    def _prefill(self, running: DecodingBatch, joining: list[QueuedRequest]) -> Prefill | Exception:
         """Run on the prefill thread when one overlaps decoding; an error is returned for :meth:`_join` to report."""
         try:
-            return running.prefill([r.sample for r in joining])
+            batch = collate_for_generation(self.session, [r.sample for r in joining])
+            return running.prefill(batch["input_ids"], batch["attention_mask"], media_inputs(self.session, batch))
         except Exception as err:  # noqa: BLE001 - a failed prefill fails its requests, never the running rows
             log.exception("prefill failed for %d requests", len(joining))
             return err
 
-    def _join(self, running: RunningBatch, joining: list[QueuedRequest], prefill: Prefill | Exception) -> None:
+    def _join(self, running: DecodingBatch, joining: list[QueuedRequest], prefill: Prefill | Exception) -> None:
         self.batch_sizes[len(joining)] += 1
         self.prefill_sizes[len(joining)] += 1
         if isinstance(prefill, Exception):
@@ -215,7 +199,7 @@ class BatchScheduler:
             _fail([*running.owners, *joining], err)
             running.abandon()
 
-    def _advance(self, running: RunningBatch) -> RunningBatch | None:
+    def _advance(self, running: DecodingBatch) -> DecodingBatch | None:
         """One decoding step; None once no row is left and none is being prefilled (or the batch failed)."""
         try:
             if len(running):
@@ -241,18 +225,16 @@ class BatchScheduler:
                 if waited >= limit:
                     break
                 self._cond.wait(limit - waited)
-            return self._take_compatible(self._queue[0].group(), self.max_batch_size)
+            return self._take(self.max_batch_size)
 
-    def _take_compatible(self, group: tuple, room: int) -> list[QueuedRequest]:
-        """Up to ``room`` queued requests of ``group`` for one prefill, oldest first, within ``prefill_tokens``
-        (called with the lock held)."""
+    def _take(self, room: int) -> list[QueuedRequest]:
+        """Up to ``room`` queued requests for one prefill, oldest first, within ``prefill_tokens`` (called with the
+        lock held)."""
         batch: list[QueuedRequest] = []
         longest = 0
         for request in self._queue:
             if len(batch) == room:
                 break
-            if request.group() != group:
-                continue
             length = max(longest, int(request.sample.input_ids.shape[0]))
             if batch and length * (len(batch) + 1) > self.prefill_tokens:  # left-padded to the longest
                 break
@@ -261,24 +243,6 @@ class BatchScheduler:
         for request in batch:
             self._queue.remove(request)
         return batch
-
-    def _generate(self, batch: list[QueuedRequest]) -> None:
-        rows = [request.row for request in batch]
-        tracker = RowTracker(rows, self.session.tokenizer, self.tokenizer_lock, lambda i: _resolve(batch[i]))
-        settings = replace(batch[0].settings, max_new_tokens=max(row.max_tokens for row in rows))
-        self.batch_sizes[len(batch)] += 1
-        try:
-            with torch.inference_mode():
-                generate_ids(
-                    self.session, [r.sample for r in batch], settings, stopping_criteria=StoppingCriteriaList([tracker])
-                )
-            tracker.finish_all()
-        except Exception as err:  # noqa: BLE001 - a failed batch fails its requests, never the server
-            log.exception("generation failed for a batch of %d", len(batch))
-            _fail(batch, err)
-            return
-        for request in batch:
-            _resolve(request)
 
 
 def _fail(requests: list[QueuedRequest], err: Exception) -> None:

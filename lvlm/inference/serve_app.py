@@ -13,8 +13,9 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,7 +23,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_scheduler import BatchScheduler, SchedulerClosedError
 from lvlm.inference.serve_errors import ApiError, bad_request
 from lvlm.inference.serve_parts import PartTypes
@@ -30,6 +30,7 @@ from lvlm.inference.serve_prepare import PreparedPrompt, prepare_job
 from lvlm.inference.serve_requests import ChatJob, ServeLimits, parse_request
 from lvlm.inference.serve_workers import PreparationPool
 from lvlm.inference.session import InferenceSession
+from lvlm.models.generation.answer import Answer
 
 FINISHED = object()
 
@@ -122,8 +123,8 @@ def create_app(
         header = {"id": completion_id, "created": int(time.time()), "model": model_name}
         if job.stream:
             return StreamingResponse(_stream(scheduler, job, prompt, header), media_type="text/event-stream")
-        row = AnswerRow(prompt.max_tokens, job.stop)
-        await asyncio.wrap_future(_submit(scheduler, job, prompt, row))
+        row = _answer(job, prompt)
+        await asyncio.wrap_future(_submit(scheduler, prompt, row))
         message = {"role": "assistant", "content": row.text}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": row.finish_reason}
         return {**header, "object": "chat.completion", "choices": [choice], "usage": _usage(prompt, row)}
@@ -148,9 +149,14 @@ async def read_json(request: Request, max_bytes: int) -> Any:
         raise bad_request(f"the request body is not valid JSON: {err}", "invalid_json") from err
 
 
-def _submit(scheduler: BatchScheduler, job: ChatJob, prompt: PreparedPrompt, row: AnswerRow) -> Any:
+def _answer(job: ChatJob, prompt: PreparedPrompt, on_text: Callable[[str], None] | None = None) -> Answer:
+    """The request's answer: its settings, within the prompt's room, with its stop strings."""
+    return Answer(replace(job.settings, max_new_tokens=prompt.max_tokens, stop=tuple(job.stop)), on_text)
+
+
+def _submit(scheduler: BatchScheduler, prompt: PreparedPrompt, row: Answer) -> Any:
     try:
-        return scheduler.submit(prompt.sample, job.settings, row)
+        return scheduler.submit(prompt.sample, row)
     except SchedulerClosedError as err:
         raise ApiError(503, "the server is shutting down; retry on another instance", "shutting_down") from err
 
@@ -161,10 +167,8 @@ async def _stream(
     """Server-sent events: a role chunk, one chunk per text delta, a finish chunk, optional usage, ``[DONE]``."""
     loop = asyncio.get_running_loop()
     pieces: asyncio.Queue = asyncio.Queue()
-    row = AnswerRow(
-        prompt.max_tokens, job.stop, on_text=lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text)
-    )
-    future = _submit(scheduler, job, prompt, row)
+    row = _answer(job, prompt, on_text=lambda text: loop.call_soon_threadsafe(pieces.put_nowait, text))
+    future = _submit(scheduler, prompt, row)
     future.add_done_callback(lambda _: loop.call_soon_threadsafe(pieces.put_nowait, FINISHED))
     chunk = {**header, "object": "chat.completion.chunk"}
     try:
@@ -191,7 +195,7 @@ def _delta(delta: dict[str, str], finish_reason: str | None = None) -> dict[str,
     return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
 
 
-def _usage(prompt: PreparedPrompt, row: AnswerRow) -> dict[str, int]:
+def _usage(prompt: PreparedPrompt, row: Answer) -> dict[str, int]:
     return {
         "prompt_tokens": prompt.prompt_tokens,
         "completion_tokens": len(row.ids),

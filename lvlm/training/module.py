@@ -31,6 +31,8 @@ from lvlm.data.templates import ChatTemplate, VicunaV1
 from lvlm.modalities import Modality
 from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
 from lvlm.modalities.media_record import media_seen, with_seen
+from lvlm.models.generation.generate import generate_answers
+from lvlm.models.generation.settings import GenerationSettings
 from lvlm.models.io.tokenizer import load_tokenizer
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import MLPGeluProjector, Projector
@@ -243,19 +245,17 @@ class LVLMModule(pl.LightningModule):
         return loss
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> list[dict[str, Any]]:
-        """Greedy answers for LEFT-padded prompts: ``[{key, text}]``."""
+        """Greedy answers for LEFT-padded prompts (the generation engine, :mod:`lvlm.models.generation`):
+        ``[{key, text}]``."""
         media = {k: batch[k] for k in self.model.input_names if batch.get(k) is not None}
-        new = self.model.generate(
-            batch["input_ids"],
-            attention_mask=batch.get("attention_mask"),
-            max_new_tokens=self.hparams.max_new_tokens,
-            eos_token_id=self.tokenizer.eos_token_id,
-            pad_token_id=self.tokenizer.pad_token_id,
-            **media,
-        )
-        texts = self.tokenizer.batch_decode(new, skip_special_tokens=True)
-        keys = batch.get("keys") or [None] * len(texts)
-        return [{"key": key, "text": text.strip()} for key, text in zip(keys, texts)]
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask")
+        answers = generate_answers(
+            self.model, self.tokenizer, ids, torch.ones_like(ids) if mask is None else mask, media,
+            GenerationSettings(self.hparams.max_new_tokens), self.model.llm.config.max_position_embeddings,
+        )  # fmt: skip
+        keys = batch.get("keys") or [None] * len(answers)
+        return [{"key": key, "text": answer.text} for key, answer in zip(keys, answers)]
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         # Not Lightning's grad_norm: it logs one entry per parameter and, under FSDP2, only local shards' norms.

@@ -28,7 +28,7 @@ SOURCES = {
     "chat": (chat.build_parser, ["apps/chat.py", *SHARED]),
     "predict": (
         predict.build_parser,
-        ["apps/predict*.py", "inference/predict.py", "inference/question*.py", "inference/answer_rows.py", *SHARED],
+        ["apps/predict*.py", "inference/predict.py", "inference/question*.py", *SHARED],
     ),
 }
 

@@ -8,7 +8,6 @@ from PIL import Image
 
 from lvlm.apps.lmms.requests import (
     UnsupportedVisualError,
-    cut_at_stop,
     flatten_visuals,
     generation_prompt,
     generation_settings,
@@ -73,9 +72,8 @@ def test_generation_settings_from_gen_kwargs():
         generation_settings({"num_beams": 4}, 8)
 
 
-def test_stop_strings_cut_at_the_earliest():
+def test_stop_strings_reach_the_engines_settings():
     assert stop_strings({"until": "\n\n"}) == ["\n\n"]
     assert stop_strings({"until": ["ASSISTANT:", "", "USER:"]}) == ["ASSISTANT:", "USER:"]
     assert stop_strings({}) == []
-    assert cut_at_stop("red USER: blue ASSISTANT: x", ["ASSISTANT:", "USER:"]) == "red "
-    assert cut_at_stop("red", ["USER:"]) == "red"
+    assert generation_settings({"until": ["USER:"]}, 8).stop == ("USER:",)

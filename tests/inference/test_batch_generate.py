@@ -1,4 +1,4 @@
-"""Batched greedy generation equals one-by-one generation; settings never sample at temperature 0."""
+"""The engine's answers equal transformers' ``generate`` (greedy, batched, left-padded); seeds reproduce samples."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ import sys
 import pytest
 import torch
 
-from lvlm.inference.batch_generate import GenerationSettings, _until_eos, decode_answer, generate_batch, generate_ids
+from lvlm.inference.batch_generate import (
+    GenerationSettings,
+    collate_for_generation,
+    generate,
+    generate_batch,
+    generate_ids,
+    media_inputs,
+)
 from tests.inference import seeded_run
 from tests.training.launch import REPO, env
 
@@ -19,32 +26,51 @@ def mixed_prompts(session, media_dir):
     return seeded_run.mixed_prompts(session, media_dir)
 
 
-def test_batched_equals_one_by_one(session, mixed_prompts):
+def reference_ids(session, samples, new_tokens: int) -> list[list[int]]:
+    """transformers' ``generate`` (``VideoLLaVA.generate``) on the same left-padded batch, cut at end-of-sequence."""
+    batch = collate_for_generation(session, samples)
+    eos = session.tokenizer.eos_token_id
+    new = session.model.generate(
+        batch["input_ids"], attention_mask=batch["attention_mask"], max_new_tokens=new_tokens, eos_token_id=eos,
+        pad_token_id=session.tokenizer.pad_token_id, **media_inputs(session, batch),
+    )  # fmt: skip
+    return [row[: row.index(eos)] if eos in row else row for row in new.tolist()]
+
+
+def test_greedy_answers_equal_transformers_generate_batched_and_one_by_one(session, mixed_prompts):
     settings = GenerationSettings(max_new_tokens=6)
     batched = generate_ids(session, mixed_prompts, settings)
-    single = [generate_ids(session, [sample], settings)[0] for sample in mixed_prompts]
-    assert batched == single
+    assert batched == reference_ids(session, mixed_prompts, 6)  # left-padded: the prompts' lengths differ
+    assert batched == [generate_ids(session, [sample], settings)[0] for sample in mixed_prompts]
     assert len({tuple(ids) for ids in batched}) > 1  # the prompts really differ
     assert generate_batch(session, mixed_prompts[:2], settings) == [
-        session.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in single[:2]
+        session.tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in batched[:2]
     ]
 
 
-def test_answers_stop_at_eos_and_skip_special_tokens(session):
-    tok = session.tokenizer
-    words = tok("red square", add_special_tokens=False)["input_ids"]
-    row = [*words, tok.convert_tokens_to_ids("<image>"), tok.eos_token_id, *words]
-    cut = _until_eos(row, tok.eos_token_id)
-    assert cut == row[: len(words) + 1]
-    assert decode_answer(session, [tok.bos_token_id, *cut]) == "red square"
+def test_a_long_answer_equals_transformers_and_stops_at_its_limit(session, mixed_prompts):
+    answers = generate(session, mixed_prompts[2:4], GenerationSettings(max_new_tokens=40))
+    assert [a.ids for a in answers] == reference_ids(session, mixed_prompts[2:4], 40)
+    assert all(a.finish_reason == "length" and len(a.ids) == 40 for a in answers)
 
 
-def test_temperature_zero_is_greedy_never_sampling():
-    assert GenerationSettings(temperature=0).generate_kwargs() == {"max_new_tokens": 128, "do_sample": False}
-    sampled = GenerationSettings(temperature=0.2, top_p=0.9).generate_kwargs()
-    assert sampled["do_sample"] is True and sampled["temperature"] == 0.2 and sampled["top_p"] == 0.9
+def test_temperature_zero_is_greedy_and_settings_are_checked(session, mixed_prompts):
+    greedy = generate_ids(session, mixed_prompts[:1], GenerationSettings(4))
+    assert generate_ids(session, mixed_prompts[:1], GenerationSettings(4, top_p=0.5, seed=3)) == greedy
     with pytest.raises(ValueError, match="temperature"):
         GenerationSettings(temperature=-1)
+    with pytest.raises(ValueError, match="top_p"):
+        GenerationSettings(top_p=0)
+
+
+def test_a_seeded_request_samples_the_same_alone_and_in_any_batch(session, mixed_prompts):
+    seeded = GenerationSettings(max_new_tokens=8, temperature=1.0, seed=11)
+    alone = generate_ids(session, mixed_prompts[1:2], seeded)[0]
+    others = [GenerationSettings(8, temperature=0.7), GenerationSettings(8), seeded, GenerationSettings(8, 1.0, seed=2)]
+    batched = generate(session, [mixed_prompts[0], mixed_prompts[3], mixed_prompts[1], mixed_prompts[4]], others)
+    assert batched[2].ids == alone
+    assert batched[1].ids == generate_ids(session, mixed_prompts[3:4], GenerationSettings(8))[0]  # greedy neighbour
+    assert alone != generate_ids(session, mixed_prompts[1:2], GenerationSettings(8))[0]  # it sampled
 
 
 def test_seeded_sampling_is_reproducible_across_processes(session, checkpoint_dir, media_dir, mixed_prompts):

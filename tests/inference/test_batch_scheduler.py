@@ -6,11 +6,11 @@ import dataclasses
 
 import pytest
 
-from lvlm.inference.answer_rows import AnswerRow
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
-from lvlm.inference.batch_scheduler import BatchScheduler, QueuedRequest, SchedulerClosedError
+from lvlm.inference.batch_scheduler import BatchScheduler, SchedulerClosedError
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import prepare_prompt, question_conversation
+from lvlm.models.generation.answer import Answer
 from tests.waiting import wait_until
 
 
@@ -28,7 +28,7 @@ def test_requests_arriving_together_share_one_batch(session, prompts):
     scheduler.start()
     lengths = [3, 7, 5]  # each row keeps its own limit inside the shared batch
     with scheduler.arriving():  # a request still being prepared holds the batch back
-        futures = [scheduler.submit(sample, GenerationSettings(n), AnswerRow(n)) for sample, n in zip(prompts, lengths)]
+        futures = [scheduler.submit(sample, Answer(GenerationSettings(n))) for sample, n in zip(prompts, lengths)]
     rows = [future.result(timeout=60) for future in futures]
     scheduler.close()
     assert max(scheduler.batch_sizes) == 3  # one prefill and the first steps ran all three rows at once
@@ -37,31 +37,21 @@ def test_requests_arriving_together_share_one_batch(session, prompts):
     assert [row.ids for row in rows] == alone
     assert [row.finish_reason for row in rows] == ["length"] * 3
     with pytest.raises(SchedulerClosedError):
-        scheduler.submit(prompts[0], GenerationSettings(1), AnswerRow(1))
+        scheduler.submit(prompts[0], Answer(GenerationSettings(1)))
 
 
-def test_only_compatible_requests_share_a_batch(prompts):
-    greedy = [QueuedRequest(prompts[0], GenerationSettings(4), AnswerRow(4)) for _ in range(2)]
-    sampled = QueuedRequest(prompts[0], GenerationSettings(4, temperature=0.7), AnswerRow(4))
-    seeded = [QueuedRequest(prompts[0], GenerationSettings(4, temperature=0.7, seed=1), AnswerRow(4)) for _ in "ab"]
-    assert greedy[0].group() == greedy[1].group() != sampled.group()
-    assert seeded[0].group() != seeded[1].group()  # a seed reproduces an answer only when it runs alone
-
-
-def test_a_request_of_another_group_is_not_starved(session, prompts):
+def test_sampled_and_seeded_requests_join_a_greedy_batch_and_answer_as_alone(session, prompts):
     scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0)
     scheduler.start()
-    first = scheduler.submit(prompts[0], GenerationSettings(20), AnswerRow(20))
+    seeded = GenerationSettings(6, temperature=0.8, seed=1)
+    first = scheduler.submit(prompts[0], Answer(GenerationSettings(30)))
     wait_until(lambda: scheduler.batch_sizes, "the greedy batch to start")
-    sampled = scheduler.submit(prompts[1], GenerationSettings(2, temperature=0.5, seed=1), AnswerRow(2))
-    later = scheduler.submit(prompts[2], GenerationSettings(2), AnswerRow(2))  # greedy: could join, must not
-    done_order: list[str] = []
-    for name, future in (("first", first), ("sampled", sampled), ("later", later)):
-        future.add_done_callback(lambda _, name=name: done_order.append(name))
-    for future in (first, sampled, later):
-        future.result(timeout=60)
+    sampled = scheduler.submit(prompts[1], Answer(seeded))
+    rows = [first.result(timeout=60), sampled.result(timeout=60)]
     scheduler.close()
-    assert done_order == ["first", "sampled", "later"]
+    assert max(scheduler.batch_sizes) == 2  # the seeded request joined the running greedy row
+    assert rows[0].ids == generate_ids(session, prompts[:1], GenerationSettings(30))[0]
+    assert rows[1].ids == generate_ids(session, prompts[1:2], seeded)[0]
 
 
 @pytest.mark.parametrize("overlap", [True, False])
@@ -70,14 +60,14 @@ def test_joining_requests_are_prefilled_while_the_batch_runs_and_a_failed_prefil
 ):
     scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, overlap_prefill=overlap)
     scheduler.start()
-    first = scheduler.submit(prompts[2], GenerationSettings(60), AnswerRow(60))
+    first = scheduler.submit(prompts[2], Answer(GenerationSettings(60)))
     wait_until(lambda: scheduler.batch_sizes, "the first request to start decoding")
     image = prompts[0].media[0]
     broken = dataclasses.replace(prompts[0], media=[(image[0], image[1][:, :3, :3])])  # too small for the tower
-    failed = scheduler.submit(broken, GenerationSettings(5), AnswerRow(5))
+    failed = scheduler.submit(broken, Answer(GenerationSettings(5)))
     with pytest.raises(ValueError, match=r"Input image size \(3\*3\) doesn't match model"):  # this request only
         failed.result(timeout=60)
-    later = scheduler.submit(prompts[1], GenerationSettings(6), AnswerRow(6))
+    later = scheduler.submit(prompts[1], Answer(GenerationSettings(6)))
     rows = [first.result(timeout=60), later.result(timeout=60)]
     scheduler.close()
     alone = [generate_ids(session, [prompts[i]], GenerationSettings(n))[0] for i, n in ((2, 60), (1, 6))]
@@ -92,7 +82,7 @@ def test_prefills_stay_within_their_token_budget(session, prompts):
     scheduler = BatchScheduler(session, max_batch_size=8, window_s=0.0, max_wait_s=30, prefill_tokens=budget)
     scheduler.start()
     with scheduler.arriving():  # all three are queued before the batch starts
-        futures = [scheduler.submit(p, GenerationSettings(4), AnswerRow(4)) for p in prompts]
+        futures = [scheduler.submit(p, Answer(GenerationSettings(4))) for p in prompts]
     rows = [future.result(timeout=60) for future in futures]
     scheduler.close()
     assert scheduler.prefill_sizes == {1: 3}  # image, then video, then text: each pass within the budget

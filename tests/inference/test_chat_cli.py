@@ -11,13 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from lvlm.apps.chat import chat_loop, main
+from lvlm.apps.chat import chat_loop, chat_turn, main
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
 from lvlm.inference.media_loading import load_media
 from lvlm.inference.prompts import Conversation, prepare_prompt
-from lvlm.inference.streaming import TerminalStreamer
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))
 NEW_TOKENS = 6
@@ -113,19 +111,15 @@ def test_bad_file_exits_nonzero_naming_it(checkpoint_dir, tmp_path, flag, name, 
         assert "mp4" in done.stderr and "jpg" in done.stderr  # lists what is supported
 
 
-def test_streamer_writes_word_by_word(session):
-    out = io.StringIO()
-    writes = []
-    out.write = lambda text: writes.append(text) or len(text)  # record each write
-    streamer = TerminalStreamer(session.tokenizer, stream=out)
-    ids = session.tokenizer(" red square moves left", add_special_tokens=False)["input_ids"]
-    streamer.put(torch.tensor([ids[:1]]))  # the prompt: skipped
-    for token in ids:
-        streamer.put(torch.tensor([token]))
-    streamer.end()
-    text = "".join(writes)
-    assert text == "red square moves left\n"
-    assert len([w for w in writes if w.strip()]) >= 3
+def test_a_chat_turn_streams_its_answer_piece_by_piece(session, monkeypatch, capsys):
+    writes: list[str] = []
+    monkeypatch.setattr("sys.stdout.write", lambda text: writes.append(text) or len(text))
+    conversation = Conversation(kinds=[])
+    answer = chat_turn(session, conversation, [], "describe this clip", GenerationSettings(12))
+    sample = prepare_prompt(session, Conversation(kinds=[]).ask("describe this clip"), [])
+    assert answer == generate_batch(session, [sample], GenerationSettings(12))[0]
+    assert "".join(writes) == f"ASSISTANT: {answer}\n"
+    assert len([w for w in writes if w.strip()]) >= 3  # word by word, not at the end
 
 
 def test_media_name_equals_path_attaches_any_modality_like_its_own_flag(checkpoint_dir, media_dir, monkeypatch, capsys):

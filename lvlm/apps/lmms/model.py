@@ -9,9 +9,10 @@
 - ``dtype``: ``float32``, ``bfloat16`` or ``float16`` (default: bfloat16 on GPU, float32 on CPU).
 - ``max_new_tokens``: answer length when a task's ``generation_kwargs`` give none (default 256).
 
-``--batch_size N`` batches prompts: ``generate_until`` runs one left-padded ``generate`` call per batch of requests
-with the same generation settings (answers equal one-by-one greedy decoding), ``loglikelihood`` one forward
-pass per batch. ``--device`` picks the device (default: ``cuda`` when available, else ``cpu``).
+``--batch_size N`` batches prompts: ``generate_until`` runs one left-padded batch of the generation engine per
+batch of requests with the same generation settings (answers equal one-by-one greedy decoding; each ends at its
+task's ``until`` strings, checked token by token), ``loglikelihood`` one forward pass per batch. ``--device``
+picks the device (default: ``cuda`` when available, else ``cpu``).
 """
 
 from __future__ import annotations
@@ -29,13 +30,11 @@ from tqdm import tqdm
 from lvlm.apps.lmms.requests import (
     Media,
     UnsupportedVisualError,
-    cut_at_stop,
     flatten_visuals,
     generation_prompt,
     generation_settings,
     load_visuals,
     scoring_prompt,
-    stop_strings,
 )
 from lvlm.data.decoding.errors import MediaDecodeError
 from lvlm.data.sample_errors import BadSampleError
@@ -124,7 +123,7 @@ class LvlmModel(lmms):
         return self._media_cache[cache_key]
 
     def generate_until(self, requests: list[Instance]) -> list[str]:
-        """Greedy (or sampled) answers, batched by generation settings, each cut at its task's ``until``."""
+        """Greedy (or sampled) answers, batched by generation settings, each ended at its task's ``until``."""
         answers = [""] * len(requests)
         groups: dict[Any, list[int]] = {}
         for index, request in enumerate(requests):
@@ -147,7 +146,7 @@ class LvlmModel(lmms):
                 if prepared:
                     texts = generate_batch(self.session, [sample for _, sample in prepared], settings)
                     for (index, _), text in zip(prepared, texts):
-                        answers[index] = cut_at_stop(text, stop_strings(requests[index].args[1])).strip()
+                        answers[index] = text
                 progress.update(len(indices[start : start + self.batch_size]))
         progress.close()
         if skipped:
@@ -199,8 +198,7 @@ class LvlmModel(lmms):
                     if done:
                         break
                 sample = generation_prompt(self.session, context, load_visuals(self.session, visuals, key), key)
-                text = generate_batch(self.session, [sample], settings)[0]
-                rounds.append(cut_at_stop(text, stop_strings(gen_kwargs)).strip())
+                rounds.append(generate_batch(self.session, [sample], settings)[0])
                 round_idx += 1
             results.append(rounds)
         return results

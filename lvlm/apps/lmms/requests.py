@@ -99,6 +99,7 @@ def generation_settings(gen_kwargs: Mapping[str, Any], default_max_new_tokens: i
         max_new_tokens=int(gen_kwargs.get("max_new_tokens") or default_max_new_tokens),
         temperature=temperature,
         top_p=float(top_p) if top_p else 1.0,
+        stop=stop_strings(gen_kwargs),
     )
 
 
@@ -106,9 +107,3 @@ def stop_strings(gen_kwargs: Mapping[str, Any]) -> list[str]:
     """lmms-eval's ``until`` (a string or a list of strings) as a list."""
     until = gen_kwargs.get("until") or []
     return [until] if isinstance(until, str) else [s for s in until if s]
-
-
-def cut_at_stop(text: str, stops: Iterable[str]) -> str:
-    """``text`` up to the earliest stop string (greedy text before a stop does not depend on what follows)."""
-    cut = min((text.find(s) for s in stops if s in text), default=-1)
-    return text if cut < 0 else text[:cut]
