@@ -24,8 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from lvlm.core.errors import UserError
+from lvlm.core.recipes import recipes_root
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "quickstart"
+RECIPES = recipes_root() / "quickstart"
 STAGE_RECIPES = ("stage1.yaml", "stage2.yaml")
 ENV_DIR = "LVLM_QUICKSTART"
 
@@ -129,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_recipes(folder: Path) -> None:
-    """Before any work: the stages' recipes are there (an installed wheel has no ``recipes/`` folder).
+    """Before any work: the stages' recipes are in ``--recipes`` (a user's folder may lack one).
 
     Raises:
         UserError: naming the folder and the missing files.
@@ -137,8 +138,8 @@ def check_recipes(folder: Path) -> None:
     missing = [name for name in STAGE_RECIPES if not (folder / name).is_file()]
     if missing:
         raise UserError(
-            f"--recipes {folder}: no {' or '.join(missing)}; the quickstart's recipes are in a checkout of lvlm "
-            "(recipes/quickstart): run it from one, or pass --recipes FOLDER"
+            f"--recipes {folder}: no {' or '.join(missing)}; leave --recipes out for the packaged ones, or "
+            "write them there with `lvlm recipes copy quickstart FOLDER`"
         )
 
 
