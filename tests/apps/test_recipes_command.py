@@ -3,6 +3,8 @@ an existing file without ``--force``."""
 
 from __future__ import annotations
 
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import lvlm
 from tests.apps.cli_runner import lvlm as run_lvlm
 
 PACKAGED = Path(lvlm.__file__).parent / "recipes"  # the package's own folder, as the source tree holds it
+REPO = PACKAGED.parents[1]
 FILES = sorted(path.relative_to(PACKAGED).as_posix() for path in PACKAGED.rglob("*") if path.is_file())
 
 
@@ -84,3 +87,21 @@ def test_copied_recipes_run_as_the_docs_show(capsys, tmp_path, monkeypatch):
     )
     assert code == 0, out
     assert "lmsys/vicuna-7b-v1.5" in out
+
+
+def documented() -> list[str]:
+    """The ``lvlm recipes ...`` commands README.md and docs/ show (placeholders such as NAME left out)."""
+    texts = [(REPO / "README.md").read_text(), *(path.read_text() for path in sorted((REPO / "docs").glob("*.md")))]
+    found = {m for text in texts for m in re.findall(r"`(lvlm recipes[^`]*)`", text) if not re.search(r"[A-Z]", m)}
+    return sorted(found)
+
+
+def test_the_docs_show_the_listing_and_copies():
+    assert {"lvlm recipes", "lvlm recipes copy .", "lvlm recipes copy finetune.yaml"} <= set(documented())
+
+
+@pytest.mark.parametrize("line", documented())
+def test_every_documented_command_runs(capsys, tmp_path, monkeypatch, line):
+    monkeypatch.chdir(tmp_path)
+    code, out = run_lvlm(capsys, *shlex.split(line)[1:])
+    assert code == 0, out
