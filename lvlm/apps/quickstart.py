@@ -59,12 +59,7 @@ PLANS = {
         stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60, stage2_steps=2000
     ),
     "fast": Plan(
-        stage1_train=200,
-        stage2_train=1000,
-        stage2_test=150,
-        warmup_steps=600,
-        stage1_steps=20,
-        stage2_steps=600,
+        stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=600, stage1_steps=20, stage2_steps=600
     ),
 }
 IMAGE_SIZE, FRAMES = 48, 4
