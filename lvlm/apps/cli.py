@@ -20,6 +20,7 @@ TOOLS: dict[str, tuple[str, str]] = {
     "eval": ("lvlm.apps.eval", "score predictions with the paper's protocols (video QA, POPE, VQA)"),
     "merge-lora": ("lvlm.apps.merge_lora", "merge a LoRA checkpoint into a full lvlm checkpoint"),
     "convert": ("lvlm.apps.convert", "convert checkpoints between lvlm and hf layouts"),
+    "recipes": ("lvlm.apps.recipes", "list the recipes packaged with lvlm; `lvlm recipes copy NAME` copies one out"),
     "quickstart": ("lvlm.apps.quickstart", "synthetic data -> stage 1 -> stage 2 -> evaluation, on CPU"),
     "ablate": (
         "lvlm.apps.ablate",

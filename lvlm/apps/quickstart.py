@@ -24,8 +24,9 @@ from typing import Any
 
 from lvlm.apps import command
 from lvlm.core.errors import UserError
+from lvlm.core.recipes import recipes_root
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes" / "quickstart"
+RECIPES = recipes_root() / "quickstart"
 STAGE_RECIPES = ("stage1.yaml", "stage2.yaml")
 ENV_DIR = "LVLM_QUICKSTART"
 
@@ -58,12 +59,7 @@ PLANS = {
         stage1_train=1000, stage2_train=2000, stage2_test=400, warmup_steps=600, stage1_steps=60, stage2_steps=2000
     ),
     "fast": Plan(
-        stage1_train=200,
-        stage2_train=1000,
-        stage2_test=150,
-        warmup_steps=600,
-        stage1_steps=20,
-        stage2_steps=600,
+        stage1_train=200, stage2_train=1000, stage2_test=150, warmup_steps=600, stage1_steps=20, stage2_steps=600
     ),
 }
 IMAGE_SIZE, FRAMES = 48, 4
@@ -130,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def check_recipes(folder: Path) -> None:
-    """Before any work: the stages' recipes are there (an installed wheel has no ``recipes/`` folder).
+    """Before any work: the stages' recipes are in ``--recipes`` (a user's folder may lack one).
 
     Raises:
         UserError: naming the folder and the missing files.
@@ -138,8 +134,8 @@ def check_recipes(folder: Path) -> None:
     missing = [name for name in STAGE_RECIPES if not (folder / name).is_file()]
     if missing:
         raise UserError(
-            f"--recipes {folder}: no {' or '.join(missing)}; the quickstart's recipes are in a checkout of lvlm "
-            "(recipes/quickstart): run it from one, or pass --recipes FOLDER"
+            f"--recipes {folder}: no {' or '.join(missing)}; leave --recipes out for the packaged ones, or "
+            "write them there with `lvlm recipes copy quickstart FOLDER`"
         )
 
 

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import io
-from pathlib import Path
 
 import pytest
 import yaml
 
 from lvlm.core.errors import UserError
+from lvlm.core.recipes import recipes_root
 from tests.training.launch import print_config
 
-RECIPES = Path(__file__).resolve().parents[2] / "recipes"
+RECIPES = recipes_root()  # the packaged recipes (lvlm/recipes)
 STAGES = ["pretrain.yaml", "finetune.yaml", "finetune_lora.yaml"]
 TRAINERS = ["trainer/fsdp.yaml", "trainer/fsdp1.yaml", "trainer/cpu.yaml"]
 EXPERIMENTS = ["joint", "separated_mae", "separated_clip", "image_only", "video_only"]
