@@ -66,7 +66,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"lvlm: unknown command {command!r}\n\n{usage()}")
     from lvlm.apps.command import exit_status  # jsonargparse: not needed for --help
 
-    sys.exit(exit_status(f"lvlm {command}", lambda: run_command(command, rest), debug))
+    try:
+        sys.exit(exit_status(f"lvlm {command}", lambda: run_command(command, rest), debug))
+    except BrokenPipeError:  # `lvlm recipes | head`: the reader went away; nothing is left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
 
 
 def run_command(command: str, argv: list[str]) -> int:

@@ -10,39 +10,72 @@ An existing file is never overwritten without ``--force``.
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
-from jsonargparse import ActionConfigFile, ArgumentParser
-
+from lvlm.apps import command
 from lvlm.core.errors import UserError
 from lvlm.core.recipes import packaged_recipe, recipe_names, recipe_summary, recipes_root
 
 
-def build_parser() -> ArgumentParser:
-    parser = ArgumentParser(
-        prog="lvlm recipes",
-        description="List the recipes packaged with lvlm (no subcommand, or `list`) or copy one out (`copy`).",
-    )
-    parser.add_argument("--config", action=ActionConfigFile, help="a YAML file with these arguments")
-    subcommands = parser.add_subcommands(required=False, dest="command")
-    subcommands.add_subcommand("list", ArgumentParser(description="List the packaged recipes."), help="list them")
-    copy = ArgumentParser(description="Copy a packaged recipe (a file or a folder) out of the package.")
-    copy.add_argument("--config", action=ActionConfigFile, help="a YAML file with these arguments")
-    copy.add_argument("name", type=str, help="a file or folder as `lvlm recipes` lists it; `.` for all of them")
-    copy.add_argument("dest", type=str | None, nargs="?", default=None, help="where it goes (default: recipes/NAME)")
-    copy.add_argument("--force", action="store_true", help="overwrite files that exist")
-    subcommands.add_subcommand("copy", copy, help="copy one out of the package: copy NAME [DEST] [--force]")
-    return parser
+@dataclass
+class ListRecipes:
+    """List the recipes packaged with lvlm, each with the first line of its header comment."""
+
+    def run(self) -> int:
+        print(listing())
+        return 0
+
+
+@dataclass
+class CopyRecipe:
+    """Copy a packaged recipe (a file or a folder) out of the package: copy NAME [DEST] [--force].
+
+    Attributes:
+        name: a file or folder as `lvlm recipes` lists it; `.` for all of them.
+        dest: where it goes (default: recipes/NAME); also the second word after `copy`.
+        force: overwrite files that exist.
+    """
+
+    name: str
+    dest: str | None = None
+    force: bool = False
+
+    def run(self) -> int:
+        written = copy_recipe(self.name, None if self.dest is None else Path(self.dest), self.force)
+        print("\n".join(str(path) for path in written))
+        return 0
+
+
+COMMANDS = {"list": ListRecipes, "copy": CopyRecipe}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "copy":
-        written = copy_recipe(args.copy.name, None if args.copy.dest is None else Path(args.copy.dest), args.copy.force)
-        print("\n".join(str(path) for path in written))
-    else:
-        print(listing())
-    return 0
+    """``lvlm recipes [list]`` or ``lvlm recipes copy NAME [DEST] [--force]`` (``--config``/``--print_config`` too)."""
+    argv = list(argv or [])
+    if not argv or argv[0].startswith("--") and argv[0] not in {"--help", "-h"}:
+        argv = ["list", *argv]
+    return command.run_subcommand(COMMANDS, _with_flags(argv), "lvlm recipes", dest="action")
+
+
+def _with_flags(argv: list[str]) -> list[str]:
+    """``copy NAME [DEST]`` → ``copy --name NAME [--dest DEST]`` (the words after ``copy`` that are not flags)."""
+    if argv[:1] != ["copy"]:
+        return argv
+    words, rest, i = [], [], 1
+    while i < len(argv):
+        if argv[i].startswith("-"):
+            rest.append(argv[i])
+            if argv[i] in {"--config", "--dest", "--name"} and i + 1 < len(argv):
+                rest.append(argv[i + 1])
+                i += 1
+        else:
+            words.append(argv[i])
+        i += 1
+    if len(words) > 2:
+        raise UserError(f"copy takes NAME and at most one DEST, got {words}")
+    named = [flag for pair in zip(("--name", "--dest"), words) for flag in pair]
+    return ["copy", *named, *rest]
 
 
 def listing() -> str:

@@ -24,7 +24,9 @@ EXAMPLES = {
     "quickstart": ["quickstart", "--fast", "--seed", "3", "--out", "q"],
     "ablate": ["ablate", "--fast", "--cells", "random:video_only", "--seeds", "2"],
     "diagnose": ["diagnose", "--model", "m", "--shards", "a.tar", "b.tar", "--items", "8"],
+    "recipes": ["recipes", "copy", "quickstart", "here", "--force"],
 }
+SUBCOMMANDS = {"eval", "recipes"}  # the first word after the tool picks a command of its own
 
 
 def test_every_tool_has_an_example():
@@ -37,7 +39,7 @@ def test_print_config_round_trips_through_config(tool, tmp_path, capsys):
     assert code == 0 and printed.strip(), printed
     config = tmp_path / "config.yaml"
     config.write_text(printed)
-    head = EXAMPLES[tool][:2] if tool == "eval" else EXAMPLES[tool][:1]
+    head = EXAMPLES[tool][:2] if tool in SUBCOMMANDS else EXAMPLES[tool][:1]
     code, again = lvlm(capsys, *head, "--config", config, "--print_config")
     assert code == 0 and again == printed
 
@@ -48,7 +50,7 @@ def test_a_config_mistake_is_one_line_naming_the_file_and_field(tool, tmp_path, 
     key = printed.splitlines()[0].split(":")[0]
     config = tmp_path / "bad.yaml"
     config.write_text(printed + "no_such_setting: 1\n")
-    head = EXAMPLES[tool][:2] if tool == "eval" else EXAMPLES[tool][:1]
+    head = EXAMPLES[tool][:2] if tool in SUBCOMMANDS else EXAMPLES[tool][:1]
     code, message = lvlm(capsys, *head, "--config", config)
     assert code == 2 and message.count("\n") == 1, message
     assert str(config) in message and "no_such_setting" in message and "Traceback" not in message

@@ -4,6 +4,8 @@ an existing file without ``--force``."""
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 import shlex
 from pathlib import Path
 
@@ -105,3 +107,11 @@ def test_every_documented_command_runs(capsys, tmp_path, monkeypatch, line):
     monkeypatch.chdir(tmp_path)
     code, out = run_lvlm(capsys, *shlex.split(line)[1:])
     assert code == 0, out
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    """`lvlm recipes | head -1`: the listing stops quietly when its reader closes the pipe."""
+    shell = f"{shutil.which('lvlm')} recipes | head -1"
+    done = subprocess.run(["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, timeout=120)
+    assert done.stdout.startswith("Recipes packaged with lvlm"), done.stdout
+    assert "Traceback" not in done.stderr and done.returncode in (0, 141), done.stderr
