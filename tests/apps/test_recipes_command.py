@@ -4,9 +4,9 @@ an existing file without ``--force``."""
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import subprocess
-import shlex
 from pathlib import Path
 
 import pytest
