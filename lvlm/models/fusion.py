@@ -9,7 +9,8 @@ Legend: ``b`` batch, ``l`` sequence length, ``n`` items, ``k`` tokens per item, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 
@@ -57,3 +58,15 @@ def mask_visual_labels(labels: torch.Tensor, input_ids: torch.Tensor, placeholde
     for placeholder_id in placeholder_ids:
         visual |= input_ids == placeholder_id
     return labels.masked_fill(visual, IGNORE_INDEX)
+
+
+def split_media(
+    input_names: Sequence[str], images: torch.Tensor | None, videos: torch.Tensor | None, kwargs: dict[str, Any]
+) -> dict[str, torch.Tensor]:
+    """The media of a ``forward``/``generate`` call by input name: ``images``, ``videos`` and any added
+    modality's tensor, taken out of ``kwargs`` (the rest goes to the LLM); absent ones left out."""
+    media = {"images": images, "videos": videos}
+    for name in input_names:
+        if name in kwargs:
+            media[name] = kwargs.pop(name)
+    return {k: v for k, v in media.items() if v is not None}

@@ -16,6 +16,7 @@ Legend: ``b`` batch, ``l`` sequence length, ``n`` kept positions, ``v`` vocabula
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -52,3 +53,31 @@ def causal_loss(logits: torch.Tensor, labels: torch.Tensor, excluded_ids: Sequen
     """The shifted causal LM loss of ``[b, l, v]`` logits against ``[b, l]`` labels, without ``excluded_ids``."""
     positions = torch.arange(logits.shape[1] - 1, device=logits.device)
     return loss_at_positions(logits[:, :-1], labels, positions, excluded_ids)
+
+
+def run_language_model(
+    llm: Any,
+    embeds: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    labels: torch.Tensor | None,
+    excluded: Sequence[int],
+    loss_only: bool,
+    full_vocabulary_loss: bool,
+    **kwargs: Any,
+) -> Any:
+    """Run the LLM on ``[b, l, d]`` embeddings and take the loss the way ``VideoLLaVA.forward`` was asked to.
+
+    With ``labels`` and ``loss_only`` (and an LLM that keeps logits by index), the LM head runs at the supervised
+    positions only; with ``full_vocabulary_loss`` (or the caller's ``logits_to_keep``), transformers takes the loss
+    itself over every row; otherwise the loss leaves out the ``excluded`` vocabulary rows (the placeholders).
+    """
+    if labels is not None and loss_only and "logits_to_keep" not in kwargs and llm.keeps_logits_by_index:
+        positions = supervised_positions(labels)
+        output = llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)
+        output.loss = loss_at_positions(output.logits, labels, positions, excluded)
+        return output
+    if labels is None or full_vocabulary_loss or "logits_to_keep" in kwargs:
+        return llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+    output = llm(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
+    output.loss = causal_loss(output.logits, labels, excluded)
+    return output

@@ -18,7 +18,7 @@ from lvlm.models.checkpoints.load import read_checkpoint
 from lvlm.models.checkpoints.lvlm_layout import model_config
 from lvlm.models.checkpoints.save import save_model
 from lvlm.models.dtype_argument import dtype_argument
-from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings
+from lvlm.models.fusion import mask_visual_labels, merge_visual_embeddings, split_media
 from lvlm.models.io.weights import load_strict
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.modality import Modality
@@ -26,8 +26,9 @@ from lvlm.models.packed_attention import without_cache_if_packed
 from lvlm.models.padding_free import can_drop_padding, pack_padded_rows
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.recorded_modality import BuiltTower, TowerModality
-from lvlm.models.supervised_loss import causal_loss, loss_at_positions, supervised_positions
+from lvlm.models.supervised_loss import run_language_model
 from lvlm.models.tower_widths import shared_width
+from lvlm.models.transformers_generate import transformers_generate
 from lvlm.models.vision.base import VisionTower
 
 JSON = Any  # plain JSON data (str, numbers, lists, dicts)
@@ -182,13 +183,6 @@ class VideoLLaVA(nn.Module):
     def input_names(self) -> list[str]:
         return [m.input_name for m in self.modalities.values()]
 
-    def _split_media(self, images, videos, kwargs: dict[str, Any]) -> dict[str, torch.Tensor | None]:
-        media = {"images": images, "videos": videos}
-        for name in self.input_names:
-            if name in kwargs:
-                media[name] = kwargs.pop(name)
-        return {k: v for k, v in media.items() if v is not None}
-
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -225,37 +219,28 @@ class VideoLLaVA(nn.Module):
             **kwargs: tensors of added modalities by input name (``depths=...``); the rest goes to the LLM
                 (``use_cache``, ``cache``, ``position_ids``, ``logits_to_keep``).
 
-        Packed layout (``lvlm.data.packing``): ``b = 1``, several samples back to back, ``position_ids [1, l]``
-        restarting at 0 at every sample and ``attention_mask=None``; attention stays within each sample
-        (``lvlm_packed_sdpa`` runs it per sample; transformers masks sdpa and eager block-diagonally;
-        flash-attention 2 runs varlen), and the loss equals the padded batch's. A packed batch never builds a
-        KV cache (``use_cache`` is set to False; passing ``use_cache=True`` or a cache raises ValueError):
-        transformers ignores the restarts when there is one. Pack without an ``attention_mask``: with one,
-        transformers' implementations do not read the restarts as sample boundaries.
+        Packed layout (``lvlm.data.packing``, :mod:`lvlm.models.packed_attention`): ``b = 1``, samples back to
+        back, ``position_ids [1, l]`` restarting at 0 at every sample, ``attention_mask=None``; attention and loss
+        stay within each sample. A packed batch never builds a KV cache (``use_cache`` is set to False; asking for
+        one raises ValueError): transformers ignores the restarts when there is one.
 
         Returns:
             The causal LM output: ``.logits`` ``[b, l, v]``, ``.loss`` (shifted cross-entropy) or None.
         """
-        media = self._split_media(images, videos, kwargs)
+        media = split_media(self.input_names, images, videos, kwargs)
         kwargs = without_cache_if_packed(attention_mask, kwargs)
         embeds = self.embed_inputs(input_ids, media)
         if labels is not None:
             labels = mask_visual_labels(labels, input_ids, self.placeholder_ids)
         excluded = () if full_vocabulary_loss else self.placeholder_ids
-        drop_padding = drop_padding and loss_only and labels is not None
-        if drop_padding and can_drop_padding(attention_mask, labels, kwargs, self.llm.config._attn_implementation):
-            embeds, labels, position_ids = pack_padded_rows(embeds, attention_mask, labels)
-            attention_mask, kwargs = None, kwargs | {"position_ids": position_ids, "use_cache": False}
-        if labels is not None and loss_only and "logits_to_keep" not in kwargs and self.llm.keeps_logits_by_index:
-            positions = supervised_positions(labels)
-            output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, logits_to_keep=positions, **kwargs)
-            output.loss = loss_at_positions(output.logits, labels, positions, excluded)
-            return output
-        if labels is None or full_vocabulary_loss or "logits_to_keep" in kwargs:
-            return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels, **kwargs)
-        output = self.llm(inputs_embeds=embeds, attention_mask=attention_mask, **kwargs)
-        output.loss = causal_loss(output.logits, labels, excluded)
-        return output
+        if drop_padding and loss_only and labels is not None:
+            implementation = self.llm.config._attn_implementation
+            if can_drop_padding(attention_mask, labels, kwargs, implementation):
+                embeds, labels, position_ids = pack_padded_rows(embeds, attention_mask, labels)
+                attention_mask, kwargs = None, kwargs | {"position_ids": position_ids, "use_cache": False}
+        return run_language_model(
+            self.llm, embeds, attention_mask, labels, excluded, loss_only, full_vocabulary_loss, **kwargs
+        )
 
     @torch.no_grad()
     def generate(
@@ -264,41 +249,14 @@ class VideoLLaVA(nn.Module):
         attention_mask: torch.Tensor | None = None,
         images: torch.Tensor | None = None,
         videos: torch.Tensor | None = None,
-        max_new_tokens: int = 128,
-        do_sample: bool = False,
-        temperature: float = 1.0,
-        top_p: float = 1.0,
         **kwargs: Any,
     ) -> torch.Tensor:
-        """New tokens ``[b, new]`` after each (left-padded) prompt; the KV cache is on.
-
-        Visual features are computed once, for the prompt; decoding steps then reuse the cache. Placeholder
-        tokens are never generated. Greedy unless ``do_sample``.
-
-        Args:
-            input_ids: ``[b, l]`` prompts, LEFT-padded in a batch.
-            attention_mask: ``[b, l]``; required with padding.
-            images, videos, **kwargs: as in :meth:`forward`; other kwargs go to transformers' ``generate``
-                (``eos_token_id``, ``pad_token_id``, ``streamer``, ``top_k``, ``repetition_penalty``, ...).
-        """
-        media = self._split_media(images, videos, kwargs)
-        if attention_mask is not None and bool((attention_mask[:, -1] == 0).any()):
-            raise ValueError("generate() needs LEFT padding: a prompt row ends in padding")
-        embeds = self.embed_inputs(input_ids, media)
-        sampling = {"temperature": temperature, "top_p": top_p} if do_sample else {}
-        # Placeholder rows get no probability (-inf before any sampling step), also when the caller suppresses more.
-        suppressed = sorted(set(self.placeholder_ids) | set(kwargs.pop("suppress_tokens", None) or ()))
-        output = self.llm.causal_lm.generate(
-            input_ids=input_ids,
-            inputs_embeds=embeds,
-            attention_mask=attention_mask,
-            max_new_tokens=max_new_tokens,
-            do_sample=do_sample,
-            suppress_tokens=suppressed,
-            **sampling,
-            **kwargs,
+        """New tokens ``[b, new]`` after each LEFT-padded prompt, by transformers' ``generate``: the model's
+        Hugging Face-style API and the reference lvlm's own engine (:mod:`lvlm.models.generation`) is tested
+        against. Arguments as :func:`lvlm.models.transformers_generate.transformers_generate`."""
+        return transformers_generate(
+            self, input_ids, attention_mask, split_media(self.input_names, images, videos, kwargs), **kwargs
         )
-        return output[:, input_ids.shape[1] :]
 
     def _projector_dtype(self) -> torch.dtype:
         param = next(self.projector.parameters(), None)
