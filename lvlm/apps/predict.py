@@ -2,13 +2,14 @@
 
     lvlm predict --model CKPT --questions questions.json --media-root media/ --out predictions.jsonl
     lvlm predict --model CKPT --shards 'val-{000000..000003}.tar' --out predictions.jsonl --num-processes 2
-    torchrun --nproc-per-node 4 -m lvlm.apps.predict --model CKPT --questions q.json --out p.jsonl
+    torchrun --nproc-per-node 4 -m lvlm predict --model CKPT --questions q.json --out p.jsonl
 
 Each line is ``{"key", "question", "answer", "prediction", ...metadata}``, in input order. Skipped questions
 (unusable records, missing or undecodable media, unreadable shard parts, ...) are listed with source, key and
 reason in ``OUT.skipped.jsonl`` and summarised on stderr. Exit status: 0 the run finished (skipped questions
 included), 2 refused before any work (bad arguments, an unusable input file, an output that would overwrite
-an input or an earlier result); an interrupted run is continued with ``--resume``.
+an input or an earlier result); an interrupted run is continued with ``--resume``. Thin: the run itself is
+:func:`lvlm.inference.predict_run.run_prediction`, which ``lvlm eval --model`` calls too.
 """
 
 from __future__ import annotations
@@ -112,5 +113,5 @@ def job_from_args(args: Predict) -> PredictJob:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``lvlm predict`` (also ``python -m lvlm.apps.predict`` under torchrun); returns the exit status."""
+    """Run ``lvlm predict`` (also ``torchrun ... -m lvlm predict``); returns the exit status."""
     return command.run(Predict, argv, "lvlm predict")
