@@ -1,7 +1,8 @@
 """``lvlm eval``: score a prediction file with one protocol and write JSON, Markdown and TensorBoard results.
 
 Thin on purpose: it parses arguments and calls :func:`lvlm.eval.evaluate_predictions`. With ``--model DIR``
-it first generates the predictions as ``lvlm predict`` does (progress, ``--num-processes``, and ``--resume`` after
+it first generates the predictions with the library function ``lvlm predict`` calls
+(:func:`lvlm.inference.predict_run.run_prediction`: progress, ``--num-processes``, and ``--resume`` after
 an interrupted run) into ``OUT/predictions.jsonl``.
 
 Outputs (``OUT/<protocol>.json``, ``.md``, ``tensorboard/<protocol>/``) are checked before any work: one that
@@ -24,6 +25,9 @@ from lvlm.core.outputs import check_output
 from lvlm.eval.evaluate import evaluate_predictions
 from lvlm.eval.judges import JudgeConfigError, make_judge
 from lvlm.eval.results import EvalResult, result_paths, write_all
+from lvlm.inference.batch_generate import GenerationSettings
+from lvlm.inference.predict_job import PredictJob
+from lvlm.inference.predict_run import run_prediction
 
 SHOWN_SKIPPED = 20
 
@@ -216,18 +220,21 @@ def _check_outputs(args: Scoring) -> None:
 
 
 def _generate_predictions(args: Scoring) -> Path:
-    """Answer every question with the model (greedy) as ``lvlm predict`` does: OUT/predictions.jsonl, skipped ones
-    beside it, progress on stderr, resumable after a kill with ``--resume``."""
-    from lvlm.apps.predict import Predict
-
+    """Answer every question with the model (greedy) as ``lvlm predict`` does (the same library function):
+    OUT/predictions.jsonl, skipped ones beside it, progress on stderr, resumable after a kill with ``--resume``."""
     questions = args.questions_for_model()
     if questions is None:
         raise UserError("--model needs --questions-json (or, for video-qa, --questions test_q.json)")
     path = args.out / "predictions.jsonl"
-    media_root = None if args.media_root is None else str(args.media_root)
-    Predict(model=str(args.model), out=str(path), questions=str(questions), media_root=media_root,
-            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, num_processes=args.num_processes,
-            resume=args.resume, overwrite=args.overwrite).run()  # fmt: skip
+    job = PredictJob(
+        model_dir=str(args.model),
+        out=str(path),
+        questions_json=str(questions),
+        media_root=None if args.media_root is None else str(args.media_root),
+        settings=GenerationSettings(max_new_tokens=args.max_new_tokens),
+        batch_size=args.batch_size,
+    )
+    run_prediction(job, resume=args.resume, overwrite=args.overwrite, num_processes=args.num_processes)
     return path
 
 

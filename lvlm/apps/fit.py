@@ -92,7 +92,7 @@ def build_cli(args: list[str], run: bool = True) -> LVLMCLI:
     )
 
 
-def _has_recipe(argv: list[str]) -> bool:
+def has_recipe(argv: list[str]) -> bool:
     """A ``-c`` file or a ``--config`` recipe (one with ``trainer``/``data`` sections or a ``model:`` mapping); a
     ``--config`` of batched generation's own settings (``model: CKPT_DIR``) is not one."""
     for flag, value in zip(argv, [*argv[1:], None]):
@@ -116,11 +116,8 @@ def _is_recipe(path: str) -> bool:
 
 
 def lightning_main(command: str, argv: list[str]) -> int:
-    """``lvlm fit|validate|test|predict ARGS``; ``lvlm predict`` without ``-c`` is batched generation."""
-    if command == "predict" and not _has_recipe(argv):
-        from lvlm.apps.predict import main as predict_main
-
-        return predict_main(argv)
+    """``lvlm fit|validate|test|predict ARGS`` (LightningCLI; ``lvlm predict`` without a recipe is batched generation,
+    which :mod:`lvlm.apps.cli` sends to :mod:`lvlm.apps.predict`)."""
     if not any(arg.startswith("--weights_only") for arg in argv):
         # --ckpt_path never unpickles code: Lightning's checkpoints hold plain containers and tensors.
         argv = [*argv, "--weights_only=true"]

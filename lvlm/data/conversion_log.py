@@ -16,14 +16,13 @@ contents depend only on the records, so the result equals that of an uninterrupt
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lvlm.core.errors import UserError
+from lvlm.core.work_folder import WorkFolder
 
 SETTINGS, PROGRESS = "settings.json", "progress.jsonl"
 
@@ -69,7 +68,7 @@ class Progress:
 
 
 class ConversionLog:
-    """Create, check and append to the work folder of one conversion.
+    """Create, check and append to the work folder of one conversion (a :class:`~lvlm.core.work_folder.WorkFolder`).
 
     Args:
         work: The work folder (see :func:`work_folder`).
@@ -77,14 +76,13 @@ class ConversionLog:
 
     def __init__(self, work: Path) -> None:
         self.work = work
+        self.folder = WorkFolder(work, SETTINGS)
+        self.progress_log = self.folder.log(PROGRESS)
 
     def start(self, settings: dict[str, Any]) -> Progress:
         """A fresh work folder for ``settings`` (an old one is deleted)."""
-        if self.work.exists():
-            shutil.rmtree(self.work)
-        self.work.mkdir(parents=True)
-        _write_atomic(self.work / SETTINGS, json.dumps(settings, indent=2) + "\n")
-        (self.work / PROGRESS).touch()
+        self.folder.start(settings)
+        self.progress_log.path.touch()
         return Progress()
 
     def resume(self, settings: dict[str, Any]) -> Progress:
@@ -93,51 +91,28 @@ class ConversionLog:
         Raises:
             UserError: No work folder, or one made with other settings (the differences are named).
         """
-        try:
-            saved = json.loads((self.work / SETTINGS).read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
-            raise UserError(f"--resume: no interrupted conversion to resume in {self.work} ({err})") from err
-        changed = sorted(k for k in set(saved) | set(settings) if k != "overwrite" and saved.get(k) != settings.get(k))
+        changed = self.folder.changed(settings, ignore={"overwrite"})
+        if changed is None:
+            raise UserError(f"--resume: no interrupted conversion to resume in {self.work} (no readable {SETTINGS})")
         if changed:
             raise UserError(
                 f"--resume: the interrupted conversion in {self.work} was started with other {', '.join(changed)}; "
                 "resume with the same inputs and options, or start again with --overwrite"
             )
-        progress = Progress(_read_lines(self.work / PROGRESS))
-        _write_atomic(self.work / PROGRESS, "".join(json.dumps(ln) + "\n" for ln in progress.lines))
-        keep = {shard["url"] for shard in progress.shards} | {SETTINGS, PROGRESS}
-        for path in self.work.iterdir():
-            if path.name not in keep:  # shards finished after the last log line, or half written: redone
-                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        self.folder.reopen(PROGRESS)
+        progress = Progress(self.progress_log.lines())
+        self.folder.keep_only({shard["url"] for shard in progress.shards} | {PROGRESS})
         return progress
 
     def saved_settings(self) -> dict[str, Any]:
         """The settings the work folder was started with."""
-        return json.loads((self.work / SETTINGS).read_text(encoding="utf-8"))
+        return self.folder.saved_settings() or {}
 
     def append(self, line: dict[str, Any]) -> None:
-        """Log one finished shard (or the end); flushed before returning."""
-        with open(self.work / PROGRESS, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        """Log one finished shard (or the end); durable before returning."""
+        self.progress_log.append([line])
+        self.progress_log.close()
 
     def remove(self) -> None:
         """Delete the work folder (once its shards are in the output)."""
-        shutil.rmtree(self.work, ignore_errors=True)
-
-
-def _read_lines(path: Path) -> list[dict[str, Any]]:
-    lines = []
-    for text in path.read_text(encoding="utf-8").splitlines():
-        try:
-            lines.append(json.loads(text))
-        except ValueError:  # the line being written when the run was killed: it and anything after are dropped
-            break
-    return lines
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+        self.folder.remove()

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
-from lvlm.apps import predict_output
 from lvlm.apps.cli import main
+from lvlm.inference import predict_output
 
 
 def block_after(batches: int, marker: Path) -> None:

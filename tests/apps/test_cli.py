@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lvlm.apps.cli import LIGHTNING_COMMANDS, TOOLS, main
+from lvlm.apps.cli import LIGHTNING_COMMANDS, TOOLS, main, run_command
+from lvlm.core.errors import UserError
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -46,3 +47,9 @@ def test_console_script_and_module_agree():
     from_module = run(sys.executable, "-m", "lvlm", "--version")
     assert from_script.returncode == from_module.returncode == 0
     assert from_script.stdout == from_module.stdout and from_script.stdout.startswith("lvlm ")
+
+
+def test_predict_without_recipe_is_batched_generation(tmp_path):
+    """``lvlm predict`` without ``-c`` is ``lvlm predict``'s own command (it names its --model), not Lightning's."""
+    with pytest.raises(UserError, match="--model .*missing: no such checkpoint directory"):
+        run_command("predict", ["--model", str(tmp_path / "missing"), "--questions", "q.json", "--out", "p.jsonl"])

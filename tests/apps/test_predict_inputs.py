@@ -10,7 +10,8 @@ import webdataset as wds
 from PIL import Image
 
 from lvlm.apps.command import parse_command
-from lvlm.apps.predict import Predict, check_inputs, job_from_args
+from lvlm.apps.predict import Predict, job_from_args
+from lvlm.inference.predict_run import check_inputs
 from tests.apps.cli_runner import lvlm
 from tests.apps.predict_helpers import lvlm_predict, read_jsonl
 

@@ -1,4 +1,9 @@
-"""Fixtures of the security tests: a marker path and the tiny tokenizer."""
+"""Fixtures of the security tests: a marker path and the tiny tokenizer.
+
+The security tests are cross-cutting by design, so they do not mirror one package: each threat (pickled code in
+a checkpoint, remote code, class paths in a recipe, checkpoint paths) is tested through every command and library
+entry point it could reach, in one place.
+"""
 
 from __future__ import annotations
 

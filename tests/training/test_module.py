@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -142,15 +139,6 @@ def test_saved_settings_rebuild_the_lora_model(tmp_path, tokenizer_dir):
     saved = checkpoint["state_dict"]
     assert module.state_dict().keys() == saved.keys() and any(".lora_A." in k for k in saved)
     assert all(torch.equal(module.state_dict()[k], v) for k, v in saved.items())
-
-
-def test_predict_without_config_is_batched_generation(monkeypatch):
-    calls = []
-    fake = types.ModuleType("lvlm.apps.predict")
-    fake.main = lambda argv: calls.append(argv) or 0
-    monkeypatch.setitem(sys.modules, "lvlm.apps.predict", fake)
-    assert cli.lightning_main("predict", ["--checkpoint", "x"]) == 0
-    assert calls == [["--checkpoint", "x"]]
 
 
 def test_run_without_recipe_prints_usage(capsys):

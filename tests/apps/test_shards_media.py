@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import webdataset as wds
-from media_fixtures import image_bytes, make_media_dir, write_mp4
 
 from lvlm.apps.shards import main
 from lvlm.core.errors import UserError
@@ -17,6 +16,7 @@ from lvlm.data.decoding import decode_frames, decode_image, decode_video
 from lvlm.data.sample_errors import SampleFormatError
 from lvlm.data.shards import ShardWriter, media_members, sanitize_key
 from lvlm.modalities import ImageModality, VideoModality
+from tests.data.media_fixtures import image_bytes, make_media_dir, write_mp4
 
 MODALITIES = [ImageModality(tower=None).bind("image"), VideoModality(tower=None).bind("video")]
 

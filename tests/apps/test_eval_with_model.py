@@ -8,7 +8,7 @@ import pytest
 
 from lvlm.apps.cli import main as lvlm
 from lvlm.apps.eval import main
-from lvlm.apps.predict_output import PartWriter
+from lvlm.inference.predict_output import PartWriter
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint, write_image, write_mp4
 
 

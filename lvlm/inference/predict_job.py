@@ -1,7 +1,7 @@
 """One prediction job, answered by one process or shared by index between N processes.
 
 Process ``r`` of ``N`` answers the questions whose index ``i`` has ``i % N == r`` and appends each finished
-batch to ``OUT.partial/rank{r}-of-{N}.jsonl`` (:mod:`lvlm.apps.predict_output`); the merge sorts by index, so
+batch to ``OUT.partial/rank{r}-of-{N}.jsonl`` (:mod:`lvlm.inference.predict_output`); the merge sorts by index, so
 the output is ordered like the input and each record was written by the process that answered it, from its
 own question: keys, questions and references cannot drift apart (the original's bug). Questions already in
 the partial folder (``--resume``) are not asked again.
@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from lvlm.apps.predict_output import PartialRun, PartWriter, partial_path, skipped_path
 from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.predict import PredictionResult, predict
+from lvlm.inference.predict_output import PartialRun, PartWriter, partial_path, skipped_path
 from lvlm.inference.question_files import questions_from_file
 from lvlm.inference.question_shards import questions_from_shards, shard_urls
 from lvlm.inference.questions import Question
