@@ -43,7 +43,7 @@ def without_question_type(record: dict[str, Any], question_type: str) -> dict[st
     The media placeholder moves to the first remaining question, where the paper's samples put it.
     """
     meta, turns = record["meta"], record["conversations"]
-    kept = [i for i, kind in enumerate(meta["question_types"]) if kind != question_type]
+    kept = [i for i, asked in enumerate(meta["question_types"]) if asked != question_type]
     if not kept:
         return None
     placeholder = f"<{meta['modality']}>\n"

@@ -80,10 +80,14 @@ def build_parser() -> ArgumentParser:
     return command.build_parser(Chat, "lvlm chat")
 
 
-def attach_option(kind: str, path: str) -> str:
-    """The option that attaches a file of modality ``kind``: ``--image``/``--video`` for the built-ins (the only
+def attach_option(modality: str, path: str) -> str:
+    """The option that attaches a file of ``modality``: ``--image``/``--video`` for the built-ins (the only
     modalities with an option of their own), ``--media NAME=PATH`` for any other; quoted for a shell."""
-    return f"--{kind} {shlex.quote(path)}" if kind in {"image", "video"} else f"--media {shlex.quote(f'{kind}={path}')}"
+    return (
+        f"--{modality} {shlex.quote(path)}"
+        if modality in {"image", "video"}
+        else f"--media {shlex.quote(f'{modality}={path}')}"
+    )
 
 
 def _fail(message: str) -> int:
@@ -96,9 +100,9 @@ def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[st
     from lvlm.inference.media_loading import load_media
     from lvlm.modalities.catalog import in_marker_order
 
-    order = in_marker_order(dict.fromkeys(kind for kind, _ in files))
+    order = in_marker_order(dict.fromkeys(modality for modality, _ in files))
     files = sorted(files, key=lambda item: order.index(item[0]))
-    return [(kind, load_media(session, kind, path, key=path)) for kind, path in files]
+    return [(modality, load_media(session, modality, path, key=path)) for modality, path in files]
 
 
 def chat_turn(session: Any, conversation: Any, media: list, question: str, settings: Any) -> str | None:
@@ -126,7 +130,7 @@ def chat_loop(session: Any, media: list, settings: Any) -> int:
     """Read questions until ``/exit`` or end of input; returns the exit status."""
     from lvlm.inference.prompts import Conversation
 
-    conversation = Conversation(modalities=[session.modality(kind) for kind, _ in media])
+    conversation = Conversation(modalities=[session.modality(modality) for modality, _ in media])
     while True:
         try:
             question = input("USER: ").strip()
@@ -175,17 +179,17 @@ def chat(args: Chat) -> int:
     """Check the files, load the checkpoint and the media, then chat until ``/exit``."""
     files = [("image", path) for path in args.image] + [("video", path) for path in args.video]
     try:
-        for kind, path in files:
+        for modality, path in files:
             found = check_media_file(path)
-            if found != kind:
+            if found != modality:
                 raise ValueError(f"{path} belongs to the {found} modality; attach it with {attach_option(found, path)}")
         for item in args.media:
-            kind, sep, path = item.partition("=")
-            if not sep or not kind or not path:
+            modality, sep, path = item.partition("=")
+            if not sep or not modality or not path:
                 raise ValueError(f"--media {item!r}: expected NAME=PATH (e.g. --media depth=scene.png)")
             if not Path(path).exists():
                 raise MissingMediaFileError(path)
-            files.append((kind, path))
+            files.append((modality, path))
     except (MissingMediaFileError, UnsupportedMediaError, ValueError) as err:
         return _fail(str(err))
     from lvlm.data.decoding.errors import MediaDecodeError
@@ -203,14 +207,16 @@ def chat(args: Chat) -> int:
             torch_dtype=args.dtype,
             device=args.device,
         )
-        for kind, path in files:
-            if kind not in session.modalities:
+        for modality, path in files:
+            if modality not in session.modalities:
                 takes = ", ".join(session.modalities)
-                raise ValueError(f"--media {kind}={path}: this model has no {kind!r} modality; it takes {takes}")
+                raise ValueError(
+                    f"--media {modality}={path}: this model has no {modality!r} modality; it takes {takes}"
+                )
         media = load_chat_media(session, files)
     except (MediaDecodeError, TemplateNotRecordedError, BadSampleError, FileNotFoundError, ValueError) as err:
         return _fail(str(err))  # an undecodable file, a bad checkpoint directory or option
-    attached = ", ".join(f"{kind} {path}" for kind, path in files) or "no media"
+    attached = ", ".join(f"{modality} {path}" for modality, path in files) or "no media"
     print(f"lvlm chat: {args.model} ({session.template.name} template, {attached}). /help lists the commands.")
     try:
         return chat_loop(session, media, settings)

@@ -53,12 +53,12 @@ def write_examples(world_dir: Path, directory: Path) -> list[tuple[str, Path]]:
     directory.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
     for question in test_questions(sorted((world_dir / "stage2").glob("test-*.tar"))):
-        (kind, data), stem = question.media[0], question.key.split("/")[0]
-        if kind in written:
+        (modality, data), stem = question.media[0], question.key.split("/")[0]
+        if modality in written:
             continue
-        ext = "mp4" if kind == "video" else ("png" if data[:4] == b"\x89PNG" else "jpg")
-        written[kind] = directory / f"{stem}.{ext}"
-        written[kind].write_bytes(data)
+        ext = "mp4" if modality == "video" else ("png" if data[:4] == b"\x89PNG" else "jpg")
+        written[modality] = directory / f"{stem}.{ext}"
+        written[modality].write_bytes(data)
         if len(written) == 2:
             break
     return sorted(written.items())

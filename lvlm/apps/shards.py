@@ -202,15 +202,15 @@ def media_folders(args: Shards, installed: list[str]) -> dict[str, Path]:
 
 
 def _check_folders(folders: dict[str, Path], records: list[Record]) -> None:
-    for kind, folder in folders.items():
+    for modality, folder in folders.items():
         if not folder.is_dir():
-            raise UserError(f"the {kind} folder {folder} is not a folder")
-    for kind, count in needed_folders(records).items():
-        if count and kind not in folders:
-            first = next(r for r in records if r.problem is None and r.media.get(kind))
+            raise UserError(f"the {modality} folder {folder} is not a folder")
+    for modality, count in needed_folders(records).items():
+        if count and modality not in folders:
+            first = next(r for r in records if r.problem is None and r.media.get(modality))
             raise UserError(
-                f"{first.file}: {count} record(s) name a '{kind}' (the first: index {first.index}) "
-                f"but no --{kind}-folder (or --folder {kind}=DIR) was given"
+                f"{first.file}: {count} record(s) name a '{modality}' (the first: index {first.index}) "
+                f"but no --{modality}-folder (or --folder {modality}=DIR) was given"
             )
 
 

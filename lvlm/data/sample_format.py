@@ -77,9 +77,9 @@ def count_placeholders(conversations: list[Mapping[str, Any]], modalities: Seque
     return {m.name: text.count(m.token) for m in modalities}
 
 
-def _put(found: dict[int | None, Any], index: int | None, item: tuple[str, Any], key: str, kind: str) -> None:
+def _put(found: dict[int | None, Any], index: int | None, item: tuple[str, Any], key: str, modality: str) -> None:
     if index in found:
-        raise SampleFormatError(key, f"two {kind} members for one slot: {found[index][0]!r} and {item[0]!r}")
+        raise SampleFormatError(key, f"two {modality} members for one slot: {found[index][0]!r} and {item[0]!r}")
     found[index] = item
 
 
@@ -87,14 +87,16 @@ def _frames_name(index: int | None) -> str:
     return "frames" if index is None else f"{index}.frames"
 
 
-def _in_order(found: dict[int | None, Any], key: str, kind: str) -> list[Any]:
+def _in_order(found: dict[int | None, Any], key: str, modality: str) -> list[Any]:
     if not found:
         return []
     if None in found:
         if len(found) > 1:
-            raise SampleFormatError(key, f"{kind} members mix numbered and unnumbered names: {sorted(map(str, found))}")
+            raise SampleFormatError(
+                key, f"{modality} members mix numbered and unnumbered names: {sorted(map(str, found))}"
+            )
         return [found[None]]
     indices = sorted(i for i in found if i is not None)
     if indices != list(range(len(indices))):
-        raise SampleFormatError(key, f"{kind} members must be numbered 0..{len(indices) - 1}, found {indices}")
+        raise SampleFormatError(key, f"{modality} members must be numbered 0..{len(indices) - 1}, found {indices}")
     return [found[i] for i in indices]

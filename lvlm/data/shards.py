@@ -135,23 +135,25 @@ def _members(modality: Modality, path: Path, index: int, count: int, key: str, o
         raise SkippedSample("unsupported_format", str(err)) from err
 
 
-def resolve_media(folder: Path | None, rel: str, kind: str) -> Path:
+def resolve_media(folder: Path | None, rel: str, modality: str) -> Path:
     """``folder / rel``, refusing paths that leave ``folder`` (``../x.jpg``, absolute paths, symlinks out).
 
     A path the filesystem cannot follow (a symlink loop, a NUL byte, an over-long name) or that is not a
     regular file (a folder, a FIFO, a device) is a :class:`SkippedSample`, never an exception of its own.
     """
     if folder is None:
-        raise SkippedSample("missing_file", f"{kind} {rel!r} given but no --{kind}-folder (or --folder {kind}=DIR)")
+        raise SkippedSample(
+            "missing_file", f"{modality} {rel!r} given but no --{modality}-folder (or --folder {modality}=DIR)"
+        )
     try:
         root = folder.resolve()
         path = (root / rel).resolve()
         if not path.is_relative_to(root):
-            raise SkippedSample("path_escape", f"{kind} path {rel!r} resolves to {path}, outside {root}")
+            raise SkippedSample("path_escape", f"{modality} path {rel!r} resolves to {path}, outside {root}")
         if not path.is_file():
-            raise SkippedSample("missing_file", f"{kind} file {path} does not exist or is not a regular file")
+            raise SkippedSample("missing_file", f"{modality} file {path} does not exist or is not a regular file")
     except (OSError, ValueError, RuntimeError) as err:  # ELOOP, ENAMETOOLONG, NUL byte; 3.11 raises RuntimeError
-        raise SkippedSample("bad_path", f"{kind} path {rel!r:.200} cannot be followed: {err}") from err
+        raise SkippedSample("bad_path", f"{modality} path {rel!r:.200} cannot be followed: {err}") from err
     return path
 
 

@@ -147,16 +147,16 @@ def _check_media_counts(
     for i, (role, text) in enumerate(turns):
         if role == GPT and any(m.token in text for m in modalities):
             raise SampleFormatError(key, f"turn {i} (gpt) contains a visual marker; markers belong in human turns")
-    for kind in sorted({m.name for m in modalities} | set(media_counts)):
-        names = [m.token for m in modalities if m.name == kind]
+    for modality in sorted({m.name for m in modalities} | set(media_counts)):
+        names = [m.token for m in modalities if m.name == modality]
         found = sum(text.count(marker) for _, text in turns for marker in names)
-        given = media_counts.get(kind, 0)
-        where = f"{found} {kind} marker(s) ({', '.join(names) or 'no modality'}) in the conversation"
+        given = media_counts.get(modality, 0)
+        where = f"{found} {modality} marker(s) ({', '.join(names) or 'no modality'}) in the conversation"
         if found > given:
-            raise MissingMediaError(key, f"{where} but only {given} {kind} member(s) in the shard; add the media")
+            raise MissingMediaError(key, f"{where} but only {given} {modality} member(s) in the shard; add the media")
         if found < given:
             raise PlaceholderMismatchError(
-                key, f"{where} but {given} {kind} member(s) in the shard; fix the markers or drop the extra media"
+                key, f"{where} but {given} {modality} member(s) in the shard; fix the markers or drop the extra media"
             )
 
 

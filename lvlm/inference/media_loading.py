@@ -23,18 +23,18 @@ from lvlm.inference.media_files import (
 from lvlm.inference.session import InferenceSession
 
 
-def load_media(session: InferenceSession, kind: str, source: Any, key: str = "?") -> torch.Tensor:
-    """Decode and transform one item of the modality named ``kind`` (``image``, ``video``, a plugin's): a file,
+def load_media(session: InferenceSession, modality: str, source: Any, key: str = "?") -> torch.Tensor:
+    """Decode and transform one item of the modality named ``modality`` (``image``, ``video``, a plugin's): a file,
     its bytes, a video's frames, or what the modality decodes itself (the image modality: a PIL image).
 
     Raises:
         MissingMediaFileError: a path that does not exist.
         MediaDecodeError: the data cannot be decoded (the error names the key and the file).
-        ValueError: the model has no modality ``kind``.
+        ValueError: the model has no modality ``modality``.
     """
     if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
         raise MissingMediaFileError(source, key)
-    return session.load(kind, source, key)
+    return session.load(modality, source, key)
 
 
 __all__ = [

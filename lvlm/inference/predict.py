@@ -67,7 +67,7 @@ def prepare_question(session: InferenceSession, question: Question) -> Processed
     """Load the question's media and tokenize its prompt (raises the errors :func:`predict` reports)."""
     if question.error is not None:
         raise question.error
-    media = [(kind, load_media(session, kind, source, key=question.key)) for kind, source in question.media]
+    media = [(modality, load_media(session, modality, source, key=question.key)) for modality, source in question.media]
     return prepare_prompt(session, question.conversations, media, key=question.key)
 
 
@@ -188,8 +188,8 @@ def answer(
 
     sources = [item if isinstance(item, tuple) else (check_media_file(item), str(item)) for item in media]
     record: dict[str, Any] = {"key": "question", "question": question}
-    for kind, path in sources:
-        record.setdefault(kind, []).append(str(path))
+    for modality, path in sources:
+        record.setdefault(modality, []).append(str(path))
     result = predict(session, questions_from_records([record], modalities=session.modalities), settings, batch_size=1)
     if result.skipped:
         raise ValueError(result.skipped[0].detail)

@@ -92,14 +92,14 @@ def check_media_kinds(job: PredictJob, takes: list[str]) -> None:
     """
     lacking: dict[str, list[Question]] = {}
     for question in job.all_questions():
-        for kind in dict.fromkeys(kind for kind, _ in question.media):
-            if kind not in takes:
-                lacking.setdefault(kind, []).append(question)
-    for kind, questions in lacking.items():
+        for modality in dict.fromkeys(modality for modality, _ in question.media):
+            if modality not in takes:
+                lacking.setdefault(modality, []).append(question)
+    for modality, questions in lacking.items():
         first = questions[0]
         raise UserError(
-            f"{len(questions)} question(s) name {kind!r} media (the first: {first.source}, key {first.key}) but "
-            f"the model {job.model_dir} has no {kind!r} modality; it takes {', '.join(takes)}"
+            f"{len(questions)} question(s) name {modality!r} media (the first: {first.source}, key {first.key}) but "
+            f"the model {job.model_dir} has no {modality!r} modality; it takes {', '.join(takes)}"
         )
 
 

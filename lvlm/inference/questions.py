@@ -52,7 +52,7 @@ class Question:
         index: position in the input (the merge order of multi-process prediction and the resume position).
         key: the question's own key, copied to its prediction.
         conversations: LLaVA turns ending with the human turn to answer.
-        media: ``(kind, source)`` items in marker order per kind; a source is a path, bytes or a list of frames.
+        media: ``(modality, source)`` items in marker order per modality; a source is a path, bytes or a list of frames.
         question: the question text without markers (written to the prediction record).
         answer: the reference answer, or None.
         meta: other input fields, passed through.
@@ -130,9 +130,9 @@ def question_from_record(
             raise RecordError("wrong_type", "must be a string", "video_name")
         record = {**record, "video": _video_file(root or Path("."), str(record["video_name"]))}
     media = [
-        (kind, os.fspath(root / p) if root is not None else p)
-        for kind in media_fields()
-        for p in media_paths(record, kind)
+        (modality, os.fspath(root / p) if root is not None else p)
+        for modality in media_fields()
+        for p in media_paths(record, modality)
     ]
     answer = record.get("answer")
     consumed = CONSUMED
@@ -143,8 +143,8 @@ def question_from_record(
         text = last_human_text(conversations, modalities)
     else:
         name, text = question_text(record)
-        by_name = _modalities(modalities, [kind for kind, _ in media])
-        conversations = question_conversation(text, [by_name[kind] for kind, _ in media])
+        by_name = _modalities(modalities, [modality for modality, _ in media])
+        conversations = question_conversation(text, [by_name[modality] for modality, _ in media])
         consumed = (*CONSUMED, name)
     meta = {k: v for k, v in record.items() if k not in consumed}
     return Question(index, key, conversations, media, text, answer, meta, source=source)

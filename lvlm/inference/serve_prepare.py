@@ -40,19 +40,19 @@ def load_job_media(session: InferenceSession, job: ChatJob, limits: ServeLimits)
     """Fetch and decode every media item of a request.
 
     Raises:
-        ApiError: a refused, oversized or undecodable item (400/403), or a kind this model does not take.
+        ApiError: a refused, oversized or undecodable item (400/403), or a modality this model does not take.
     """
     check_frames(job.media, session.num_frames, limits)
     loaded = []
     for ref in job.media:
-        if ref.kind not in session.modalities:
+        if ref.modality not in session.modalities:
             takes = PartTypes.of(session.modalities).describe()
-            raise bad_request(f"this model takes no {ref.kind}s; it takes {takes}", "unsupported_media", ref.param)
+            raise bad_request(f"this model takes no {ref.modality}s; it takes {takes}", "unsupported_media", ref.param)
         data = read_media_url(ref.url, limits.media, ref.param)
         try:
-            loaded.append((ref.kind, load_media(session, ref.kind, data, key=ref.param)))
+            loaded.append((ref.modality, load_media(session, ref.modality, data, key=ref.param)))
         except MediaDecodeError as err:
-            raise bad_request(f"{ref.param}: cannot decode this {ref.kind}: {err.reason}", "invalid_media",
+            raise bad_request(f"{ref.param}: cannot decode this {ref.modality}: {err.reason}", "invalid_media",
                               ref.param) from err  # fmt: skip
     return loaded
 

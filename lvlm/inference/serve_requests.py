@@ -35,11 +35,16 @@ class ContentPart(BaseModel):
 
     def media(self) -> tuple[str, str] | None:
         """``(modality, url)`` of a media part, None for anything else."""
-        kind = self.type.removesuffix(MEDIA_PART_SUFFIX)
+        modality = self.type.removesuffix(MEDIA_PART_SUFFIX)
         value = (self.model_extra or {}).get(self.type)
-        if self.type == kind or not kind or not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        if (
+            self.type == modality
+            or not modality
+            or not isinstance(value, dict)
+            or not isinstance(value.get("url"), str)
+        ):
             return None
-        return kind, value["url"]
+        return modality, value["url"]
 
 
 class Message(BaseModel):
@@ -93,9 +98,9 @@ class ServeLimits:
 
 @dataclass(frozen=True)
 class MediaRef:
-    """One media item of a request: its kind, its URL and the request field it came from."""
+    """One media item of a request: its modality, its URL and the request field it came from."""
 
-    kind: str
+    modality: str
     url: str
     param: str
 
@@ -213,7 +218,7 @@ def _user_content(message: Message, index: int, parts: PartTypes) -> tuple[str, 
         else:
             raise bad_request(f"content part type {part.type!r} is not supported here; this model takes "
                               f"{parts.describe()}", "unsupported_content", param)  # fmt: skip
-    return with_markers("\n".join(texts), [unbound_modality(item.kind) for item in items]), items
+    return with_markers("\n".join(texts), [unbound_modality(item.modality) for item in items]), items
 
 
 def _check_media_counts(media: list[MediaRef], limits: ServeLimits) -> None:
@@ -224,7 +229,7 @@ def _check_media_counts(media: list[MediaRef], limits: ServeLimits) -> None:
 
 def check_frames(media: list[MediaRef], frames_per_video: int, limits: ServeLimits) -> None:
     """Refuse a request whose images and video frames together exceed ``limits.max_frames``."""
-    frames = sum(frames_per_video if item.kind == "video" else 1 for item in media)
+    frames = sum(frames_per_video if item.modality == "video" else 1 for item in media)
     if frames > limits.max_frames:
         detail = f"{frames} visual frames ({frames_per_video} per video, 1 per image)"
         raise bad_request(

@@ -55,10 +55,10 @@ def test_warmed_up_towers_load_back_with_the_languagebind_loader(tmp_path):
     assert set(stats) >= {"loss", "direction_accuracy", "cell_color_accuracy"}
     assert image.frozen and not any(p.requires_grad for p in video.parameters())
     pixels = torch.randn(2, FRAMES, 3, 48, 48)
-    for tower, kind, x in ((image, "image", pixels[:, 0]), (video, "video", pixels)):
+    for tower, modality, x in ((image, "image", pixels[:, 0]), (video, "video", pixels)):
         loaded = load_languagebind_tower(
-            save_languagebind_tower(tower, tmp_path / kind),
-            kind=kind,
+            save_languagebind_tower(tower, tmp_path / modality),
+            modality=modality,
             select_layer=-1,
             select_feature=tower.select_feature,
         )

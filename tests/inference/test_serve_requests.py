@@ -26,7 +26,7 @@ def test_media_markers_go_first_videos_before_images():
     content = [{"type": "text", "text": "what happens?"}, image(), video(), image("b.png")]
     job = parse_request(body([{"role": "user", "content": content}]), LIMITS)
     assert job.turns == [{"from": "human", "value": "<video><image><image>\nwhat happens?"}]
-    assert [(m.kind, m.url, m.param) for m in job.media][1:] == [
+    assert [(m.modality, m.url, m.param) for m in job.media][1:] == [
         ("video", "data:video/mp4;base64,AA==", "messages[0].content[2]"),
         ("image", "b.png", "messages[0].content[3]"),
     ]

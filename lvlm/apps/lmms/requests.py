@@ -46,7 +46,7 @@ def flatten_visuals(visuals: Any) -> list[Any]:
 
 
 def load_visuals(session: InferenceSession, visuals: Iterable[Any], key: str) -> Media:
-    """Decode and transform every visual into ``(kind, tensor)``: images ``[3, s, s]``, videos ``[t, 3, s, s]``.
+    """Decode and transform every visual into ``(modality, tensor)``: images ``[3, s, s]``, videos ``[t, 3, s, s]``.
 
     Raises:
         UnsupportedVisualError: audio dicts, arrays or other objects lvlm has no modality for.
@@ -57,8 +57,8 @@ def load_visuals(session: InferenceSession, visuals: Iterable[Any], key: str) ->
         if isinstance(visual, Image.Image):
             media.append(("image", load_media(session, "image", visual, key=key)))
         elif isinstance(visual, (str, os.PathLike)):
-            kind = check_media_file(visual, key)
-            media.append((kind, load_media(session, kind, visual, key=key)))
+            modality = check_media_file(visual, key)
+            media.append((modality, load_media(session, modality, visual, key=key)))
         else:
             raise UnsupportedVisualError(
                 f"{key}: lvlm takes PIL images and image/video paths, got a {type(visual).__name__}"
@@ -68,7 +68,7 @@ def load_visuals(session: InferenceSession, visuals: Iterable[Any], key: str) ->
 
 def generation_prompt(session: InferenceSession, context: str, media: Media, key: str) -> ProcessedSample:
     """The generation prompt of one request: the context as the user turn, one marker per media item."""
-    conversation = question_conversation(context, [session.modality(kind) for kind, _ in media])
+    conversation = question_conversation(context, [session.modality(modality) for modality, _ in media])
     return prepare_prompt(session, conversation, media, key=key)
 
 
@@ -78,7 +78,7 @@ def scoring_prompt(session: InferenceSession, context: str, continuation: str, m
     The template puts its own separator before an answer (``"ASSISTANT: A"``), so the continuation's leading
     whitespace (lmms-eval's ``target_delimiter``) is dropped rather than doubled.
     """
-    conversation = [*question_conversation(context, [session.modality(kind) for kind, _ in media])]
+    conversation = [*question_conversation(context, [session.modality(modality) for modality, _ in media])]
     conversation.append({"from": GPT, "value": continuation.lstrip()})
     return prepare_scoring_prompt(session, conversation, media, key=key)
 
