@@ -97,7 +97,7 @@ def _fail(message: str) -> int:
 
 def load_chat_media(session: Any, files: list[tuple[str, str]]) -> list[tuple[str, Any]]:
     """Decode every attached file, videos first (the order their markers take in the first turn)."""
-    from lvlm.inference.media_loading import load_media
+    from lvlm.inference.media_files import load_media
     from lvlm.modalities.catalog import in_marker_order
 
     order = in_marker_order(dict.fromkeys(modality for modality, _ in files))

@@ -18,7 +18,7 @@ _EXPORTS = {
     "generate": "lvlm.inference.batch_generate",
     "Conversation": "lvlm.inference.prompts",
     "prepare_prompt": "lvlm.inference.prompts",
-    "load_media": "lvlm.inference.media_loading",
+    "load_media": "lvlm.inference.media_files",
     "Question": "lvlm.inference.questions",
     "questions_from_file": "lvlm.inference.question_files",
     "questions_from_records": "lvlm.inference.questions",

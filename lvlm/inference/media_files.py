@@ -1,6 +1,7 @@
 """Media files on disk: which modality a file belongs to, and clear errors for missing or unsupported ones.
 
-A file's modality is the installed modality whose ``file_extensions`` hold its extension (a directory is a
+:func:`load_media` decodes and transforms one item through the model's own modality. A file's modality is the
+installed modality whose ``file_extensions`` hold its extension (a directory is a
 frame-based item: a video stored as frames). A modality whose files share an extension with another (a
 plugin's 16-bit depth PNGs) is attached by name instead (``lvlm chat --media depth=scene.png``; a question
 record's ``depth`` field).
@@ -10,8 +11,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
 
 from lvlm.modalities.catalog import installed_modality_classes
+
+if TYPE_CHECKING:
+    from lvlm.inference.session import InferenceSession
 
 
 class UnsupportedMediaError(ValueError):
@@ -41,7 +48,7 @@ class MissingMediaFileError(FileNotFoundError):
         super().__init__(f"{where}media file not found: {self.path}")
 
 
-def media_kind(path: str | os.PathLike) -> str:
+def file_modality(path: str | os.PathLike) -> str:
     """The name of the installed modality that reads a file, from its extension (a folder: frames).
 
     Raises:
@@ -63,4 +70,19 @@ def check_media_file(path: str | os.PathLike, key: str = "?") -> str:
     """Fail early and clearly on a missing or unsupported file; returns its modality's name."""
     if not Path(path).exists():
         raise MissingMediaFileError(path, key)
-    return media_kind(path)
+    return file_modality(path)
+
+
+def load_media(session: InferenceSession, modality: str, source: Any, key: str = "?") -> torch.Tensor:
+    """Decode and transform one item of ``modality`` (``image``, ``video``, a plugin's) as the model's modality does
+    (videos: ``num_frames`` frames sampled uniformly, no random flip; images: padded to square or centre-cropped as
+    the model records): a file, its bytes, a video's frames, or what the modality decodes itself (a PIL image).
+
+    Raises:
+        MissingMediaFileError: a path that does not exist.
+        MediaDecodeError: the data cannot be decoded (the error names the key and the file).
+        ValueError: the model has no such modality.
+    """
+    if isinstance(source, (str, os.PathLike)) and not Path(source).exists():
+        raise MissingMediaFileError(source, key)
+    return session.load(modality, source, key)

@@ -17,7 +17,7 @@ from typing import Any
 from lvlm.data.collate import ProcessedSample
 from lvlm.data.decoding.errors import MediaDecodeError
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt
 from lvlm.inference.questions import Question, questions_from_records
 from lvlm.inference.session import InferenceSession, load_session
@@ -184,7 +184,7 @@ def answer(
 
     A file is a path (its modality found from its extension) or ``(modality, path)`` (``("depth", "d.png")``).
     """
-    from lvlm.inference.media_loading import check_media_file
+    from lvlm.inference.media_files import check_media_file
 
     sources = [item if isinstance(item, tuple) else (check_media_file(item), str(item)) for item in media]
     record: dict[str, Any] = {"key": "question", "question": question}

@@ -1,6 +1,6 @@
 """A validated request → a prompt ready for the scheduler: media fetched and decoded, prompt tokenized.
 
-Media go through :func:`lvlm.inference.media_loading.load_media` and the prompt through
+Media go through :func:`lvlm.inference.media_files.load_media` and the prompt through
 :func:`lvlm.inference.prompts.prepare_prompt`, the same code ``lvlm predict`` and ``lvlm chat`` use.
 """
 
@@ -15,7 +15,7 @@ import torch
 from lvlm.data.collate import ProcessedSample
 from lvlm.data.decoding.errors import MediaDecodeError
 from lvlm.data.sample_errors import BadSampleError, SampleTooLongError
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt
 from lvlm.inference.serve_errors import bad_request
 from lvlm.inference.serve_media import read_media_url

@@ -13,7 +13,7 @@ import uvicorn
 from lvlm.apps.serve import bind
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
 from lvlm.inference.batch_scheduler import BatchScheduler
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt
 from lvlm.inference.serve_app import create_app
 from lvlm.inference.serve_requests import ServeLimits

@@ -14,7 +14,7 @@ import pytest
 
 from lvlm.apps.chat import chat_loop, chat_turn, main
 from lvlm.inference.batch_generate import GenerationSettings, generate_batch
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import Conversation, prepare_prompt
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))

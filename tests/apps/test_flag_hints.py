@@ -22,7 +22,7 @@ from tests.core.plugin_fixtures import installed_plugin
 
 PACKAGE = Path(lvlm.__file__).parent
 FLAG = re.compile(r"(?<![\w-])--[a-z][a-z0-9-]*")
-SHARED = ["inference/session.py", "inference/media_files.py", "inference/media_loading.py", "inference/prompts.py"]
+SHARED = ["inference/session.py", "inference/media_files.py", "inference/prompts.py"]
 SOURCES = {
     "serve": (serve.build_parser, ["apps/serve.py", "inference/serve_*.py", *SHARED]),
     "chat": (chat.build_parser, ["apps/chat.py", *SHARED]),

@@ -30,7 +30,7 @@ if importlib.util.find_spec("lmms_eval") is None:
 
 from lvlm.apps.lmms.model import LvlmModel  # noqa: E402
 from lvlm.inference.batch_generate import GenerationSettings  # noqa: E402
-from lvlm.inference.media_loading import load_media  # noqa: E402
+from lvlm.inference.media_files import load_media  # noqa: E402
 from lvlm.inference.predict import answer  # noqa: E402
 from lvlm.inference.session import load_session  # noqa: E402
 from tests.inference.scoring_reference import reference_logprob  # noqa: E402

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from lvlm.data.collate import ProcessedSample
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt, question_conversation
 from lvlm.inference.session import InferenceSession, load_session
 

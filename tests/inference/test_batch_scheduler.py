@@ -8,7 +8,7 @@ import pytest
 
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
 from lvlm.inference.batch_scheduler import BatchScheduler, SchedulerClosedError
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt, question_conversation
 from lvlm.models.generation.answer import Answer
 from tests.waiting import wait_until

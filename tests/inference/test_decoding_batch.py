@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 
 from lvlm.inference.batch_generate import GenerationSettings, collate_for_generation, generate_ids, media_inputs
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt, question_conversation
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.decoding_batch import DecodingBatch

@@ -11,7 +11,7 @@ from lvlm.data.sample_errors import SampleTooLongError
 from lvlm.data.templates import GPT
 from lvlm.data.tokenization import IGNORE_INDEX
 from lvlm.inference.batch_generate import GenerationSettings, generate_ids
-from lvlm.inference.media_loading import load_media
+from lvlm.inference.media_files import load_media
 from lvlm.inference.prompts import prepare_prompt, prepare_scoring_prompt, question_conversation
 from lvlm.inference.scoring import score_answers
 from tests.inference.scoring_reference import reference_logprob

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lvlm.inference.media_files import UnsupportedMediaError, media_kind
+from lvlm.inference.media_files import UnsupportedMediaError, file_modality
 from lvlm.modalities import ImageModality, VideoModality
 from lvlm.modalities.catalog import in_marker_order, installed_modalities, installed_modality_classes
 
@@ -23,8 +23,8 @@ def test_markers_go_videos_first_then_images_then_others():
 
 def test_a_file_belongs_to_the_modality_that_claims_its_extension(tmp_path):
     (tmp_path / "frames").mkdir()
-    assert [media_kind(tmp_path / n) for n in ("a.PNG", "b.bmp", "c.webm", "frames")] == [
+    assert [file_modality(tmp_path / n) for n in ("a.PNG", "b.bmp", "c.webm", "frames")] == [
         "image", "image", "video", "video"
     ]  # fmt: skip
     with pytest.raises(UnsupportedMediaError, match=r"image: jpg, jpeg, png, webp, bmp; video: mp4"):
-        media_kind(tmp_path / "notes.txt")
+        file_modality(tmp_path / "notes.txt")

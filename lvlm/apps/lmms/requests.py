@@ -20,7 +20,7 @@ from PIL import Image
 from lvlm.data.collate import ProcessedSample
 from lvlm.data.templates import GPT
 from lvlm.inference.batch_generate import GenerationSettings
-from lvlm.inference.media_loading import check_media_file, load_media
+from lvlm.inference.media_files import check_media_file, load_media
 from lvlm.inference.prompts import prepare_prompt, prepare_scoring_prompt, question_conversation
 from lvlm.inference.session import InferenceSession
 
