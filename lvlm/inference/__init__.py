@@ -1,4 +1,6 @@
-"""Inference: load a checkpoint, build prompts, batched generation, ``lvlm predict``, ``lvlm chat``, ``lvlm serve``.
+"""Inference: load a checkpoint as a session, turn questions, chat turns and OpenAI requests into prompts, and run
+them through the one generation engine (:mod:`lvlm.models.generation`): batched prediction to JSONL (``predict*``),
+the terminal chat, the OpenAI-compatible server (``serve_*``) and answer scoring.
 
 Names are imported on first use, so ``lvlm chat`` can check its arguments before torch loads.
 """
