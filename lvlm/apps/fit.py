@@ -11,17 +11,15 @@ and its modalities (placeholders, members, decoding, transforms, token counts) a
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
 from typing import Any
 
-import yaml
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ProgressBar
 from lightning.pytorch.cli import LightningCLI
 
 from lvlm.apps.checkpoint_guard import check_named_checkpoint, guard_checkpoint_loading
 from lvlm.apps.experiment import is_experiment, run_experiment
-from lvlm.apps.fit_args import rewrite_args
+from lvlm.apps.fit_args import read_yaml_or_none, rewrite_args
 from lvlm.apps.quiet import quiet_training_output
 from lvlm.apps.recipe_errors import recipe_errors
 from lvlm.training.module import LVLMModule
@@ -104,10 +102,7 @@ def has_recipe(argv: list[str]) -> bool:
 
 
 def _is_recipe(path: str) -> bool:
-    try:
-        settings = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError):
-        return True  # LightningCLI names the unreadable file
+    settings = read_yaml_or_none(path)  # an unreadable file counts as a recipe: LightningCLI names it
     return (
         not isinstance(settings, dict)
         or bool({"trainer", "data"} & set(settings))

@@ -58,11 +58,16 @@ def merge(base: Any, update: Any) -> Any:
     return merged
 
 
-def _modalities_in_file(path: str) -> Any:
+def read_yaml_or_none(path: str) -> Any:
+    """The YAML in ``path``, or None when it cannot be read or parsed (LightningCLI reports such files itself)."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError):
-        return None  # LightningCLI reports unreadable files itself
+        return None
+
+
+def _modalities_in_file(path: str) -> Any:
+    data = read_yaml_or_none(path)
     model = data.get("model") if isinstance(data, dict) else None
     return model.get("modalities") if isinstance(model, dict) else None
 
