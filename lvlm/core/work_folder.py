@@ -120,10 +120,13 @@ class WorkFolder:
         return saved if isinstance(saved, dict) else None
 
     def changed(self, settings: dict[str, Any], ignore: Collection[str] = ()) -> list[str] | None:
-        """The names of the settings that differ from the saved ones (sorted); None when none are saved."""
+        """The names of the settings that differ from the saved ones (sorted); None when none are saved.
+
+        ``settings`` are compared as they are saved (JSON: a tuple reads back as a list)."""
         saved = self.saved_settings()
         if saved is None:
             return None
+        settings = json.loads(json.dumps(settings))
         return sorted(k for k in set(saved) | set(settings) if k not in ignore and saved.get(k) != settings.get(k))
 
     def log(self, name: str) -> JsonLog:

@@ -81,3 +81,11 @@ def test_kill_9_midway_then_a_rerun_ends_as_an_uninterrupted_run(tmp_path):
     assert names == sorted(p.name for p in (tmp_path / "clean").iterdir())
     assert [line["item"] for line in JsonLog(done).lines()] == list(range(items))
     assert all((work / f"item-{i}.txt").read_text() == str(i * i) * 200 for i in range(items))
+
+
+def test_settings_are_compared_as_they_are_saved(tmp_path):
+    """A tuple setting reads back from JSON as a list: the same setting, not a changed one."""
+    folder = WorkFolder(tmp_path / "work", "run.json")
+    folder.start({"stop": ("\n",), "seed": None})
+    assert folder.changed({"stop": ("\n",), "seed": None}) == []
+    assert folder.changed({"stop": ("END",), "seed": None}) == ["stop"]
