@@ -17,6 +17,7 @@ from typing import Any
 from lvlm.core.errors import UserError
 from lvlm.inference.serve_errors import bad_request
 from lvlm.modalities import Modality
+from lvlm.modalities.catalog import unbound_modality
 
 MEDIA_PART_SUFFIX = "_url"  # image_url, video_url (the OpenAI/vLLM names), and NAME_url for any other modality
 INPUT_AUDIO = "input_audio"
@@ -31,10 +32,13 @@ class PartTypes:
     Attributes:
         modalities: the model's modality names (each takes ``NAME_url`` parts).
         routes: declared part type → the modality it goes to (``{"input_audio": "audio"}``).
+        bound: the model's modalities by name, whose placeholders mark media in the prompt (a name not here is
+            marked with its default placeholder ``<name>``).
     """
 
     modalities: tuple[str, ...] = ("image", "video")
     routes: Mapping[str, str] = field(default_factory=dict)
+    bound: Mapping[str, Modality] = field(default_factory=dict)
 
     @classmethod
     def of(cls, modalities: Mapping[str, Modality]) -> PartTypes:
@@ -52,7 +56,11 @@ class PartTypes:
                 if part in routes:
                     raise UserError(f"modalities {routes[part]!r} and {name!r} both declare the part type {part!r}")
                 routes[part] = name
-        return cls(tuple(modalities), routes)
+        return cls(tuple(modalities), routes, dict(modalities))
+
+    def modality(self, name: str) -> Modality:
+        """The model's modality ``name`` (its placeholder marks the media), else a tower-less one with ``<name>``."""
+        return self.bound.get(name) or unbound_modality(name)
 
     def describe(self) -> str:
         """The part types in words, for errors: ``text, image_url, video_url (each {"url": ...}), input_audio``."""

@@ -21,7 +21,6 @@ from lvlm.inference.prompts import with_markers
 from lvlm.inference.serve_errors import bad_request
 from lvlm.inference.serve_media import MediaPolicy
 from lvlm.inference.serve_parts import MEDIA_PART_SUFFIX, PartTypes, declared_part_url
-from lvlm.modalities.catalog import unbound_modality
 
 
 class ContentPart(BaseModel):
@@ -218,7 +217,7 @@ def _user_content(message: Message, index: int, parts: PartTypes) -> tuple[str, 
         else:
             raise bad_request(f"content part type {part.type!r} is not supported here; this model takes "
                               f"{parts.describe()}", "unsupported_content", param)  # fmt: skip
-    return with_markers("\n".join(texts), [unbound_modality(item.modality) for item in items]), items
+    return with_markers("\n".join(texts), [parts.modality(item.modality) for item in items]), items
 
 
 def _check_media_counts(media: list[MediaRef], limits: ServeLimits) -> None:

@@ -9,6 +9,8 @@ from lvlm.data.templates import get_template
 from lvlm.inference.predict import predict_records
 from lvlm.inference.prompts import prepare_prompt, question_conversation
 from lvlm.inference.questions import questions_from_records
+from lvlm.inference.serve_parts import PartTypes
+from lvlm.inference.serve_requests import ServeLimits, parse_request
 from lvlm.inference.session import InferenceSession
 from lvlm.modalities import ImageModality
 from lvlm.modalities.saved import saved_modalities
@@ -45,3 +47,16 @@ def test_questions_are_loaded_with_the_model_token_and_answered(session, tmp_pat
     skipped = []
     (prediction,) = predict_records(session, [record], max_new_tokens=2, skipped=skipped)
     assert skipped == [] and prediction["key"] == "q" and isinstance(prediction["prediction"], str)
+
+
+def test_served_requests_are_marked_with_the_model_token(session):
+    """`lvlm serve` writes the served model's placeholder, not the default `<image>`."""
+    limits = ServeLimits(max_tokens=8)
+    content = [
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+        {"type": "text", "text": "hi"},
+    ]
+    payload = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    job = parse_request(payload, limits, PartTypes.of(session.modalities))
+    assert job.turns[-1]["value"] == f"{TOKEN}\nhi" and [ref.modality for ref in job.media] == ["image"]
+    assert parse_request(payload, limits).turns[-1]["value"] == "<image>\nhi"  # no model given: the default
