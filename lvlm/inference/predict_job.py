@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from lvlm.inference.question_files import questions_from_file
 from lvlm.inference.question_shards import questions_from_shards, shard_urls
 from lvlm.inference.questions import Question
 from lvlm.inference.session import InferenceSession, load_session
+from lvlm.models.modality import Modality
 
 
 def _local(url: str) -> bool:
@@ -64,11 +65,12 @@ class PredictJob:
     encoding: str = "auto"
     progress: bool = True
 
-    def all_questions(self) -> Iterator[Question]:
-        """Every question of the input, in order (unusable ones carry their error)."""
+    def all_questions(self, modalities: Mapping[str, Modality] | None = None) -> Iterator[Question]:
+        """Every question of the input, in order (unusable ones carry their error); markers are the placeholders
+        of ``modalities`` (the model's), else of the installed modalities."""
         if self.questions_json is not None:
-            return iter(questions_from_file(self.questions_json, self.media_root, self.encoding)[0])
-        return questions_from_shards(self.shards)
+            return iter(questions_from_file(self.questions_json, self.media_root, self.encoding, modalities)[0])
+        return questions_from_shards(self.shards, modalities)
 
     def input_paths(self) -> list[str]:
         """The local files and folders this job reads (an output may be none of them, nor inside one)."""
@@ -106,7 +108,7 @@ class PredictJob:
         if not mine:
             return
         session = session or self.load_session(rank)
-        questions = (q for q in self.all_questions() if q.index in mine)
+        questions = (q for q in self.all_questions(session.modalities) if q.index in mine)
         writer = PartWriter(PartialRun(self.out).part_file(rank, world))
         bar = tqdm(
             total=len(mine), desc="predict" if world == 1 else f"predict rank {rank}", unit="q",

@@ -13,19 +13,25 @@ to ``lvlm eval pope``.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 
 from lvlm.core.text_files import InputFileError
 from lvlm.data.record_files import read_records
 from lvlm.inference.questions import Question, questions_from_records
+from lvlm.models.modality import Modality
 
 POPE_FILE = re.compile(r"coco_pope_(\w+)\.json")
 
 
 def questions_from_file(
-    path: str | Path, media_root: str | Path | None = None, encoding: str = "auto"
+    path: str | Path,
+    media_root: str | Path | None = None,
+    encoding: str = "auto",
+    modalities: Mapping[str, Modality] | None = None,
 ) -> tuple[list[Question], str]:
-    """Every question of a file, checked (media paths relative to ``media_root``, default: the file's folder).
+    """Every question of a file, checked (media paths relative to ``media_root``, default: the file's folder);
+    markers are the placeholders of ``modalities`` (the model's), else of the installed modalities.
 
     Returns:
         ``(questions, note)``: questions in file order, the unusable ones carrying their ``error``; ``note``
@@ -41,7 +47,7 @@ def questions_from_file(
         raise InputFileError(f"{path}: the question list is empty")
     root = media_root if media_root is not None else path.parent
     pope = POPE_FILE.fullmatch(path.name)
-    questions = list(questions_from_records(loaded.values, root, loaded.sources))
+    questions = list(questions_from_records(loaded.values, root, loaded.sources, modalities))
     if pope is not None:
         for question in questions:
             question.meta.setdefault("category", pope.group(1))

@@ -9,7 +9,7 @@ so they are skipped and reported with the shard and the key; the stream goes on.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from lvlm.core.errors import UserError
@@ -19,6 +19,7 @@ from lvlm.data.sample_format import media_members
 from lvlm.data.shard_io import expand_pattern, read_shards
 from lvlm.inference.questions import CONSUMED, Question, last_human_text, media_fields
 from lvlm.modalities.catalog import installed_modalities
+from lvlm.models.modality import Modality
 
 
 class ShardSourceError(UserError):
@@ -47,8 +48,11 @@ def _unreadable(index: int, err: Exception) -> Question:
     return Question(index, "?", [], error=error, source=url)
 
 
-def question_from_sample(index: int, sample: dict[str, Any]) -> Question:
-    """One raw WebDataset sample as a question (raises RecordError or BadSampleError when unusable).
+def question_from_sample(
+    index: int, sample: dict[str, Any], modalities: Mapping[str, Modality] | None = None
+) -> Question:
+    """One raw WebDataset sample as a question (raises RecordError or BadSampleError when unusable); the question
+    text leaves out the placeholders of ``modalities`` (the model's), else of the installed modalities.
 
     The sample's key is its ``__key__``: the record's identity made safe for a member name by ``lvlm shards``.
     """
@@ -66,10 +70,12 @@ def question_from_sample(index: int, sample: dict[str, Any]) -> Question:
     if conversations[-1]["from"] == "gpt" and answer is None:
         answer = conversations[-1]["value"]
     meta = {k: v for k, v in record.items() if k not in CONSUMED} | {"url": sample.get("__url__", "")}
-    return Question(index, key, conversations, media, last_human_text(conversations), answer, meta)
+    return Question(index, key, conversations, media, last_human_text(conversations, modalities), answer, meta)
 
 
-def questions_from_shards(urls: str | Sequence[str]) -> Iterator[Question]:
+def questions_from_shards(
+    urls: str | Sequence[str], modalities: Mapping[str, Modality] | None = None
+) -> Iterator[Question]:
     """Questions from shards (paths, brace or glob patterns); unusable ones carry their error (see above)."""
     urls = shard_urls([urls] if isinstance(urls, str) else list(urls))
     errors: list[Exception] = []
@@ -82,7 +88,7 @@ def questions_from_shards(urls: str | Sequence[str]) -> Iterator[Question]:
         errors.clear()
         url, key = str(sample.get("__url__", "")), str(sample.get("__key__", "?"))
         try:
-            question = question_from_sample(index, sample)
+            question = question_from_sample(index, sample, modalities)
         except (RecordError, BadSampleError) as err:
             question = Question(index, key, [], error=err)
         question.source = url

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -14,6 +16,7 @@ from lvlm.inference.serve_requests import ServeLimits, parse_request
 from lvlm.inference.session import InferenceSession
 from lvlm.modalities import ImageModality
 from lvlm.modalities.saved import saved_modalities
+from tests.apps.cli_runner import lvlm
 from tests.inference.tiny_checkpoint import build_tiny_model
 
 TOKEN = "<thermal_img>"
@@ -60,3 +63,19 @@ def test_served_requests_are_marked_with_the_model_token(session):
     job = parse_request(payload, limits, PartTypes.of(session.modalities))
     assert job.turns[-1]["value"] == f"{TOKEN}\nhi" and [ref.modality for ref in job.media] == ["image"]
     assert parse_request(payload, limits).turns[-1]["value"] == "<image>\nhi"  # no model given: the default
+
+
+def test_lvlm_predict_asks_a_saved_custom_token_model(tmp_path, capsys):
+    """The real command on a saved model whose image placeholder is its own: questions from a file and from shards
+    are marked with that token (the default `<image>` is not in its vocabulary: every question would be skipped)."""
+    model, tok = build_tiny_model(modalities={"image": ImageModality(tower=None, token=TOKEN, image_mode="pad")})
+    model.save_pretrained(tmp_path / "model", tokenizer=tok)
+    Image.new("RGB", (28, 28), "red").save(tmp_path / "red.png")
+    records = [{"key": f"q{i}", "image": "red.png", "question": "what colour?"} for i in range(2)]
+    (tmp_path / "questions.json").write_text(json.dumps(records))
+    out = tmp_path / "predictions.jsonl"
+    argv = ["predict", "--model", tmp_path / "model", "--questions", tmp_path / "questions.json", "--out", out]
+    code, printed = lvlm(capsys, *argv, "--max-new-tokens", "2", "--no-progress")
+    assert code == 0, printed
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["key"] for line in lines] == ["q0", "q1"] and "skipped 0" in printed
