@@ -14,6 +14,7 @@ from media_fixtures import encode_h264, image_bytes, moving_square_frames
 from tokenizer_fixtures import tiny_modalities, tiny_tokenizer
 
 from lvlm.data.datamodule import LVLMDataModule
+from lvlm.data.settings import DataSources, LoaderSettings, MediaSettings, Sampling
 
 VIDEO = encode_h264(moving_square_frames(8, (32, 24)))
 JPEG = image_bytes((20, 16))
@@ -79,8 +80,33 @@ def write_shards(directory: Path, name: str, shards: Sequence[Sequence[dict[str,
     return str(directory / f"{name}-{{000..{len(shards) - 1:03d}}}.tar")
 
 
+GROUPS = {
+    "sources": {
+        "train_sources": "train",
+        "val_sources": "val",
+        "test_sources": "test",
+        "predict_split": "predict_split",
+    },
+    "sampling": {"sampling": "mode", **{k: k for k in ("batches_per_epoch", "samples_per_epoch", "seed")}}
+    | {"shuffle_buffer": "shuffle_buffer", "group_by_modality_length": "group_by_modality_length"},
+    "media": {
+        "num_frames": "num_frames",
+        "augment": "augment",
+        "media_dtype": "dtype",
+        "video_backend": "video_backend",
+    },
+    "loader": {k: k for k in ("batch_size", "max_tokens_per_batch", "num_workers", "prefetch_factor", "pin_memory")}
+    | {"multiprocessing_context": "multiprocessing_context"},
+}
+GROUP_TYPES = {"sources": DataSources, "sampling": Sampling, "media": MediaSettings, "loader": LoaderSettings}
+
+
 def make_datamodule(run_dir: Path, **overrides: Any) -> LVLMDataModule:
-    """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens."""
+    """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens.
+
+    Overrides name a group's field by its short name (`batch_size` is `loader.batch_size`, `sampling` is
+    `sampling.mode`, `train_sources` is `sources.train`: see `GROUPS`), or a top-level argument.
+    """
     settings: dict[str, Any] = {
         "tokenizer": tiny_tokenizer(),
         "modalities": {m.name: m for m in tiny_modalities(image_tokens=4, frame_tokens=3, size=16)},
@@ -92,4 +118,7 @@ def make_datamodule(run_dir: Path, **overrides: Any) -> LVLMDataModule:
         "run_dir": str(run_dir),
     }
     settings.update(overrides)
+    for group, fields in GROUPS.items():
+        values = {field: settings.pop(name) for name, field in fields.items() if name in settings}
+        settings[group] = GROUP_TYPES[group](**values)
     return LVLMDataModule(**settings)
