@@ -1,7 +1,7 @@
 """A recipe mistake as one line: ``RECIPE_FILE: KEY: what is wrong``, never jsonargparse's usage block.
 
 LightningCLI parses with ``exit_on_error=False``, so a bad recipe raises ``argparse.ArgumentError`` carrying
-jsonargparse's nested explanation (``Parser key "model.modalities": ... Option 'selct_layer' is not accepted``).
+jsonargparse's nested explanation (``Parser key "model.parts.modalities": ... Option 'selct_layer' is not accepted``).
 :func:`recipe_errors` turns it into a :class:`~lvlm.core.errors.UserError` that names the source that set the key
 (the last ``-c`` file or command-line override holding it, as later sources win), the key's full dotted path in
 that source, and the fault in words; ``lvlm`` prints it without a traceback.
@@ -21,7 +21,7 @@ import yaml
 from lvlm.core.errors import UserError
 
 COMMAND_LINE = "command line"
-_ALIASES = {"optimizer": "model.optimizer", "lr_scheduler": "model.lr_scheduler"}
+_ALIASES = {"optimizer": "model.optimisation.optimizer", "lr_scheduler": "model.optimisation.lr_scheduler"}
 _NOISE = re.compile(r"^(Subtypes:|Errors:|Given value|Does not validate|- Expected a <class 'NoneType'>)")
 
 

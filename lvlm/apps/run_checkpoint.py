@@ -28,7 +28,7 @@ from lvlm.training import rebuild as training_rebuild
 STATE_PREFIX = "model."
 
 # Hyper-parameters that name where a run wrote, not what it read: they never choose an output of lvlm.
-OUTPUT_SETTINGS = ("export_dir", "export_projector")
+OUTPUT_SETTINGS = ("export",)  # model.export: what a run writes
 
 
 def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def paths_read_by(settings: dict[str, Any]) -> list[str]:
     """Every existing file or folder named in a run's settings (tokenizer, LLM, towers, projector...): a
-    conversion of the run must not write over them. Output settings (``export_dir``...) are left out."""
+    conversion of the run must not write over them. Output settings (``export``) are left out."""
     return paths_named_in(settings, skip=OUTPUT_SETTINGS)
 
 

@@ -23,10 +23,10 @@ def world_recipe(tmp_path_factory):
     world = write_synthetic_world(root / "world", seed=0, sizes=SIZES)
     tokenizer = train_tokenizer(world.corpus_path.read_text().splitlines(), vocab_size=400)
     tokenizer.save_pretrained(root / "tokenizer")
-    llm = tiny_model_args(root / "tokenizer")["llm"]
+    llm = tiny_model_args(root / "tokenizer")["parts"]["llm"]
     llm["init_args"]["config"] |= {"vocab_size": len(tokenizer), "max_position_embeddings": 1024}
     model = tiny_model_args(root / "tokenizer", llm=llm, train_llm=True, max_new_tokens=3)
-    model["modalities"]["image"]["init_args"]["image_mode"] = "pad"
+    model["parts"]["modalities"]["image"]["init_args"]["image_mode"] = "pad"
     recipe = {
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "default_root_dir": str(root)},
         "model": model,

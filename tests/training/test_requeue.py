@@ -76,7 +76,7 @@ def pretrained_llm(tmp_path: Path) -> dict:
     """The tiny recipes' LLM saved as a safetensors checkpoint, so FSDP2 builds it on meta and reads shards."""
     directory = tmp_path / "llm"
     if not directory.exists():
-        llm = tiny_model_args(tmp_path)["llm"]["init_args"]["config"]
+        llm = tiny_model_args(tmp_path)["parts"]["llm"]["init_args"]["config"]
         torch.manual_seed(0)
         LlamaForCausalLM(LlamaConfig(**{k: v for k, v in llm.items() if k != "model_type"})).save_pretrained(directory)
     return {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"pretrained": str(directory)}}

@@ -78,8 +78,8 @@ def test_tokenizer_and_model_agree_on_placeholders(tokenizer_dir):
 
 def test_a_modality_can_be_dropped_and_another_added(tokenizer_dir):
     args = tiny_model_args(tokenizer_dir)
-    video = args["modalities"].pop("video")
-    args["modalities"]["clip"] = video
+    video = args["parts"]["modalities"].pop("video")
+    args["parts"]["modalities"]["clip"] = video
     module = instantiate_module(args)
     assert list(module.modalities) == ["image", "clip"]
     assert [m.token for m in module.modalities.values()] == ["<image>", "<clip>"]

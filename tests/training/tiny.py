@@ -18,6 +18,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, IterableDataset
 
+from lvlm.data.settings import MediaSettings
 from lvlm.data.tokenizer_training import train_tokenizer
 from tests.models.tiny import text_dict, vision_dict
 
@@ -77,6 +78,7 @@ class TinyDataModule(pl.LightningDataModule):
         self.media_by_rank, self.world = media_by_rank, 1
         self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
+        self.media = MediaSettings(num_frames=num_frames)  # what LVLMModule records of the data side
         self.batches_per_epoch, self.seed = batches_per_epoch, seed
         self.epoch, self.trained = 0, 0  # the stream position: the epoch, and its batches trained on
 
@@ -166,36 +168,74 @@ def write_tokenizer(directory: Path) -> Path:
     return directory
 
 
+MODEL_GROUPS = {
+    "parts": ("llm", "modalities", "projector", "tokenizer", "chat_template", "projector_checkpoint"),
+    "optimisation": (
+        "train_projector",
+        "train_llm",
+        "train_vision",
+        "lora",
+        "optimizer",
+        "lr_scheduler",
+        "projector_lr",
+    ),
+    "sharding": ("fsdp", "activation_checkpointing"),
+    "export": ("dir", "projector", "overwrite"),
+}
+"""The module's groups and their fields; a flat override ``export_dir`` is ``export.dir``."""
+
+
+def grouped(flat: dict[str, Any]) -> dict[str, Any]:
+    """``model:`` settings by group from flat names (``train_llm``, ``export_dir``); others stay at the top."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        name = key.removeprefix("export_")
+        group = next(
+            (g for g, names in MODEL_GROUPS.items() if name in names and (g == "export") == (name != key)), None
+        )
+        if group is None:
+            out[key] = value
+        else:
+            out.setdefault(group, {})[name] = value
+    return out
+
+
 def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama."""
+    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama, in groups.
+
+    Overrides use flat names (``train_llm``, ``export_dir``, ``lora``...), placed in their group by :func:`grouped`.
+    """
     vocab = len(tiny_tokenizer())
     llm = text_dict(vocab_size=vocab, pad_token_id=3, bos_token_id=1, eos_token_id=2)
-    return {
-        "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
-        "modalities": {
-            "image": {
-                "class_path": "lvlm.modalities.ImageModality",
-                "init_args": {
-                    "tower": {
-                        "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
-                        "init_args": {"config": vision_dict(), "select_layer": -2},
-                    }
+    return grouped(
+        {
+            "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
+            "modalities": {
+                "image": {
+                    "class_path": "lvlm.modalities.ImageModality",
+                    "init_args": {
+                        "tower": {
+                            "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
+                            "init_args": {"config": vision_dict(), "select_layer": -2},
+                        }
+                    },
+                },
+                "video": {
+                    "class_path": "lvlm.modalities.VideoModality",
+                    "init_args": {
+                        "tower": {
+                            "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
+                            "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
+                        }
+                    },
                 },
             },
-            "video": {
-                "class_path": "lvlm.modalities.VideoModality",
-                "init_args": {
-                    "tower": {
-                        "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
-                        "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
-                    }
-                },
-            },
-        },
-        "tokenizer": str(tokenizer_dir),
-        "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
-        "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
-    } | overrides
+            "tokenizer": str(tokenizer_dir),
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
+            "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
+        }
+        | overrides
+    )
 
 
 def instantiate_module(args: dict[str, Any]):
