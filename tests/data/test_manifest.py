@@ -121,10 +121,10 @@ def test_the_paper_recipes_name_manifests_not_brace_ranges():
     patterns = []
     for path in recipes.glob("*.yaml"):
         data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-        patterns += [s["pattern"] for s in (data.get("init_args") or {}).get("train_sources", [])]
+        patterns += [s["pattern"] for s in ((data.get("init_args") or {}).get("sources") or {}).get("train", [])]
     for path in recipes.glob("ablations/*.yaml"):  # experiments: sources in each stage's overlay
         for stage in yaml.safe_load(path.read_text())["stages"]:
             data = (stage.get("overlay") or {}).get("data") or {}
-            patterns += [s["pattern"] for s in (data.get("init_args") or {}).get("train_sources", [])]
+            patterns += [s["pattern"] for s in ((data.get("init_args") or {}).get("sources") or {}).get("train", [])]
     assert len(patterns) == 14
     assert all(p.startswith("${oc.env:LVLM_DATA,data}/") and p.endswith("/manifest.json") for p in patterns)
