@@ -1,8 +1,8 @@
 """Command-line conveniences of ``lvlm fit`` applied before LightningCLI parses.
 
 - ``--optimizer X`` / ``--lr_scheduler X`` (LightningCLI's spelling) are the module's
-  ``--model.optimisation.optimizer`` / ``--model.optimisation.lr_scheduler``: lvlm's ``configure_optimizers`` keeps the paper's parameter groups, so LightningCLI's
-  automatic optimizer (which would replace them) is off.
+  ``--model.optimisation.optimizer`` / ``--model.optimisation.lr_scheduler``: lvlm's ``configure_optimizers`` keeps
+  the paper's parameter groups, so LightningCLI's automatic optimizer (which would replace them) is off.
 - ``model.parts.modalities`` is a mapping, which jsonargparse replaces whole when a later ``-c`` file or a dotted
   override names one entry. lvlm merges it itself, at any depth and in argument order, with jsonargparse's own
   rule for a changed ``class_path`` (keep the earlier ``init_args`` the new class accepts, drop the rest), and

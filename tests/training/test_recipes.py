@@ -62,7 +62,9 @@ def test_stage_recipes_parse(stage, trainer):
     assert optimizer["class_path"] == "torch.optim.AdamW" and optimizer["init_args"]["weight_decay"] == 0.0
     assert schedule["class_path"] == "lvlm.training.optim.WarmupCosineLR"
     assert schedule["init_args"]["warmup_ratio"] == 0.03
-    assert data["sampling"]["mode"] == "single_pass" and data["sampling"]["samples_per_epoch"] is None  # the paper's one pass
+    assert (
+        data["sampling"]["mode"] == "single_pass" and data["sampling"]["samples_per_epoch"] is None
+    )  # the paper's one pass
     assert model["sharding"]["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
     global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["loader"]["batch_size"]
     global_batch *= trainer_cfg["accumulate_grad_batches"]
@@ -71,15 +73,31 @@ def test_stage_recipes_parse(stage, trainer):
     image_mode = model["parts"]["modalities"]["image"]["init_args"]["image_mode"]
     if stage == "pretrain.yaml":
         assert (optimizer["init_args"]["lr"], global_batch, image_mode) == (1e-3, 256, "crop")
-        assert model["optimisation"]["train_projector"] and not model["optimisation"]["train_llm"] and model["parts"]["projector_checkpoint"] is None
+        assert (
+            model["optimisation"]["train_projector"]
+            and not model["optimisation"]["train_llm"]
+            and model["parts"]["projector_checkpoint"] is None
+        )
     else:
         assert (global_batch, image_mode, data["sampling"]["group_by_modality_length"]) == (128, "pad", True)
         assert model["parts"]["projector_checkpoint"] == "runs/videollava-7b-pretrain/projector.safetensors"
     if stage == "finetune.yaml":
-        assert optimizer["init_args"]["lr"] == 2e-5 and model["optimisation"]["train_llm"] and model["optimisation"]["lora"] is None
+        assert (
+            optimizer["init_args"]["lr"] == 2e-5
+            and model["optimisation"]["train_llm"]
+            and model["optimisation"]["lora"] is None
+        )
     if stage == "finetune_lora.yaml":
-        assert (optimizer["init_args"]["lr"], model["optimisation"]["projector_lr"], model["optimisation"]["train_llm"]) == (2e-4, 2e-5, False)
-        assert {k: model["optimisation"]["lora"][k] for k in ("r", "alpha", "dropout")} == {"r": 128, "alpha": 256, "dropout": 0.05}
+        assert (
+            optimizer["init_args"]["lr"],
+            model["optimisation"]["projector_lr"],
+            model["optimisation"]["train_llm"],
+        ) == (2e-4, 2e-5, False)
+        assert {k: model["optimisation"]["lora"][k] for k in ("r", "alpha", "dropout")} == {
+            "r": 128,
+            "alpha": 256,
+            "dropout": 0.05,
+        }
     if trainer == "trainer/fsdp.yaml":
         strategy = trainer_cfg["strategy"]["init_args"]
         assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, "auto")  # = world size
@@ -101,7 +119,10 @@ def test_partial_overrides_at_any_depth_from_the_command_line():
     assert tower(model, "video")["init_args"]["pretrained"] == "/weights/video"
     assert tower(model, "video")["init_args"]["select_feature"] == "cls_patch"
     assert tower(model, "image")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Image"
-    assert model["optimisation"]["optimizer"]["init_args"]["lr"] == 3e-5 and model["optimisation"]["optimizer"]["init_args"]["weight_decay"] == 0.0
+    assert (
+        model["optimisation"]["optimizer"]["init_args"]["lr"] == 3e-5
+        and model["optimisation"]["optimizer"]["init_args"]["weight_decay"] == 0.0
+    )
     assert model["sharding"]["fsdp"]["mixed_precision"]["param_dtype"] == "float16"
 
 
@@ -113,14 +134,24 @@ def test_partial_overrides_at_any_depth_from_the_command_line():
             ["--model.parts.modalities.video.init_args.tower.init_args.selct_layer", "1"],
             "model.parts.modalities.video.init_args.tower.init_args.selct_layer: unknown key",
         ),
-        (["--model.sharding.fsdp.mixed_precision.param_dtyp", "bfloat16"], "model.sharding.fsdp.mixed_precision.param_dtyp: unknown key"),
+        (
+            ["--model.sharding.fsdp.mixed_precision.param_dtyp", "bfloat16"],
+            "model.sharding.fsdp.mixed_precision.param_dtyp: unknown key",
+        ),
         (
             ["--model.sharding.fsdp.mixed_precision.param_dtype", "bf16"],
-            "model.sharding.fsdp.mixed_precision.param_dtype: expected one of 'float32', 'bfloat16', 'float16', got 'bf16'",
+            "model.sharding.fsdp.mixed_precision.param_dtype: expected one of 'float32', 'bfloat16', 'float16', "
+            "got 'bf16'",
         ),
-        (["--model.sharding.fsdp.reshard_after_forward", "1"], "model.sharding.fsdp.reshard_after_forward: expected bool, got '1'"),
+        (
+            ["--model.sharding.fsdp.reshard_after_forward", "1"],
+            "model.sharding.fsdp.reshard_after_forward: expected bool, got '1'",
+        ),
         (["--model.optimisation.lora.rank", "8"], "model.optimisation.lora.rank: unknown key"),
-        (["--optimizer", "torch.optim.NoSuchOptimizer"], "model.optimisation.optimizer: no class 'NoSuchOptimizer' in module"),
+        (
+            ["--optimizer", "torch.optim.NoSuchOptimizer"],
+            "model.optimisation.optimizer: no class 'NoSuchOptimizer' in module",
+        ),
         (["--data.init_args.sources.train", '[{"patern": "x"}]'], "data.init_args.sources.train.0.patern: unknown"),
         (["--data.init_args.sampling.mode", "shuffled"], "data.init_args.sampling.mode: expected one of 'resampled'"),
     ],
