@@ -65,7 +65,7 @@ def _broken_yaml(argv: list[str]) -> str | None:
 
 
 def _keys(message: str) -> tuple[str, list[str], str | None]:
-    """The outer key, the nested keys inside it, and an unknown option's name (None when the fault is a value)."""
+    """The outer key, the key names nested inside it, and an unknown option's name (None for a fault in a value)."""
     unknown = re.search(r"(Group|Subcommand) '([^']+)' does not accept option '([^']+)'", message)
     if unknown:  # a group names its own key (``model``), a subcommand the full key
         key = f"{unknown[2]}.{unknown[3]}" if unknown[1] == "Group" else unknown[3]
@@ -74,7 +74,8 @@ def _keys(message: str) -> tuple[str, list[str], str | None]:
     keys = re.findall(r'Parser key "([^"]+)"', message)
     top = required[1] if required else (keys[0] if keys else "?")
     option = re.search(r"Option '([^']+)' is not accepted", message)
-    return top, keys[1:], option[1] if option else None
+    nested = [part for key in keys[1:] for part in key.split(".")]  # a group's field is ``sources.train``
+    return top, nested, option[1] if option else None
 
 
 def _fault(lines: list[str], option: str | None, message: str) -> tuple[str, str | None]:

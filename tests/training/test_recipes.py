@@ -193,7 +193,7 @@ def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypa
         assert config["trainer"]["logger"]["init_args"]["name"] == stage
         assert config["trainer"]["strategy"]["class_path"].endswith("FSDP2Strategy")  # the -c given after
     assert pretrain["model"]["export"]["projector"] == f"{run}/pretrain/projector.safetensors"
-    assert finetune["model"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
+    assert finetune["model"]["parts"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
     assert pretrain["model"]["export"]["dir"] is None and finetune["model"]["export"]["dir"] == f"{run}/model"
     assert finetune["model"]["optimisation"]["train_llm"] and not pretrain["model"]["optimisation"]["train_llm"]
     for config in configs.values():
