@@ -9,7 +9,7 @@ front of that call, on the path Lightning actually loads:
 - a sharded (DCP) folder's ``.metadata`` goes through lvlm's restricted unpickler first (torch reads it with plain
   pickle); a single file is read with ``weights_only=True`` whatever the caller asked, and a refusal is an
   :class:`~lvlm.core.errors.UnsafeInputError` (``lvlm`` exits 2 naming the file, no traceback);
-- an export of the run (``model.export_dir``/``export_projector``) that is, holds or lies inside the checkpoint is
+- an export of the run (``model.export.dir``/``projector``) that is, holds or lies inside the checkpoint is
   refused (the checkpoint is an input);
 - the settings the checkpoint records are compared with the recipe's and the differences printed (the recipe wins).
 """

@@ -11,7 +11,7 @@ read it. Merging needs no GPU and no process group (peft cannot merge inside FSD
 
 ``--out`` may not be, contain or lie inside an input (the checkpoint, the config, or a file the run read);
 an existing non-empty ``--out`` is refused unless ``--overwrite``, and is then replaced whole once the merged
-model is complete (built in a temporary sibling and swapped in). The checkpoint's ``export_dir`` is ignored.
+model is complete (built in a temporary sibling and swapped in). The checkpoint's ``export.dir`` is ignored.
 """
 
 from __future__ import annotations
@@ -48,13 +48,13 @@ def merge_checkpoint(
     check_output(out, paths_read_by(dict(module.hparams)), overwrite, "--out")
     if module.lora is None:
         raise ValueError(
-            f"{checkpoint}: this run trained no LoRA adapters (model.lora is null); "
+            f"{checkpoint}: this run trained no LoRA adapters (model.optimisation.lora is null); "
             f"use `lvlm convert --checkpoint {checkpoint} --out DIR` to export it as it is"
         )
     model = module.model.eval()
     merged = merge_lora_into(model.llm.causal_lm)
     if merged == 0:
-        raise ValueError(f"{checkpoint}: model.lora is set but no LoRA layer was found in the LLM")
+        raise ValueError(f"{checkpoint}: model.optimisation.lora is set but no LoRA layer was found in the LLM")
     if dtype is not None:
         model = model.to(_dtype(dtype))
     with staged_output(out) as staged:

@@ -80,45 +80,28 @@ def write_shards(directory: Path, name: str, shards: Sequence[Sequence[dict[str,
     return str(directory / f"{name}-{{000..{len(shards) - 1:03d}}}.tar")
 
 
-GROUPS = {
-    "sources": {
-        "train_sources": "train",
-        "val_sources": "val",
-        "test_sources": "test",
-        "predict_split": "predict_split",
-    },
-    "sampling": {"sampling": "mode", **{k: k for k in ("batches_per_epoch", "samples_per_epoch", "seed")}}
-    | {"shuffle_buffer": "shuffle_buffer", "group_by_modality_length": "group_by_modality_length"},
-    "media": {
-        "num_frames": "num_frames",
-        "augment": "augment",
-        "media_dtype": "dtype",
-        "video_backend": "video_backend",
-    },
-    "loader": {k: k for k in ("batch_size", "max_tokens_per_batch", "num_workers", "prefetch_factor", "pin_memory")}
-    | {"multiprocessing_context": "multiprocessing_context"},
+TINY_SETTINGS: dict[str, dict[str, Any]] = {
+    "sampling": {"batches_per_epoch": 4, "shuffle_buffer": 8},
+    "media": {"num_frames": 4},
+    "loader": {"batch_size": 2},
 }
+"""The test data module's settings, by group, under what a test gives."""
 GROUP_TYPES = {"sources": DataSources, "sampling": Sampling, "media": MediaSettings, "loader": LoaderSettings}
 
 
-def make_datamodule(run_dir: Path, **overrides: Any) -> LVLMDataModule:
+def make_datamodule(run_dir: Path, **arguments: Any) -> LVLMDataModule:
     """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens.
 
-    Overrides name a group's field by its short name (`batch_size` is `loader.batch_size`, `sampling` is
-    `sampling.mode`, `train_sources` is `sources.train`: see `GROUPS`), or a top-level argument.
+    Arguments are `LVLMDataModule`'s; a group (`sources`, `sampling`, `media`, `loader`) is given as a dict of the
+    fields it changes over `TINY_SETTINGS` (`loader={"batch_size": 3}`).
     """
     settings: dict[str, Any] = {
         "tokenizer": tiny_tokenizer(),
         "modalities": {m.name: m for m in tiny_modalities(image_tokens=4, frame_tokens=3, size=16)},
-        "num_frames": 4,
         "max_length": 64,
-        "batch_size": 2,
-        "batches_per_epoch": 4,
-        "shuffle_buffer": 8,
         "run_dir": str(run_dir),
     }
-    settings.update(overrides)
-    for group, fields in GROUPS.items():
-        values = {field: settings.pop(name) for name, field in fields.items() if name in settings}
-        settings[group] = GROUP_TYPES[group](**values)
+    settings |= arguments
+    for group, kind in GROUP_TYPES.items():
+        settings[group] = kind(**TINY_SETTINGS.get(group, {}) | settings.get(group, {}))
     return LVLMDataModule(**settings)

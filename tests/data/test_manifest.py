@@ -61,10 +61,10 @@ def test_a_manifest_expands_into_its_shards(converted):
 
 
 def test_the_datamodule_reads_every_sample_of_a_manifest(converted, tmp_path):
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": str(converted / "manifest.json")}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": str(converted / "manifest.json")}]})
     keys = [key for batch in dm.val_dataloader() for key in batch["keys"]]
     assert keys == ["i0", "i1", "i2", "v0", "v1", "t0", "t1"]
-    train = make_datamodule(tmp_path, train_sources=[{"pattern": str(converted / "manifest.json")}])
+    train = make_datamodule(tmp_path, sources={"train": [{"pattern": str(converted / "manifest.json")}]})
     batch = next(iter(train.train_dataloader()))
     assert set(batch["keys"]) <= set(keys) and len(batch["keys"]) == 2
 

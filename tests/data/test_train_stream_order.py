@@ -15,18 +15,26 @@ import pytest
 from shard_fixtures import bad_samples, good_samples, make_datamodule, write_shards
 
 EXPECTED = Path(__file__).with_name("train_stream_order.json")
-RESAMPLED = {"batches_per_epoch": 5, "batch_size": 3, "shuffle_buffer": 8, "seed": 11}
-SINGLE = {"sampling": "single_pass", "batches_per_epoch": None, "batch_size": 3, "seed": 5}
+RESAMPLED = {"batches_per_epoch": 5, "shuffle_buffer": 8, "seed": 11}
+SINGLE = {"mode": "single_pass", "batches_per_epoch": None, "seed": 5}
+GROUPED = {"group_by_modality_length": True}
+LOADER = {"batch_size": 3}
 CASES: dict[str, dict[str, Any]] = {
-    "resampled": RESAMPLED,
-    "resampled_grouped": RESAMPLED | {"group_by_modality_length": True},
-    "resampled_packed": RESAMPLED | {"max_tokens_per_batch": 160},
-    "resampled_bad": RESAMPLED | {"bad": True},
-    "single_pass": SINGLE,
-    "single_pass_grouped": SINGLE | {"group_by_modality_length": True, "shuffle_buffer": 4},
-    "single_pass_rank1": SINGLE | {"rank": 1, "world_size": 2},
-    "packed_single_pass": SINGLE | {"max_tokens_per_batch": 160},
-    "packed_single_pass_rank1": SINGLE | {"max_tokens_per_batch": 128, "rank": 1, "world_size": 2, "bad": True},
+    "resampled": {"sampling": RESAMPLED, "loader": LOADER},
+    "resampled_grouped": {"sampling": RESAMPLED | GROUPED, "loader": LOADER},
+    "resampled_packed": {"sampling": RESAMPLED, "loader": LOADER | {"max_tokens_per_batch": 160}},
+    "resampled_bad": {"sampling": RESAMPLED, "loader": LOADER, "bad": True},
+    "single_pass": {"sampling": SINGLE, "loader": LOADER},
+    "single_pass_grouped": {"sampling": SINGLE | GROUPED | {"shuffle_buffer": 4}, "loader": LOADER},
+    "single_pass_rank1": {"sampling": SINGLE, "loader": LOADER, "rank": 1, "world_size": 2},
+    "packed_single_pass": {"sampling": SINGLE, "loader": LOADER | {"max_tokens_per_batch": 160}},
+    "packed_single_pass_rank1": {
+        "sampling": SINGLE,
+        "loader": LOADER | {"max_tokens_per_batch": 128},
+        "rank": 1,
+        "world_size": 2,
+        "bad": True,
+    },
 }
 
 
@@ -46,7 +54,7 @@ def epoch_keys(patterns: dict[str, str], run_dir: Path, case: dict[str, Any]) ->
     sources = [{"pattern": patterns["a"], "weight": 3.0}, {"pattern": patterns["b"], "weight": 1.0}]
     if settings.pop("bad", False):
         sources.append({"pattern": patterns["bad"], "weight": 1.0})
-    loader = make_datamodule(run_dir, train_sources=sources, **settings).train_dataloader()
+    loader = make_datamodule(run_dir, sources={"train": sources}, **settings).train_dataloader()
     return [[batch["keys"], bool(batch.get("filler", False))] for _ in range(2) for batch in loader]
 
 

@@ -37,7 +37,7 @@ def plain(tokenizer_dir):
 
 @pytest.fixture(scope="module")
 def lora(tokenizer_dir):
-    return run_module(tokenizer_dir, lora=LORA)
+    return run_module(tokenizer_dir, optimisation={"lora": LORA})
 
 
 @pytest.fixture(scope="module")

@@ -92,10 +92,10 @@ def recipe(tmp_path: Path, tokenizer_dir: Path, name: str, pause: bool) -> tuple
     path = write_recipe(
         tmp_path / f"{name}.yaml",
         tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"dir": str(run_dir / "model")},
+        parts={"llm": pretrained_llm(tmp_path)},
         trainer=trainer,
-        train_llm=True,
-        export_dir=str(run_dir / "model"),
-        llm=pretrained_llm(tmp_path),
     )
     cpu = ["--trainer.accelerator=cpu", "--trainer.devices=2"]  # data_parallel_size: auto = 2
     return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *cpu], run_dir

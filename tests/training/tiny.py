@@ -168,47 +168,16 @@ def write_tokenizer(directory: Path) -> Path:
     return directory
 
 
-MODEL_GROUPS = {
-    "parts": ("llm", "modalities", "projector", "tokenizer", "chat_template", "projector_checkpoint"),
-    "optimisation": (
-        "train_projector",
-        "train_llm",
-        "train_vision",
-        "lora",
-        "optimizer",
-        "lr_scheduler",
-        "projector_lr",
-    ),
-    "sharding": ("fsdp", "activation_checkpointing"),
-    "export": ("dir", "projector", "overwrite"),
-}
-"""The module's groups and their fields; a flat override ``export_dir`` is ``export.dir``."""
+def tiny_model_args(tokenizer_dir: Path, **arguments: Any) -> dict[str, Any]:
+    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama.
 
-
-def grouped(flat: dict[str, Any]) -> dict[str, Any]:
-    """``model:`` settings by group from flat names (``train_llm``, ``export_dir``); others stay at the top."""
-    out: dict[str, Any] = {}
-    for key, value in flat.items():
-        name = key.removeprefix("export_")
-        group = next(
-            (g for g, names in MODEL_GROUPS.items() if name in names and (g == "export") == (name != key)), None
-        )
-        if group is None:
-            out[key] = value
-        else:
-            out.setdefault(group, {})[name] = value
-    return out
-
-
-def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama, in groups.
-
-    Overrides use flat names (``train_llm``, ``export_dir``, ``lora``...), placed in their group by :func:`grouped`.
+    Arguments are ``LVLMModule``'s; a group (``parts``, ``optimisation``, ``sharding``, ``export``) is given as a
+    dict of the fields it changes (``optimisation={"train_llm": True}``).
     """
     vocab = len(tiny_tokenizer())
     llm = text_dict(vocab_size=vocab, pad_token_id=3, bos_token_id=1, eos_token_id=2)
-    return grouped(
-        {
+    args: dict[str, Any] = {
+        "parts": {
             "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
             "modalities": {
                 "image": {
@@ -231,11 +200,15 @@ def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
                 },
             },
             "tokenizer": str(tokenizer_dir),
+        },
+        "optimisation": {
             "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
             "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
-        }
-        | overrides
-    )
+        },
+    }
+    for name, value in arguments.items():
+        args[name] = args[name] | value if isinstance(args.get(name), dict) else value
+    return args
 
 
 def instantiate_module(args: dict[str, Any]):
