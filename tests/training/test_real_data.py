@@ -33,13 +33,15 @@ def world_recipe(tmp_path_factory):
         "data": {
             "class_path": "lvlm.data.datamodule.LVLMDataModule",
             "init_args": {
-                "train_sources": [{"pattern": str(root / "world/stage2/train-*.tar"), "weight": 1.0}],
-                "val_sources": [{"pattern": str(root / "world/stage2/val-*.tar")}],
-                "test_sources": [{"pattern": str(root / "world/stage2/test-*.tar")}],
-                "num_frames": 3,
+                "sources": {
+                    "train": [{"pattern": str(root / "world/stage2/train-*.tar"), "weight": 1.0}],
+                    "val": [{"pattern": str(root / "world/stage2/val-*.tar")}],
+                    "test": [{"pattern": str(root / "world/stage2/test-*.tar")}],
+                },
+                "sampling": {"batches_per_epoch": 2},
+                "media": {"num_frames": 3},
+                "loader": {"batch_size": 2},
                 "max_length": 512,
-                "batch_size": 2,
-                "batches_per_epoch": 2,
             },
         },
     }
@@ -77,7 +79,8 @@ def test_fit_on_packed_batches(world_recipe, tmp_path):
 def test_fit_one_epoch_of_the_packed_single_pass(world_recipe, tmp_path):
     """`sampling: single_pass` with `max_tokens_per_batch`: one epoch trains every sample once, in packed rows."""
     args = ["-c", str(world_recipe), "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"]
-    packed = ["--data.init_args.sampling.mode=single_pass", "--data.init_args.sampling.batches_per_epoch=null"]
+    # a group as a dict merges into the recipe's; jsonargparse 4.53 reads `--data.init_args.sampling.X=null` as 'None'
+    packed = ["--data.init_args.sampling={mode: single_pass, batches_per_epoch: null}"]
     built = cli.build_cli([*args, *packed, "--data.init_args.loader.max_tokens_per_batch=1024"], run=False)
     rows = list(built.datamodule.train_dataloader())
     assert sum(len(b["keys"]) for b in rows) == SIZES["stage2_train"] and len(rows) < SIZES["stage2_train"]
