@@ -213,17 +213,17 @@ def datamodule_throughput(shard_dir: Path, workers: int, run_dir: Path) -> tuple
     """Samples per second through ``LVLMDataModule.test_dataloader()`` (tokenization and collation included),
     and CPU seconds per sample."""
     from lvlm.data.datamodule import LVLMDataModule
+    from lvlm.data.settings import DataSources, LoaderSettings, MediaSettings
     from lvlm.data.tokenizer_training import train_tokenizer
 
     tokenizer = train_tokenizer(["Describe it. Something."] * 20, vocab_size=300)
     dm = LVLMDataModule(
-        test_sources=[{"pattern": str(shard_dir / "*.tar")}],
+        sources=DataSources(test=[{"pattern": str(shard_dir / "*.tar")}]),
+        media=MediaSettings(num_frames=NUM_FRAMES),
+        loader=LoaderSettings(batch_size=1, num_workers=workers),
         tokenizer=tokenizer,
         modalities=MODALITIES,
-        num_frames=NUM_FRAMES,
         max_length=4096,
-        batch_size=1,
-        num_workers=workers,
         run_dir=str(run_dir),
     )
     return timed(dm.test_dataloader(), lambda batch: len(batch["keys"]))

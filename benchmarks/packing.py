@@ -72,8 +72,8 @@ def draw(mix: str, count: int, seed: int = 0) -> list[Sample]:
 
 
 def layouts(samples: list[Sample], batch_size: int, max_tokens: int) -> dict[str, list[list[Sample]]]:
+    from lvlm.data.batchers import group_batches
     from lvlm.data.packing import pack_batches
-    from lvlm.data.train_stream import group_batches
 
     return {
         "padded": [samples[i : i + batch_size] for i in range(0, len(samples) - batch_size + 1, batch_size)],

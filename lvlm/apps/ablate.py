@@ -245,9 +245,9 @@ def _fit(run_dir: Path, steps: int, seed: int) -> None:
             [
                 "-c",
                 str(RECIPES / "stage2.yaml"),
-                "--model.projector_checkpoint=null",
+                "--model.parts.projector_checkpoint=null",
                 f"--trainer.max_steps={steps}",
-                f"--data.init_args.batches_per_epoch={steps}",
+                f"--data.init_args.sampling.batches_per_epoch={steps}",
                 f"--seed_everything={seed}",
                 "--trainer.enable_progress_bar=false",
             ],

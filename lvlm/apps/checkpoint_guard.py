@@ -9,7 +9,7 @@ front of that call, on the path Lightning actually loads:
 - a sharded (DCP) folder's ``.metadata`` goes through lvlm's restricted unpickler first (torch reads it with plain
   pickle); a single file is read with ``weights_only=True`` whatever the caller asked, and a refusal is an
   :class:`~lvlm.core.errors.UnsafeInputError` (``lvlm`` exits 2 naming the file, no traceback);
-- an export of the run (``model.export_dir``/``export_projector``) that is, holds or lies inside the checkpoint is
+- an export of the run (``model.export.dir``/``projector``) that is, holds or lies inside the checkpoint is
   refused (the checkpoint is an input);
 - the settings the checkpoint records are compared with the recipe's and the differences printed (the recipe wins).
 """
@@ -27,7 +27,7 @@ from lvlm.apps.resume_report import report
 from lvlm.core.errors import UnsafeInputError
 from lvlm.core.outputs import check_output
 from lvlm.models.checkpoints.dcp import check_dcp, is_dcp_folder
-from lvlm.training.export import EXPORT_SETTINGS
+from lvlm.training.export import EXPORT_GROUP, EXPORT_SETTINGS
 
 
 def check_run_checkpoint(
@@ -38,9 +38,10 @@ def check_run_checkpoint(
     if is_dcp_folder(path):
         check_dcp(path)
     settings = dict(getattr(module, "hparams", {}) or {}) if subcommand == "fit" else {}
+    exports = settings.get(EXPORT_GROUP) or {}
     for key in EXPORT_SETTINGS:
-        if settings.get(key) is not None:
-            check_output(settings[key], [path], overwrite=True, what=f"model.{key}")
+        if exports.get(key) is not None:
+            check_output(exports[key], [path], overwrite=True, what=f"model.export.{key}")
     if report_settings and subcommand == "fit" and module is not None and module.global_rank == 0:
         print(report(path, settings), file=sys.stderr)
 

@@ -14,7 +14,7 @@ where transformers' layout cannot hold something (e.g. the video tower's tempora
 ``--out`` may not be, contain or lie inside an input (the model, the checkpoint, the config, or a file the
 run read such as its tokenizer); an existing non-empty ``--out`` is refused unless ``--overwrite``. The result
 is built in a temporary sibling of ``--out`` and swapped in when complete, so no file of an older output
-survives beside the new ones. Paths recorded in a checkpoint (``export_dir``...) never choose where it writes.
+survives beside the new ones. Paths recorded in a checkpoint (``export.dir``...) never choose where it writes.
 """
 
 from __future__ import annotations

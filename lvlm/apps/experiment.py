@@ -12,7 +12,7 @@ An experiment file (``recipes/ablations/*.yaml``) names stage recipes and partia
 Each stage runs ``lvlm fit -c RECIPE -c <overlays> -c <run paths> [command-line arguments]`` with:
 ``trainer.default_root_dir`` = ``<runs_dir>/<experiment>/<stage>``, a TensorBoard logger named after the stage
 under ``<runs_dir>/<experiment>``, the projector exported to ``<stage dir>/projector.safetensors`` and read by
-the next stage (``model.projector_checkpoint``), and the last stage's model exported to
+the next stage (``model.parts.projector_checkpoint``), and the last stage's model exported to
 ``<runs_dir>/<experiment>/model``. Recipe paths are relative to the experiment file. Arguments after the file
 (``-c recipes/trainer/fsdp.yaml``, ``--trainer.devices 4``) apply to every stage and win over the above.
 ``--stage NAME`` runs one stage only (its hand-off paths as if the earlier ones ran).
@@ -105,13 +105,14 @@ def run_paths(experiment: Experiment, index: int) -> dict[str, Any]:
     stage = experiment.stages[index]
     stage_dir = experiment.stage_dir(stage)
     last = index == len(experiment.stages) - 1
-    model: dict[str, Any] = {
-        "export_projector": str(stage_dir / "projector.safetensors"),
-        "export_dir": str(experiment.runs_dir / experiment.name / "model") if last else None,
+    export = {
+        "projector": str(stage_dir / "projector.safetensors"),
+        "dir": str(experiment.runs_dir / experiment.name / "model") if last else None,
     }
+    model: dict[str, Any] = {"export": export}
     if index > 0:
         previous = experiment.stages[index - 1]
-        model["projector_checkpoint"] = str(experiment.stage_dir(previous) / "projector.safetensors")
+        model["parts"] = {"projector_checkpoint": str(experiment.stage_dir(previous) / "projector.safetensors")}
     logger = {
         "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
         "init_args": {"save_dir": str(experiment.runs_dir / experiment.name), "name": stage.name},

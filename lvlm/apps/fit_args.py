@@ -1,9 +1,9 @@
 """Command-line conveniences of ``lvlm fit`` applied before LightningCLI parses.
 
-- ``--optimizer X`` / ``--lr_scheduler X`` (LightningCLI's spelling) are the module's ``--model.optimizer`` /
-  ``--model.lr_scheduler``: lvlm's ``configure_optimizers`` keeps the paper's parameter groups, so LightningCLI's
-  automatic optimizer (which would replace them) is off.
-- ``model.modalities`` is a mapping, which jsonargparse replaces whole when a later ``-c`` file or a dotted
+- ``--optimizer X`` / ``--lr_scheduler X`` (LightningCLI's spelling) are the module's
+  ``--model.optimisation.optimizer`` / ``--model.optimisation.lr_scheduler``: lvlm's ``configure_optimizers`` keeps
+  the paper's parameter groups, so LightningCLI's automatic optimizer (which would replace them) is off.
+- ``model.parts.modalities`` is a mapping, which jsonargparse replaces whole when a later ``-c`` file or a dotted
   override names one entry. lvlm merges it itself, at any depth and in argument order, with jsonargparse's own
   rule for a changed ``class_path`` (keep the earlier ``init_args`` the new class accepts, drop the rest), and
   passes the merged mapping as one last overlay. ``null`` removes an entry.
@@ -19,8 +19,8 @@ from typing import Any
 
 import yaml
 
-ALIASES = {"--optimizer": "--model.optimizer", "--lr_scheduler": "--model.lr_scheduler"}
-MODALITIES_FLAG = "--model.modalities"
+ALIASES = {"--optimizer": "--model.optimisation.optimizer", "--lr_scheduler": "--model.optimisation.lr_scheduler"}
+MODALITIES_FLAG = "--model.parts.modalities"
 CONFIG_FLAGS = ("-c", "--config")
 
 
@@ -69,7 +69,8 @@ def read_yaml_or_none(path: str) -> Any:
 def _modalities_in_file(path: str) -> Any:
     data = read_yaml_or_none(path)
     model = data.get("model") if isinstance(data, dict) else None
-    return model.get("modalities") if isinstance(model, dict) else None
+    parts = model.get("parts") if isinstance(model, dict) else None
+    return parts.get("modalities") if isinstance(parts, dict) else None
 
 
 def _nested(dotted: str, value: Any) -> dict[str, Any]:
@@ -80,7 +81,7 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
 
 
 def rewrite_args(argv: list[str]) -> list[str]:
-    """``argv`` with the aliases expanded and ``model.modalities`` merged into one final overlay.
+    """``argv`` with the aliases expanded and ``model.parts.modalities`` merged into one final overlay.
 
     The overlay is a YAML string given to ``-c`` (jsonargparse reads a config string as well as a file), so
     no file is left behind.
@@ -111,6 +112,6 @@ def rewrite_args(argv: list[str]) -> list[str]:
     if modalities is None:
         return out
     overlay = yaml.safe_dump(
-        {"model": {"modalities": modalities}}, sort_keys=False, default_flow_style=True, width=1 << 30
+        {"model": {"parts": {"modalities": modalities}}}, sort_keys=False, default_flow_style=True, width=1 << 30
     )
     return [*out, "-c", overlay.strip()]

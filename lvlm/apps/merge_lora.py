@@ -11,7 +11,7 @@ read it. Merging needs no GPU and no process group (peft cannot merge inside FSD
 
 ``--out`` may not be, contain or lie inside an input (the checkpoint, the config, or a file the run read);
 an existing non-empty ``--out`` is refused unless ``--overwrite``, and is then replaced whole once the merged
-model is complete (built in a temporary sibling and swapped in). The checkpoint's ``export_dir`` is ignored.
+model is complete (built in a temporary sibling and swapped in). The checkpoint's ``export.dir`` is ignored.
 """
 
 from __future__ import annotations

@@ -230,7 +230,7 @@ def run_stage(recipe: Path, steps: int, seed: int) -> None:
         str(recipe),
         "--trainer.max_steps",
         str(steps),
-        "--data.init_args.batches_per_epoch",
+        "--data.init_args.sampling.batches_per_epoch",
         str(steps),
         "--seed_everything",
         str(seed),

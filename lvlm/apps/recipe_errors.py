@@ -1,7 +1,7 @@
 """A recipe mistake as one line: ``RECIPE_FILE: KEY: what is wrong``, never jsonargparse's usage block.
 
 LightningCLI parses with ``exit_on_error=False``, so a bad recipe raises ``argparse.ArgumentError`` carrying
-jsonargparse's nested explanation (``Parser key "model.modalities": ... Option 'selct_layer' is not accepted``).
+jsonargparse's nested explanation (``Parser key "model.parts.modalities": ... Option 'selct_layer' is not accepted``).
 :func:`recipe_errors` turns it into a :class:`~lvlm.core.errors.UserError` that names the source that set the key
 (the last ``-c`` file or command-line override holding it, as later sources win), the key's full dotted path in
 that source, and the fault in words; ``lvlm`` prints it without a traceback.
@@ -21,7 +21,7 @@ import yaml
 from lvlm.core.errors import UserError
 
 COMMAND_LINE = "command line"
-_ALIASES = {"optimizer": "model.optimizer", "lr_scheduler": "model.lr_scheduler"}
+_ALIASES = {"optimizer": "model.optimisation.optimizer", "lr_scheduler": "model.optimisation.lr_scheduler"}
 _NOISE = re.compile(r"^(Subtypes:|Errors:|Given value|Does not validate|- Expected a <class 'NoneType'>)")
 
 
@@ -65,7 +65,7 @@ def _broken_yaml(argv: list[str]) -> str | None:
 
 
 def _keys(message: str) -> tuple[str, list[str], str | None]:
-    """The outer key, the nested keys inside it, and an unknown option's name (None when the fault is a value)."""
+    """The outer key, the key names nested inside it, and an unknown option's name (None for a fault in a value)."""
     unknown = re.search(r"(Group|Subcommand) '([^']+)' does not accept option '([^']+)'", message)
     if unknown:  # a group names its own key (``model``), a subcommand the full key
         key = f"{unknown[2]}.{unknown[3]}" if unknown[1] == "Group" else unknown[3]
@@ -74,7 +74,8 @@ def _keys(message: str) -> tuple[str, list[str], str | None]:
     keys = re.findall(r'Parser key "([^"]+)"', message)
     top = required[1] if required else (keys[0] if keys else "?")
     option = re.search(r"Option '([^']+)' is not accepted", message)
-    return top, keys[1:], option[1] if option else None
+    nested = [part for key in keys[1:] for part in key.split(".")]  # a group's field is ``sources.train``
+    return top, nested, option[1] if option else None
 
 
 def _fault(lines: list[str], option: str | None, message: str) -> tuple[str, str | None]:

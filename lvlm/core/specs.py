@@ -8,7 +8,7 @@ module records :func:`spec_of` of each argument.
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, is_dataclass
+from dataclasses import fields, is_dataclass
 from typing import Any
 
 from lvlm.core.registry import class_path_of
@@ -28,7 +28,7 @@ def spec_of(value: Any) -> Any:
             init_args = {"tower": spec_of(factory)} | init_args
         return {"class_path": class_path_of(type(value)), "init_args": init_args}
     if is_dataclass(value) and not isinstance(value, type):
-        return spec_of(asdict(value))
+        return {f.name: spec_of(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, dict):
         return {str(k): spec_of(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

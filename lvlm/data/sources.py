@@ -1,4 +1,4 @@
-"""A data source of a recipe (``data.init_args.train_sources`` / ``val_sources`` / ``test_sources``), typed.
+"""A data source of a recipe (``data.init_args.sources.train`` / ``val`` / ``test``), typed.
 
 jsonargparse validates every field: a misspelt key (``patern``) or a wrong type fails when the recipe is parsed,
 naming the field.

@@ -6,7 +6,7 @@ plain lvlm checkpoint that ``VideoLLaVA.from_pretrained`` and ``lvlm chat`` read
 
 Before training, :func:`check_export_paths` refuses an export path that is, contains or lies inside a file the
 run reads (tokenizer, LLM, towers, stage-1 projector, data), one that is or contains the run folder, and an
-existing non-empty one unless ``export_overwrite``. Exports are built in a temporary sibling and swapped in
+existing non-empty one unless ``model.export.overwrite``. Exports are built in a temporary sibling and swapped in
 whole, so no file of an older export survives beside the new ones.
 """
 
@@ -23,7 +23,8 @@ from torch import nn
 from lvlm.core.outputs import OutputError, check_output, paths_named_in, staged_output
 from lvlm.training.lora import LoRASettings, merge_lora_state_dict
 
-EXPORT_SETTINGS = ("export_dir", "export_projector")
+EXPORT_GROUP = "export"
+EXPORT_SETTINGS = ("dir", "projector")  # the fields of ``model.export`` that name outputs
 
 
 def check_export_paths(
@@ -35,22 +36,23 @@ def check_export_paths(
     """Refuse, before training, exports that would destroy an input or the run, or an older export unasked.
 
     Args:
-        settings: the module's hyper-parameters (``export_dir``, ``export_projector`` and what the run reads).
+        settings: the module's hyper-parameters (``export.dir``, ``export.projector`` and what the run reads).
         data_settings: the data module's hyper-parameters (its sources are inputs too).
         run_dir: the trainer's folder (checkpoints, logs): an export may lie inside it, never hold it.
-        overwrite: accept an existing non-empty export (``model.export_overwrite``).
+        overwrite: accept an existing non-empty export (``model.export.overwrite``).
     """
-    inputs = paths_named_in(dict(settings), skip=EXPORT_SETTINGS) + paths_named_in(dict(data_settings or {}))
+    inputs = paths_named_in(dict(settings), skip=(EXPORT_GROUP,)) + paths_named_in(dict(data_settings or {}))
+    exports = settings.get(EXPORT_GROUP) or {}
     for key in EXPORT_SETTINGS:
-        path = settings.get(key)
+        path = exports.get(key)
         if path is None:
             continue
-        check_output(path, inputs, overwrite, f"model.{key}")
+        check_output(path, inputs, overwrite, f"model.export.{key}")
         if run_dir is not None:
             out, run = Path(path).resolve(), Path(run_dir).resolve()
             if out == run or out in run.parents:
                 raise OutputError(
-                    f"model.{key} {path} is or contains the run folder {run_dir}: the export would replace its "
+                    f"model.export.{key} {path} is or contains the run folder {run_dir}: the export would replace its "
                     "checkpoints and logs; export to a folder of its own"
                 )
 

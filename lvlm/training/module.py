@@ -1,8 +1,9 @@
 """``LVLMModule``: the one LightningModule behind every recipe (stage 1, stage 2, LoRA, ablations).
 
-Every setting is a typed argument that jsonargparse validates: the LLM, each modality (with its tower) and the
-projector are components named by class path with typed ``init_args``; LoRA and FSDP are dataclasses; the
-optimizer and LR schedule are callables (``--optimizer``, ``--lr_scheduler``). Components are built in
+Every setting is typed and validated by jsonargparse, in four groups (:mod:`lvlm.training.module_settings`):
+``parts`` (the LLM, each modality with its tower, the projector: components named by class path with typed
+``init_args``), ``optimisation`` (what learns; the optimizer and LR schedule as callables), ``sharding`` and
+``export``. Components are built in
 :meth:`LVLMModule.configure_model`, which is idempotent and shards the model under ``ModelParallelStrategy``
 (FSDP2). The tokenizer is loaded at construction (it is small) and grown with the placeholder tokens there,
 so the data module gets the very same tokenizer object, the chat template and the modalities before any
@@ -14,7 +15,7 @@ Batch legend: ``b`` samples, ``l`` tokens, ``n`` images or videos, ``t`` frames.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,104 +23,67 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import FSDPStrategy, ModelParallelStrategy
 from lightning.pytorch.utilities import rank_zero_info
-from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LRScheduler
 
 from lvlm.core.outputs import staged_output
 from lvlm.core.specs import spec_of
-from lvlm.data.templates import ChatTemplate, VicunaV1
-from lvlm.modalities import Modality
+from lvlm.data.templates import VicunaV1
 from lvlm.modalities.media_record import CHECKPOINT_KEY as MEDIA_CHECKPOINT_KEY
 from lvlm.modalities.media_record import media_seen, with_seen
 from lvlm.models.generation.generate import generate_answers
 from lvlm.models.generation.settings import GenerationSettings
 from lvlm.models.io.tokenizer import load_tokenizer
-from lvlm.models.language_model import LanguageModel
-from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.models.video_llava import VideoLLaVA
 from lvlm.training.export import check_export_paths, export_model
-from lvlm.training.lora import LoRASettings, add_lora
+from lvlm.training.lora import add_lora
 from lvlm.training.meta_init import load_llm_shards, meta_llm
-from lvlm.training.optim import WarmupCosineLR, param_groups
+from lvlm.training.module_settings import Export, ModelParts, Optimisation, Sharding
+from lvlm.training.optim import param_groups
 from lvlm.training.projector_io import PROJECTOR_FILE, full_state_dict, load_projector, save_projector
-from lvlm.training.sharding import FSDPSettings, apply_activation_checkpointing, shard_model
+from lvlm.training.sharding import apply_activation_checkpointing, shard_model
 from lvlm.training.trainability import Trainability, parameter_counts, trainability_table
 
-NO_FSDP_SETTINGS = FSDPSettings()
 TEXT_KEYS = ("input_ids", "attention_mask", "labels", "position_ids")  # position_ids: packed batches
-OptimizerFactory = Callable[[Iterable], Optimizer]
-SchedulerFactory = Callable[[Optimizer], LRScheduler]
-
-
-def default_optimizer(params: Iterable) -> Optimizer:
-    """AdamW at lr 1e-3 with no weight decay: the paper's stage-1 settings (recipes set their own)."""
-    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
+DEFAULT_OPTIMISATION, DEFAULT_SHARDING, DEFAULT_EXPORT = Optimisation(), Sharding(), Export()
 
 
 class LVLMModule(pl.LightningModule):
     """Video-LLaVA training: modalities (each with its tower) + shared projector + LLM, trained as the flags say.
 
     Args:
-        llm: the :class:`~lvlm.models.language_model.LanguageModel` (class path + ``init_args``).
-        modalities: one :class:`~lvlm.modalities.Modality` per key (``image``, ``video``, a plugin's ``depth``),
-            each naming its tower; the key is the modality's name. ``null`` drops one a base recipe has (the
-            image-only and video-only ablations).
-        projector: the projector class shared by all towers; ``in_features``/``out_features`` are filled in.
-        tokenizer: tokenizer directory or hub id; defaults to the LLM's ``pretrained``.
-        chat_template: the template of the data, recorded in exported models (``lvlm.data.templates.VicunaV1``).
-        train_projector, train_llm, train_vision: what learns (see :class:`~lvlm.training.trainability.Trainability`).
-        lora: LoRA adapters on the LLM only (``r``, ``alpha``, ``dropout``, ``target_modules``); null for none.
-        projector_checkpoint: stage-1 ``projector.safetensors`` (or the original ``mm_projector.bin``) to start from.
-        optimizer: any ``torch.optim`` optimizer (``--optimizer torch.optim.SGD --optimizer.lr 0.1``); default
-            AdamW lr 1e-3, no weight decay. Biases and norm weights get no weight decay.
-        lr_scheduler: called with the optimizer (and ``total_steps`` when it takes it); stepped per optimizer step.
-        projector_lr: a learning rate of its own for the projector (the LoRA recipe's 2e-5).
-        activation_checkpointing: recompute LLM decoder layers in backward.
-        fsdp: FSDP2 mixed precision and resharding, used under ``ModelParallelStrategy``.
-        export_projector: where to write the projector at the end of fit (default: ``<run dir>/projector.safetensors``
-            whenever the projector trained).
-        export_dir: write the final model + tokenizer there as an lvlm checkpoint at the end of fit.
-        export_overwrite: replace an existing non-empty ``export_dir`` / ``export_projector`` (whole, once the new
-            export is complete); without it such a run is refused before training starts.
+        parts: ``model.parts`` (:class:`~lvlm.training.module_settings.ModelParts`): ``llm``, ``modalities``,
+            ``projector``, ``tokenizer``, ``chat_template``, ``projector_checkpoint``.
+        optimisation: ``model.optimisation`` (:class:`~lvlm.training.module_settings.Optimisation`):
+            ``train_projector``, ``train_llm``, ``train_vision``, ``lora``, ``optimizer``, ``lr_scheduler``,
+            ``projector_lr``.
+        sharding: ``model.sharding`` (:class:`~lvlm.training.module_settings.Sharding`): ``fsdp``,
+            ``activation_checkpointing``.
+        export: ``model.export`` (:class:`~lvlm.training.module_settings.Export`): ``dir``, ``projector``,
+            ``overwrite``.
         max_new_tokens: generation length of ``predict``.
     """
 
     def __init__(
         self,
-        llm: Callable[[], LanguageModel],
-        modalities: dict[str, Modality | None],
-        projector: Callable[[int, int], Projector] = MLPGeluProjector,
-        tokenizer: str | None = None,
-        chat_template: ChatTemplate | None = None,
-        train_projector: bool = True,
-        train_llm: bool = False,
-        train_vision: bool = False,
-        lora: LoRASettings | None = None,
-        projector_checkpoint: str | None = None,
-        optimizer: OptimizerFactory = default_optimizer,
-        lr_scheduler: SchedulerFactory = WarmupCosineLR,
-        projector_lr: float | None = None,
-        activation_checkpointing: bool = False,
-        fsdp: FSDPSettings = NO_FSDP_SETTINGS,
-        export_projector: str | None = None,
-        export_dir: str | None = None,
-        export_overwrite: bool = False,
+        parts: ModelParts,
+        optimisation: Optimisation = DEFAULT_OPTIMISATION,
+        sharding: Sharding = DEFAULT_SHARDING,
+        export: Export = DEFAULT_EXPORT,
         max_new_tokens: int = 128,
     ) -> None:
         super().__init__()
-        modalities = {name: modality for name, modality in modalities.items() if modality is not None}
+        modalities = {name: modality for name, modality in parts.modalities.items() if modality is not None}
         if not modalities:
-            raise ValueError("model.modalities: give at least one modality (e.g. image and video)")
-        arguments = {k: v for k, v in locals().items() if k not in {"self", "__class__"}}
+            raise ValueError("model.parts.modalities: give at least one modality (e.g. image and video)")
+        arguments = {k: v for k, v in locals().items() if k not in {"self", "__class__", "modalities"}}
         self.save_hyperparameters(spec_of(arguments))
-        self.llm_factory, self.projector_factory = llm, projector
+        self.parts, self.optimisation, self.sharding, self.exports = parts, optimisation, sharding, export
+        self.llm_factory, self.projector_factory = parts.llm, parts.projector
         self.modalities = {name: modality.bind(name) for name, modality in modalities.items()}
-        self.chat_template = chat_template or VicunaV1()
-        self.lora = lora
-        self.fsdp = fsdp
-        self.optimizer_factory, self.scheduler_factory = optimizer, lr_scheduler
-        self.trainability = Trainability(train_projector, train_llm, train_vision, lora=lora is not None)
-        self.tokenizer = self._load_tokenizer(tokenizer)
+        self.chat_template = parts.chat_template or VicunaV1()
+        self.lora = optimisation.lora
+        flags = (optimisation.train_projector, optimisation.train_llm, optimisation.train_vision)
+        self.trainability = Trainability(*flags, lora=self.lora is not None)
+        self.tokenizer = self._load_tokenizer(parts.tokenizer)
         self.model: VideoLLaVA | None = None
         self.sharded = False
         self.media_seen: dict[str, dict[str, Any]] | None = None  # set by `record_media`; else from the towers
@@ -128,7 +92,7 @@ class LVLMModule(pl.LightningModule):
     def _load_tokenizer(self, path: str | None):
         path = path or getattr(self.llm_factory, "keywords", {}).get("pretrained")
         if path is None:
-            raise ValueError("model.tokenizer: the LLM is built from a config, so give the tokenizer's directory")
+            raise ValueError("model.parts.tokenizer: the LLM is built from a config, so give the tokenizer's directory")
         tokenizer = load_tokenizer(path)
         # Placeholders are added here, before the model exists, so the data side can tokenize with the
         # final ids; VideoLLaVA.build adds the same tokens again, which keeps their ids.
@@ -154,15 +118,15 @@ class LVLMModule(pl.LightningModule):
             chat_template=spec_of(self.chat_template),
             modality_specs=self._modality_specs(),
         )
-        if self.hparams.projector_checkpoint is not None:
-            load_projector(self.model.projector, self.hparams.projector_checkpoint)
+        if self.parts.projector_checkpoint is not None:
+            load_projector(self.model.projector, self.parts.projector_checkpoint)
         if self.lora is not None:
             add_lora(self.model.llm.causal_lm, self.lora)
         self.trainability.apply(self.model)
         if self._trainer is not None and isinstance(self.trainer.strategy, (FSDPStrategy, ModelParallelStrategy)):
             self.model.encode_every_modality = True  # sharded towers: every rank runs the same all-gathers
         rank_zero_info("lvlm trainable parameters:\n" + trainability_table(parameter_counts(self.model)))
-        if self.hparams.activation_checkpointing:
+        if self.sharding.activation_checkpointing:
             apply_activation_checkpointing(self.model)
         self._shard_if_model_parallel()
         if on_meta is not None:
@@ -187,8 +151,8 @@ class LVLMModule(pl.LightningModule):
         shard_model(
             self.model,
             mesh["data_parallel"],
-            mixed_precision=self.fsdp.mixed_precision,
-            reshard_after_forward=self.fsdp.reshard_after_forward,
+            mixed_precision=self.sharding.fsdp.mixed_precision,
+            reshard_after_forward=self.sharding.fsdp.reshard_after_forward,
         )
         self.sharded = True
 
@@ -196,13 +160,14 @@ class LVLMModule(pl.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if stage == "fit":
             # the frames the data module samples per video are part of the model: inference must sample as many
-            self.record_media(media_seen(self.modalities, getattr(datamodule, "num_frames", None)))
+            media = getattr(datamodule, "media", None)
+            self.record_media(media_seen(self.modalities, getattr(media, "num_frames", None)))
             # before any training: an export must not destroy an input, the run or an older export
             check_export_paths(
                 self.hparams,
                 getattr(datamodule, "hparams", None),
                 self.trainer.default_root_dir,
-                self.hparams.export_overwrite,
+                self.exports.overwrite,
             )
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -268,42 +233,42 @@ class LVLMModule(pl.LightningModule):
 
     # --- optimizer ---------------------------------------------------------------------------------
     def configure_optimizers(self) -> dict[str, Any]:
-        groups = param_groups(self.model, projector_lr=self.hparams.projector_lr)
-        optimizer = self.optimizer_factory(groups)
+        groups = param_groups(self.model, projector_lr=self.optimisation.projector_lr)
+        optimizer = self.optimisation.optimizer(groups)
         scheduler_args = {}
-        if "total_steps" in _init_parameters(self.scheduler_factory):
+        scheduler_factory = self.optimisation.lr_scheduler
+        if "total_steps" in _init_parameters(scheduler_factory):
             total = self.trainer.estimated_stepping_batches
             if total == float("inf"):
                 raise ValueError(
-                    "the LR schedule needs a length: set trainer.max_steps, or data.batches_per_epoch with max_epochs"
+                    "the LR schedule needs a length: set trainer.max_steps, "
+                    "or data.sampling.batches_per_epoch with max_epochs"
                 )
             scheduler_args["total_steps"] = int(total)
-        scheduler = self.scheduler_factory(optimizer, **scheduler_args)
+        scheduler = scheduler_factory(optimizer, **scheduler_args)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
 
     # --- exports -----------------------------------------------------------------------------------
     def on_fit_end(self) -> None:
-
         if self.trainability.train_projector:
             state = full_state_dict(self.model.projector)
             path = (
-                self.hparams.export_projector
-                or Path(self.trainer.log_dir or self.trainer.default_root_dir) / PROJECTOR_FILE
+                self.exports.projector or Path(self.trainer.log_dir or self.trainer.default_root_dir) / PROJECTOR_FILE
             )
             if self.trainer.is_global_zero:
                 with staged_output(path, directory=False) as staged:
                     save_projector(state, staged)
                 rank_zero_info(f"lvlm: projector written to {path}")
-        if self.hparams.export_dir is not None:
+        if self.exports.dir is not None:
             export_model(
                 self.model,
-                self.hparams.export_dir,
+                self.exports.dir,
                 self.tokenizer,
                 sharded=self.sharded,
                 is_rank_zero=self.trainer.is_global_zero,
                 lora=self.lora,
             )
-            rank_zero_info(f"lvlm: model and tokenizer exported to {self.hparams.export_dir}")
+            rank_zero_info(f"lvlm: model and tokenizer exported to {self.exports.dir}")
         self.trainer.strategy.barrier("lvlm-export")
 
 

@@ -3,17 +3,27 @@
 Groups follow the original's ``LLaVATrainer.create_optimizer``: no weight decay on biases and norm
 weights, and the projector in groups of its own when it has its own learning rate (the LoRA recipe:
 LLM adapters at 2e-4, projector at 2e-5). The optimizer itself is any ``torch.optim`` class named in the
-recipe (``--optimizer``); the schedule is transformers' cosine-with-warmup (:class:`WarmupCosineLR`).
+recipe (``model.optimisation.optimizer``); the schedule is transformers' cosine-with-warmup (:class:`WarmupCosineLR`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 
+import torch
 from torch import nn
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler
 from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+OptimizerFactory = Callable[[Iterable], Optimizer]
+SchedulerFactory = Callable[[Optimizer], LRScheduler]
+
+
+def default_optimizer(params: Iterable) -> Optimizer:
+    """AdamW at lr 1e-3 with no weight decay: the paper's stage-1 settings (recipes set their own)."""
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.0)
 
 
 def _no_decay(name: str, param: nn.Parameter) -> bool:
@@ -58,7 +68,9 @@ def param_groups(
             group["weight_decay"] = weight_decay
         out.append(group)
     if not out:
-        raise ValueError("no parameter requires grad: set train_projector, train_llm, train_vision or lora")
+        raise ValueError(
+            "no parameter requires grad: set model.optimisation.train_projector, train_llm, train_vision or lora"
+        )
     return out
 
 

@@ -5,9 +5,9 @@ in a class or callable field, YAML in an ``Any`` field) is vetted along ``LVLMMo
 (:func:`lvlm.core.settings_vetting.vet_settings`) before jsonargparse sees it: only component classes of lvlm or
 of a registered plugin are accepted, anything else (``os.system``, ``subprocess.Popen``, a module with
 import-time effects) is refused naming the file and the key. Lightning's ``_instantiator``/``_class_path``
-entries are dropped, never called. Settings that would choose where a run writes (``export_dir``,
-``export_projector``) or read other files (``projector_checkpoint``) are not taken from the file; the optimizer
-and schedule are not needed to rebuild.
+entries are dropped, never called. Settings that would choose where a run writes (``export``) or read other
+files (``parts.projector_checkpoint``) are not taken from the file; the optimizer and schedule are not needed to
+rebuild.
 """
 
 from __future__ import annotations
@@ -28,19 +28,19 @@ from lvlm.models.vision.base import VisionTower
 from lvlm.training.module import LVLMModule
 
 COMPONENT_BASES = (VisionTower, Projector, LanguageModel, ChatTemplate, Modality)
-NOT_FROM_FILES = (
-    "optimizer",
-    "lr_scheduler",
-    "projector_checkpoint",
-    "export_dir",
-    "export_projector",
-    "export_overwrite",
-)
+NOT_FROM_FILES = {"optimisation": ("optimizer", "lr_scheduler"), "parts": ("projector_checkpoint",), "export": None}
+"""Per group, the fields not taken from a file (None: the whole group)."""
 
 
 def module_settings(saved: Mapping[str, Any], source: str) -> dict[str, Any]:
     """The vetted settings of a saved run, ready to rebuild its module."""
-    settings = {k: copy.deepcopy(v) for k, v in saved.items() if not str(k).startswith("_") and k not in NOT_FROM_FILES}
+    settings = {k: copy.deepcopy(v) for k, v in saved.items() if not str(k).startswith("_")}
+    for group, names in NOT_FROM_FILES.items():
+        values = settings.get(group)
+        if names is None:
+            settings.pop(group, None)
+        elif isinstance(values, dict):
+            settings[group] = {k: v for k, v in values.items() if k not in names}
     vet_settings(settings, LVLMModule, COMPONENT_BASES, source)
     return settings
 

@@ -30,7 +30,7 @@ from lvlm.training.rebuild import rebuild_module
 STATE_PREFIX = "model."
 
 # Hyper-parameters that name where a run wrote, not what it read: they never choose an output of lvlm.
-OUTPUT_SETTINGS = ("export_dir", "export_projector")
+OUTPUT_SETTINGS = ("export",)  # model.export: what a run writes
 
 
 def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -52,7 +52,7 @@ def read_run_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def paths_read_by(settings: dict[str, Any]) -> list[str]:
     """Every existing file or folder named in a run's settings (tokenizer, LLM, towers, projector...): a
-    conversion of the run must not write over them. Output settings (``export_dir``...) are left out."""
+    conversion of the run must not write over them. Output settings (``export``) are left out."""
     return paths_named_in(settings, skip=OUTPUT_SETTINGS)
 
 
@@ -136,13 +136,13 @@ def export_run_checkpoint(
     check_output(out, paths_read_by(dict(module.hparams)), overwrite, "--out")
     if require_lora and module.lora is None:
         raise ValueError(
-            f"{checkpoint}: this run trained no LoRA adapters (model.lora is null); "
+            f"{checkpoint}: this run trained no LoRA adapters (model.optimisation.lora is null); "
             f"use `lvlm convert --checkpoint {checkpoint} --out DIR` to export it as it is"
         )
     model = module.model.eval()
     merged = merge_lora_into(model.llm.causal_lm) if module.lora is not None else 0
     if require_lora and merged == 0:
-        raise ValueError(f"{checkpoint}: model.lora is set but no LoRA layer was found in the LLM")
+        raise ValueError(f"{checkpoint}: model.optimisation.lora is set but no LoRA layer was found in the LLM")
     if dtype is not None:
         model = model.to(_dtype(dtype))
     with staged_output(out) as staged:

@@ -32,7 +32,7 @@ class MixedPrecision:
 
 @dataclass(frozen=True)
 class FSDPSettings:
-    """The ``model.fsdp`` block: used under ``ModelParallelStrategy`` (FSDP2).
+    """The ``model.sharding.fsdp`` block: used under ``ModelParallelStrategy`` (FSDP2).
 
     Attributes:
         mixed_precision: None for full precision; ``{param_dtype: bfloat16, reduce_dtype: float32}`` for the paper.

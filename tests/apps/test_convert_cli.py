@@ -51,7 +51,11 @@ def fit_recipe(tmp_path, tokenizer_dir, name: str, steps: int = 2):
         "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=steps)],
     }
     recipe = write_recipe(
-        tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
+        tmp_path / f"{name}.yaml",
+        tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"dir": str(run_dir / "model")},
+        trainer=trainer,
     )
     return recipe, run_dir
 

@@ -72,7 +72,7 @@ def test_merge_lora_refuses_its_own_checkpoint_folder_and_used_outputs(tmp_path,
     tokenizer = write_tokenizer(tmp_path / "tokenizer")
     run = tmp_path / "run"
     run.mkdir()
-    torch.save(run_checkpoint(run_module(tokenizer, lora=LORA)), run / "last.ckpt")
+    torch.save(run_checkpoint(run_module(tokenizer, optimisation={"lora": LORA})), run / "last.ckpt")
     assert lvlm(capsys, "merge-lora", "--checkpoint", run / "last.ckpt", "--out", run)[0] == 2
     assert [p.name for p in run.iterdir()] == ["last.ckpt"]
     out = tmp_path / "merged"

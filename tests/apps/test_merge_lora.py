@@ -28,7 +28,9 @@ def lora_run(tmp_path_factory, tokenizer_dir):
         "default_root_dir": str(run_dir),
         "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=3)],
     }
-    recipe = write_recipe(run_dir / "lora.yaml", tokenizer_dir, trainer=trainer, lora=LORA, optimizer=ADAMW_FAST)
+    recipe = write_recipe(
+        run_dir / "lora.yaml", tokenizer_dir, optimisation={"lora": LORA, "optimizer": ADAMW_FAST}, trainer=trainer
+    )
     lightning_main("fit", ["-c", str(recipe)])
     return run_dir / "checkpoints" / "epoch=0-step=3.ckpt"
 

@@ -89,10 +89,11 @@ def test_quickstart_recipes_parse(stage, capsys, monkeypatch, tmp_path):
         lightning_main("fit", ["-c", str(RECIPES / stage), "--print_config"])
     assert exit_info.value.code in (0, None)
     config = yaml.safe_load(capsys.readouterr().out)
-    model = config["model"]
-    assert model["tokenizer"] == f"{tmp_path}/tokenizer" and model["train_vision"] is False
-    assert (model["train_llm"], model["train_projector"]) == ((False, True) if stage == "stage1.yaml" else (True, True))
-    video_tower = model["modalities"]["video"]["init_args"]["tower"]
+    parts, optimisation = config["model"]["parts"], config["model"]["optimisation"]
+    assert parts["tokenizer"] == f"{tmp_path}/tokenizer" and optimisation["train_vision"] is False
+    trains = (optimisation["train_llm"], optimisation["train_projector"])
+    assert trains == ((False, True) if stage == "stage1.yaml" else (True, True))
+    video_tower = parts["modalities"]["video"]["init_args"]["tower"]
     assert video_tower["init_args"]["pretrained"] == f"{tmp_path}/towers/video"
 
 

@@ -48,7 +48,8 @@ def wrong_type(recipe):
 
 
 def unknown_class(recipe):
-    recipe["model"]["modalities"]["image"]["init_args"]["tower"]["class_path"] = "lvlm.models.vision.NoSuchTower"
+    tower = recipe["model"]["parts"]["modalities"]["image"]["init_args"]["tower"]
+    tower["class_path"] = "lvlm.models.vision.NoSuchTower"
 
 
 @pytest.mark.parametrize(
@@ -56,7 +57,7 @@ def unknown_class(recipe):
     [
         (unknown_key, "model.learnig_rate: unknown key"),
         (wrong_type, "trainer.max_steps: expected int, got 'three'"),
-        (unknown_class, "model.modalities.image.init_args.tower.class_path: no class 'NoSuchTower'"),
+        (unknown_class, "model.parts.modalities.image.init_args.tower.class_path: no class 'NoSuchTower'"),
     ],
 )
 def test_a_recipe_mistake_is_one_line_naming_file_and_key(good_recipe, tmp_path, change, key_and_fault):
@@ -106,5 +107,5 @@ def test_no_recipe_names_the_keys_a_recipe_must_set():
         lightning_main("fit", [])
     assert (
         str(refused.value)
-        == "command line: model.llm, model.modalities, data: required, but no recipe or override sets them"
+        == "command line: model.parts.llm, model.parts.modalities, data: required, but no recipe or override sets them"
     )

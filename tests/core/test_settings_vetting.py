@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,3 +81,46 @@ def test_values_jsonargparse_would_import_are_refused_naming_the_key(key, value,
 
 def test_lightning_entries_are_left_alone():
     vet_settings({"_instantiator": "os.system", "_class_path": "os.system"}, Owner, BASES, "x")
+
+
+def _module_settings() -> dict[str, Any]:
+    tower = {"class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower", "init_args": {"config": {}}}
+    return {
+        "parts": {
+            "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": {}}},
+            "modalities": {"image": {"class_path": "lvlm.modalities.ImageModality", "init_args": {"tower": tower}}},
+            "projector": "lvlm.models.projector.MLPGeluProjector",
+        },
+        "optimisation": {"train_llm": True, "lora": {"r": 4}},
+        "sharding": {"fsdp": {"mixed_precision": None}, "activation_checkpointing": True},
+        "export": {"dir": "os.system"},  # a `str` field: a string, never imported
+    }
+
+
+@pytest.mark.parametrize(
+    ("group", "path", "payload", "where"),
+    [
+        ("parts", ("projector",), "os.system", "parts.projector"),
+        ("parts", ("llm", "class_path"), "subprocess.Popen", "parts.llm.class_path"),
+        (
+            "parts",
+            ("modalities", "image", "init_args", "tower", "class_path"),
+            "os.system",
+            "parts.modalities.image.init_args.tower.class_path",
+        ),
+        ("optimisation", ("lr_scheduler",), {"class_path": "subprocess.Popen"}, "optimisation.lr_scheduler.class_path"),
+        ("sharding", ("fsdp", "mixed_precision"), {"class_path": "os.system"}, "sharding.fsdp.mixed_precision"),
+    ],
+)
+def test_payloads_nested_inside_the_module_setting_groups_are_refused(group, path, payload, where):
+    from lvlm.training.module import LVLMModule
+    from lvlm.training.rebuild import COMPONENT_BASES
+
+    vet_settings(_module_settings(), LVLMModule, COMPONENT_BASES, "run.ckpt: hyper_parameters")
+    settings = _module_settings()
+    node = settings[group]
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = payload
+    with pytest.raises(UnsafeInputError, match=re.escape(f"hyper_parameters.{where}")):
+        vet_settings(settings, LVLMModule, COMPONENT_BASES, "run.ckpt: hyper_parameters")

@@ -14,6 +14,7 @@ from media_fixtures import encode_h264, image_bytes, moving_square_frames
 from tokenizer_fixtures import tiny_modalities, tiny_tokenizer
 
 from lvlm.data.datamodule import LVLMDataModule
+from lvlm.data.settings import DataSources, LoaderSettings, MediaSettings, Sampling
 
 VIDEO = encode_h264(moving_square_frames(8, (32, 24)))
 JPEG = image_bytes((20, 16))
@@ -79,17 +80,28 @@ def write_shards(directory: Path, name: str, shards: Sequence[Sequence[dict[str,
     return str(directory / f"{name}-{{000..{len(shards) - 1:03d}}}.tar")
 
 
-def make_datamodule(run_dir: Path, **overrides: Any) -> LVLMDataModule:
-    """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens."""
+TINY_SETTINGS: dict[str, dict[str, Any]] = {
+    "sampling": {"batches_per_epoch": 4, "shuffle_buffer": 8},
+    "media": {"num_frames": 4},
+    "loader": {"batch_size": 2},
+}
+"""The test data module's settings, by group, under what a test gives."""
+GROUP_TYPES = {"sources": DataSources, "sampling": Sampling, "media": MediaSettings, "loader": LoaderSettings}
+
+
+def make_datamodule(run_dir: Path, **arguments: Any) -> LVLMDataModule:
+    """A DataModule with the tiny tokenizer, 16-pixel modalities, 4 frames and 64 tokens.
+
+    Arguments are `LVLMDataModule`'s; a group (`sources`, `sampling`, `media`, `loader`) is given as a dict of the
+    fields it changes over `TINY_SETTINGS` (`loader={"batch_size": 3}`).
+    """
     settings: dict[str, Any] = {
         "tokenizer": tiny_tokenizer(),
         "modalities": {m.name: m for m in tiny_modalities(image_tokens=4, frame_tokens=3, size=16)},
-        "num_frames": 4,
         "max_length": 64,
-        "batch_size": 2,
-        "batches_per_epoch": 4,
-        "shuffle_buffer": 8,
         "run_dir": str(run_dir),
     }
-    settings.update(overrides)
+    settings |= arguments
+    for group, kind in GROUP_TYPES.items():
+        settings[group] = kind(**TINY_SETTINGS.get(group, {}) | settings.get(group, {}))
     return LVLMDataModule(**settings)

@@ -78,12 +78,14 @@ def test_the_datamodule_trains_on_caption_shards_with_the_source_prompt(tmp_path
     bad = write_shards(tmp_path / "bad", "part", [[{"__key__": "nocap", "jpg": JPEG}]])
     dm = make_datamodule(
         tmp_path / "run",
-        val_sources=[
-            {"pattern": images, "format": "captions", "prompt": "write a short caption."},
-            {"pattern": videos, "format": "captions"},
-            {"pattern": bad, "format": "captions"},
-        ],
-        batch_size=7,  # one batch: the 6 good samples (the bad one is skipped)
+        sources={
+            "val": [
+                {"pattern": images, "format": "captions", "prompt": "write a short caption."},
+                {"pattern": videos, "format": "captions"},
+                {"pattern": bad, "format": "captions"},
+            ]
+        },
+        loader={"batch_size": 7},
         max_length=96,
     )
     (batch,) = list(dm.val_dataloader())
@@ -103,6 +105,6 @@ def test_the_datamodule_trains_on_caption_shards_with_the_source_prompt(tmp_path
 
 def test_an_unknown_source_format_is_refused(tmp_path: Path):
     with pytest.raises(ValueError, match="format must be 'conversations' or 'captions'"):
-        make_datamodule(tmp_path, val_sources=[{"pattern": "x.tar", "format": "pairs"}])
+        make_datamodule(tmp_path, sources={"val": [{"pattern": "x.tar", "format": "pairs"}]})
     with pytest.raises(ValueError, match="'prompt' is a string, for format 'captions'"):
-        make_datamodule(tmp_path, val_sources=[{"pattern": "x.tar", "prompt": "Describe."}])
+        make_datamodule(tmp_path, sources={"val": [{"pattern": "x.tar", "prompt": "Describe."}]})

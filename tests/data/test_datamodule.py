@@ -32,7 +32,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def test_validation_batches_have_the_contract_format(shards, tmp_path: Path) -> None:
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": shards["good"]}]})
     batches = list(dm.val_dataloader())
     assert [b["keys"] for b in batches] == [
         ["g0000", "g0001"], ["g0002", "g0003"], ["g0004", "g0005"], ["h0000", "h0001"], ["h0002", "h0003"]
@@ -42,7 +42,9 @@ def test_validation_batches_have_the_contract_format(shards, tmp_path: Path) -> 
     assert first["images"].shape == (1, 3, 16, 16) and first["images"].dtype == torch.uint8  # towers normalise
     assert first["videos"].shape == (1, 4, 3, 16, 16) and first["videos"].dtype == torch.uint8
     as_float = list(
-        make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], media_dtype="float32").val_dataloader()
+        make_datamodule(
+            tmp_path, sources={"val": [{"pattern": shards["good"]}]}, media={"dtype": "float32"}
+        ).val_dataloader()
     )
     towers = {m.name: m.tower_facts.preprocessing for m in make_datamodule(tmp_path).modalities}
     for name, kind in (("images", "image"), ("videos", "video")):
@@ -61,7 +63,7 @@ def test_validation_batches_have_the_contract_format(shards, tmp_path: Path) -> 
 
 
 def test_every_bad_sample_is_skipped_and_reported_with_its_reason(shards, tmp_path: Path) -> None:
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": shards["mixed"]}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": shards["mixed"]}]})
     keys = [k for batch in dm.val_dataloader() for k in batch["keys"]]
     good = [s["__key__"] for s in good_samples("a", 7) + good_samples("b", 3)]
     assert keys == good
@@ -77,7 +79,9 @@ def test_every_bad_sample_is_skipped_and_reported_with_its_reason(shards, tmp_pa
 
 
 def test_training_stream_skips_bad_samples_and_yields_exactly_the_epoch(shards, tmp_path: Path) -> None:
-    dm = make_datamodule(tmp_path, train_sources=[{"pattern": shards["mixed"]}], batches_per_epoch=12)
+    dm = make_datamodule(
+        tmp_path, sources={"train": [{"pattern": shards["mixed"]}]}, sampling={"batches_per_epoch": 12}
+    )
     loader = dm.train_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == 12
@@ -93,9 +97,9 @@ def test_training_stream_skips_bad_samples_and_yields_exactly_the_epoch(shards, 
 def test_weighted_mixing_follows_the_weights(shards, tmp_path: Path) -> None:
     dm = make_datamodule(
         tmp_path,
-        train_sources=[{"pattern": shards["good"], "weight": 1.0}, {"pattern": shards["text"], "weight": 3.0}],
-        batches_per_epoch=40,
-        batch_size=2,
+        sources={"train": [{"pattern": shards["good"], "weight": 1.0}, {"pattern": shards["text"], "weight": 3.0}]},
+        sampling={"batches_per_epoch": 40},
+        loader={"batch_size": 2},
     )
     keys = [k for b in dm.train_dataloader() for k in b["keys"]]
     share = sum(k.startswith("t") for k in keys) / len(keys)
@@ -104,7 +108,9 @@ def test_weighted_mixing_follows_the_weights(shards, tmp_path: Path) -> None:
 
 def test_modality_length_grouping_keeps_text_only_and_multimodal_apart(shards, tmp_path: Path) -> None:
     dm = make_datamodule(
-        tmp_path, train_sources=[{"pattern": shards["good"]}], group_by_modality_length=True, batches_per_epoch=10
+        tmp_path,
+        sources={"train": [{"pattern": shards["good"]}]},
+        sampling={"group_by_modality_length": True, "batches_per_epoch": 10},
     )
     for batch in dm.train_dataloader():
         text = [m == "text" for m in batch["modalities"]]
@@ -112,7 +118,7 @@ def test_modality_length_grouping_keeps_text_only_and_multimodal_apart(shards, t
 
 
 def test_predict_batches_are_left_padded_prompts_with_references(shards, tmp_path: Path) -> None:
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": shards["good"]}]})
     batch = next(iter(dm.predict_dataloader()))
     assert "labels" not in batch and batch["keys"] == ["g0000", "g0001"]
     assert [m["reference"] for m in batch["meta"]] == ["red 0", "left 1"]
@@ -132,10 +138,10 @@ def test_resume_mid_epoch_repeats_the_uninterrupted_batches(shards, tmp_path: Pa
     `load_state_dict` equal (keys and every tensor, random crops included) those an uninterrupted loader yields
     from that position. (Not covered: a worker that dropped a whole all-bad batch before the resume point.)"""
     settings = {
-        "train_sources": [{"pattern": shards["mixed"]}],
-        "batches_per_epoch": 7,
-        "num_workers": num_workers,
-        "augment": augment,
+        "sources": {"train": [{"pattern": shards["mixed"]}]},
+        "sampling": {"batches_per_epoch": 7},
+        "loader": {"num_workers": num_workers},
+        "media": {"augment": augment},
     }
     reference = list(make_datamodule(tmp_path / "a", **settings).train_dataloader())
 
@@ -193,7 +199,7 @@ def _fit(datamodule, max_steps: int, ckpt_path: str | None = None) -> tuple[KeyR
 
 def test_lightning_resume_from_a_mid_epoch_checkpoint(shards, tmp_path: Path) -> None:
     """Under a Trainer the resume point counts batches given to `training_step` (not prefetched ones)."""
-    settings = {"train_sources": [{"pattern": shards["good"]}], "batches_per_epoch": 5}
+    settings = {"sources": {"train": [{"pattern": shards["good"]}]}, "sampling": {"batches_per_epoch": 5}}
     full, _ = _fit(make_datamodule(tmp_path / "a", **settings), max_steps=5)
     first, trainer = _fit(make_datamodule(tmp_path / "b", **settings), max_steps=3)
     assert first.seen == full.seen[:3]
@@ -211,9 +217,9 @@ def test_sources_accept_globs_fsspec_and_pipe_urls(shards, tmp_path: Path) -> No
         memory.pipe(f"/lvlm-test/good-{i}.tar", Path(path).read_bytes())
     urls = expand_pattern("memory://lvlm-test/good-*.tar")
     assert urls == ["memory:///lvlm-test/good-0.tar", "memory:///lvlm-test/good-1.tar"]
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": "memory://lvlm-test/good-*.tar"}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": "memory://lvlm-test/good-*.tar"}]})
     assert [k for b in dm.val_dataloader() for k in b["keys"]][:3] == ["g0000", "g0001", "g0002"]
-    piped = make_datamodule(tmp_path / "pipe", val_sources=[{"pattern": f"pipe:cat {braces[1]}"}])
+    piped = make_datamodule(tmp_path / "pipe", sources={"val": [{"pattern": f"pipe:cat {braces[1]}"}]})
     assert [k for b in piped.val_dataloader() for k in b["keys"]] == ["h0000", "h0001", "h0002", "h0003"]
     with pytest.raises(FileNotFoundError, match="matches no shard"):
         expand_pattern(str(tmp_path / "nothing-*.tar"))
@@ -223,7 +229,7 @@ def test_unreadable_shards_are_reported_and_the_other_shards_arrive(shards, tmp_
     garbage = tmp_path / "garbage.tar"
     garbage.write_bytes(b"not a tar archive" * 100)
     sources = [{"pattern": str(garbage)}, {"pattern": str(tmp_path / "missing.tar")}, {"pattern": shards["good"]}]
-    dm = make_datamodule(tmp_path / "run", val_sources=sources)
+    dm = make_datamodule(tmp_path / "run", sources={"val": sources})
     keys = [k for b in dm.val_dataloader() for k in b["keys"]]
     assert keys == [s["__key__"] for s in good_samples("g", 6) + good_samples("h", 4)]
     reported = read_bad_samples(tmp_path / "run")
@@ -236,7 +242,9 @@ def test_video_backends_give_the_same_batches_and_unknown_ones_are_refused(shard
 
     batches = {
         backend: list(
-            make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], video_backend=backend).val_dataloader()
+            make_datamodule(
+                tmp_path, sources={"val": [{"pattern": shards["good"]}]}, media={"video_backend": backend}
+            ).val_dataloader()
         )
         for backend in available_backends()
     }
@@ -252,4 +260,4 @@ def test_video_backends_give_the_same_batches_and_unknown_ones_are_refused(shard
                 assert mine["videos"].shape == theirs["videos"].shape
                 assert (mine["videos"].float() - theirs["videos"].float()).abs().mean() < 2.0
     with pytest.raises(ValueError, match="video_backend 'opencv' is not installed"):
-        make_datamodule(tmp_path, val_sources=[{"pattern": shards["good"]}], video_backend="opencv")
+        make_datamodule(tmp_path, sources={"val": [{"pattern": shards["good"]}]}, media={"video_backend": "opencv"})

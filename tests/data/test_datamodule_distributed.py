@@ -29,29 +29,24 @@ def _run_rank(rank: int, port: int, pattern: str, run_dir: str, out_dir: str) ->
     try:
         dm = make_datamodule(
             Path(run_dir),
-            train_sources=[{"pattern": pattern}],
-            val_sources=[{"pattern": pattern}],
-            batches_per_epoch=5,
-            num_workers=2,
+            sources={"train": [{"pattern": pattern}], "val": [{"pattern": pattern}]},
+            sampling={"batches_per_epoch": 5},
+            loader={"num_workers": 2},
         )
         train_keys = [batch["keys"] for batch in dm.train_dataloader()]
         val_keys = [batch["keys"] for batch in dm.val_dataloader()]
         single = make_datamodule(
             Path(run_dir),
-            train_sources=[{"pattern": pattern}],
-            sampling="single_pass",
-            batches_per_epoch=None,
-            num_workers=2,
-            batch_size=3,
+            sources={"train": [{"pattern": pattern}]},
+            sampling={"mode": "single_pass", "batches_per_epoch": None},
+            loader={"num_workers": 2, "batch_size": 3},
         )
         single_keys = [batch["keys"] for batch in single.train_dataloader()]
         packed = make_datamodule(
             Path(run_dir),
-            train_sources=[{"pattern": pattern}],
-            sampling="single_pass",
-            batches_per_epoch=None,
-            num_workers=2,
-            max_tokens_per_batch=128,
+            sources={"train": [{"pattern": pattern}]},
+            sampling={"mode": "single_pass", "batches_per_epoch": None},
+            loader={"num_workers": 2, "max_tokens_per_batch": 128},
         )
         packed_keys = [[batch["keys"], batch.get("filler", False)] for batch in packed.train_dataloader()]
         result = {"rank": dm.rank, "world_size": dm.world_size, "train": train_keys, "val": val_keys}

@@ -44,7 +44,11 @@ def test_every_copy_is_delivered_once_and_reported(pattern: str, tmp_path: Path,
     texts = []
     for rank in range(world_size):
         dm = make_datamodule(
-            tmp_path, val_sources=[{"pattern": pattern}], rank=rank, world_size=world_size, num_workers=num_workers
+            tmp_path,
+            sources={"val": [{"pattern": pattern}]},
+            loader={"num_workers": num_workers},
+            rank=rank,
+            world_size=world_size,
         )
         for batch in dm.val_dataloader():
             keys.update(batch["keys"])

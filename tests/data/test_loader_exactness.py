@@ -26,6 +26,8 @@ from lvlm.data.datamodule import LVLMDataModule
 from lvlm.data.eval_samples import read_samples
 from lvlm.data.eval_stream import partition
 from lvlm.data.sample_pipeline import SampleProcessor
+from lvlm.data.settings import DataSources, LoaderSettings, MediaSettings
+from lvlm.data.sources import DataSource
 from lvlm.data.templates import get_template
 from lvlm.data.tokenization import SegmentTokenizer, tokenize_conversation
 from lvlm.data.transforms import ImageTransform
@@ -97,13 +99,12 @@ def test_worker_batches_equal_the_plain_path(tmp_path):
     write_shards(tmp_path / "shards", "test", [samples[:6], samples[6:]])
     modalities = _modalities()
     dm = LVLMDataModule(
-        test_sources=[{"pattern": str(tmp_path / "shards" / "*.tar")}],
+        sources=DataSources(test=[DataSource(str(tmp_path / "shards" / "*.tar"))]),
+        media=MediaSettings(num_frames=4),
+        loader=LoaderSettings(batch_size=3, num_workers=2),
         tokenizer=tiny_tokenizer(),
         modalities=modalities,
-        num_frames=4,
         max_length=128,
-        batch_size=3,
-        num_workers=2,
         run_dir=str(tmp_path / "run"),
     )
     batches = list(dm.test_dataloader())

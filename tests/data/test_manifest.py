@@ -61,10 +61,10 @@ def test_a_manifest_expands_into_its_shards(converted):
 
 
 def test_the_datamodule_reads_every_sample_of_a_manifest(converted, tmp_path):
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": str(converted / "manifest.json")}])
+    dm = make_datamodule(tmp_path, sources={"val": [{"pattern": str(converted / "manifest.json")}]})
     keys = [key for batch in dm.val_dataloader() for key in batch["keys"]]
     assert keys == ["i0", "i1", "i2", "v0", "v1", "t0", "t1"]
-    train = make_datamodule(tmp_path, train_sources=[{"pattern": str(converted / "manifest.json")}])
+    train = make_datamodule(tmp_path, sources={"train": [{"pattern": str(converted / "manifest.json")}]})
     batch = next(iter(train.train_dataloader()))
     assert set(batch["keys"]) <= set(keys) and len(batch["keys"]) == 2
 
@@ -121,10 +121,10 @@ def test_the_paper_recipes_name_manifests_not_brace_ranges():
     patterns = []
     for path in recipes.glob("*.yaml"):
         data = (yaml.safe_load(path.read_text()) or {}).get("data") or {}
-        patterns += [s["pattern"] for s in (data.get("init_args") or {}).get("train_sources", [])]
+        patterns += [s["pattern"] for s in ((data.get("init_args") or {}).get("sources") or {}).get("train", [])]
     for path in recipes.glob("ablations/*.yaml"):  # experiments: sources in each stage's overlay
         for stage in yaml.safe_load(path.read_text())["stages"]:
             data = (stage.get("overlay") or {}).get("data") or {}
-            patterns += [s["pattern"] for s in (data.get("init_args") or {}).get("train_sources", [])]
+            patterns += [s["pattern"] for s in ((data.get("init_args") or {}).get("sources") or {}).get("train", [])]
     assert len(patterns) == 14
     assert all(p.startswith("${oc.env:LVLM_DATA,data}/") and p.endswith("/manifest.json") for p in patterns)

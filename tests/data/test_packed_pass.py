@@ -106,13 +106,16 @@ def test_lengths_are_read_without_media_and_equal_the_streamed_ones(pattern, tmp
     assert Counter(e["reason"] for e in read_bad_samples(tmp_path / "local")) == {"bad_json": 1, "too_long": 1}
 
 
-SETTINGS = {"sampling": "single_pass", "batches_per_epoch": None, "max_tokens_per_batch": 128, "num_workers": 2}
+SETTINGS = {
+    "sampling": {"mode": "single_pass", "batches_per_epoch": None},
+    "loader": {"max_tokens_per_batch": 128, "num_workers": 2},
+}
 
 
 def test_two_ranks_with_two_workers_read_every_sample_once_in_packed_rows(pattern, tmp_path: Path) -> None:
     everything = sorted(s["__key__"] for p, n in (("a", 12), ("b", 12), ("c", 5)) for s in good_samples(p, n))
     ranks = [
-        make_datamodule(tmp_path, train_sources=[{"pattern": pattern}], rank=r, world_size=2, **SETTINGS)
+        make_datamodule(tmp_path, sources={"train": [{"pattern": pattern}]}, rank=r, world_size=2, **SETTINGS)
         for r in range(2)
     ]
     epochs = [[list(dm.train_dataloader()) for dm in ranks] for _ in range(2)]
@@ -133,14 +136,16 @@ def test_two_ranks_with_two_workers_read_every_sample_once_in_packed_rows(patter
     } == {0}
 
     interrupted = make_datamodule(
-        tmp_path / "b", train_sources=[{"pattern": pattern}], rank=1, world_size=2, **SETTINGS
+        tmp_path / "b", sources={"train": [{"pattern": pattern}]}, rank=1, world_size=2, **SETTINGS
     )
     iterator = iter(interrupted.train_dataloader())
     for _ in range(3):
         next(iterator)
     state = interrupted.state_dict()
     del iterator
-    resumed = make_datamodule(tmp_path / "c", train_sources=[{"pattern": pattern}], rank=1, world_size=2, **SETTINGS)
+    resumed = make_datamodule(
+        tmp_path / "c", sources={"train": [{"pattern": pattern}]}, rank=1, world_size=2, **SETTINGS
+    )
     resumed.load_state_dict(state)
     after = list(resumed.train_dataloader())
     assert [b["keys"] for b in after] == [b["keys"] for b in epochs[0][1][3:]]
@@ -149,9 +154,10 @@ def test_two_ranks_with_two_workers_read_every_sample_once_in_packed_rows(patter
 
 def test_a_rank_with_one_bin_fewer_ends_with_a_zero_loss_filler(tmp_path: Path) -> None:
     pattern = write_shards(tmp_path / "shards", "one", [good_samples("a", 3)])
-    settings = {**SETTINGS, "max_tokens_per_batch": 64}  # each of the 3 samples (> 32 tokens) fills a row
+    # each of the 3 samples (> 32 tokens) fills a row
+    settings = SETTINGS | {"loader": {"max_tokens_per_batch": 64, "num_workers": 2}}
     ranks = [
-        make_datamodule(tmp_path, train_sources=[{"pattern": pattern}], rank=r, world_size=2, **settings)
+        make_datamodule(tmp_path, sources={"train": [{"pattern": pattern}]}, rank=r, world_size=2, **settings)
         for r in range(2)
     ]
     batches = [list(dm.train_dataloader()) for dm in ranks]

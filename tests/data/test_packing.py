@@ -55,7 +55,11 @@ def pattern(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_training_batches_are_packed_rows_under_the_budget(pattern, tmp_path: Path) -> None:
-    settings = {"train_sources": [{"pattern": pattern}], "max_tokens_per_batch": 128, "batches_per_epoch": 5}
+    settings = {
+        "sources": {"train": [{"pattern": pattern}]},
+        "loader": {"max_tokens_per_batch": 128},
+        "sampling": {"batches_per_epoch": 5},
+    }
     batches = list(make_datamodule(tmp_path / "a", **settings).train_dataloader())
     assert len(batches) == 5
     for batch in batches:
@@ -79,5 +83,5 @@ def test_training_batches_are_packed_rows_under_the_budget(pattern, tmp_path: Pa
 
 
 def test_a_budget_below_max_length_is_refused(pattern, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="at least max_length"):
-        make_datamodule(tmp_path, train_sources=[{"pattern": pattern}], max_tokens_per_batch=32)
+    with pytest.raises(ValueError, match=r"max_tokens_per_batch \(32\) must be at least data.max_length"):
+        make_datamodule(tmp_path, sources={"train": [{"pattern": pattern}]}, loader={"max_tokens_per_batch": 32})

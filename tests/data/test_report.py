@@ -29,7 +29,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 def test_a_stream_of_only_bad_samples_stops_after_the_limit_naming_the_report(shards, tmp_path, monkeypatch):
     monkeypatch.setattr(lvlm.data.report, "EXAMPLES_PER_REASON", 2)
-    dm = make_datamodule(tmp_path, train_sources=[{"pattern": shards["bad"]}], max_consecutive_bad_samples=60)
+    dm = make_datamodule(tmp_path, sources={"train": [{"pattern": shards["bad"]}]}, max_consecutive_bad_samples=60)
     with pytest.raises(TooManyBadSamplesError) as caught:
         list(dm.train_dataloader())
     path = tmp_path / "bad_samples.train.rank0.workermain.jsonl"
@@ -45,7 +45,10 @@ def test_a_stream_of_only_bad_samples_stops_after_the_limit_naming_the_report(sh
 
 def test_the_error_from_a_dataloader_worker_is_the_same_one_line(shards, tmp_path):
     dm = make_datamodule(
-        tmp_path, train_sources=[{"pattern": shards["bad"]}], max_consecutive_bad_samples=30, num_workers=1
+        tmp_path,
+        sources={"train": [{"pattern": shards["bad"]}]},
+        loader={"num_workers": 1},
+        max_consecutive_bad_samples=30,
     )
     with pytest.raises(TooManyBadSamplesError) as caught:
         list(dm.train_dataloader())
@@ -59,7 +62,10 @@ def test_a_mix_trains_on_the_good_samples_and_counts_every_bad_one(shards, tmp_p
     """The benign twin: runs of bad samples shorter than the limit are skipped, counted and reported."""
     monkeypatch.setattr(lvlm.data.report, "EXAMPLES_PER_REASON", 1)
     dm = make_datamodule(
-        tmp_path, train_sources=[{"pattern": shards["mixed"]}], batches_per_epoch=30, max_consecutive_bad_samples=20
+        tmp_path,
+        sources={"train": [{"pattern": shards["mixed"]}]},
+        sampling={"batches_per_epoch": 30},
+        max_consecutive_bad_samples=20,
     )
     batches = list(dm.train_dataloader())
     assert len(batches) == 30

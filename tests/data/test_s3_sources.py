@@ -63,29 +63,28 @@ def test_braces_globs_and_manifests_expand_to_s3_urls(bucket) -> None:
 def test_training_and_validation_read_every_s3_sample(bucket, tmp_path: Path) -> None:
     single = make_datamodule(
         tmp_path / "single",
-        train_sources=[{"pattern": "s3://lvlm-data/sets/manifest.json"}],
-        sampling="single_pass",
-        batches_per_epoch=None,
-        num_workers=2,
+        sources={"train": [{"pattern": "s3://lvlm-data/sets/manifest.json"}]},
+        sampling={"mode": "single_pass", "batches_per_epoch": None},
+        loader={"num_workers": 2},
     )
     batches = list(single.train_dataloader())
     assert sorted(k for b in batches for k in b["keys"]) == sorted(KEYS)
     assert sorted(len(b["keys"]) for b in batches) == [1, 2, 2, 2, 2]  # 9 samples in batches of 2
     packed = make_datamodule(
         tmp_path / "packed",
-        train_sources=[{"pattern": f"{BASE}-*.tar"}],
-        sampling="single_pass",
-        batches_per_epoch=None,
-        max_tokens_per_batch=128,
-        num_workers=2,
+        sources={"train": [{"pattern": f"{BASE}-*.tar"}]},
+        sampling={"mode": "single_pass", "batches_per_epoch": None},
+        loader={"max_tokens_per_batch": 128, "num_workers": 2},
     )
     rows = list(packed.train_dataloader())
     assert sorted(k for b in rows if not b.get("filler") for k in b["keys"]) == sorted(KEYS)
     assert all(b["input_ids"].shape[0] == 1 for b in rows) and len(rows) < len(KEYS)
-    resampled = make_datamodule(tmp_path / "resampled", train_sources=[{"pattern": f"{BASE}-*.tar"}], num_workers=2)
+    resampled = make_datamodule(
+        tmp_path / "resampled", sources={"train": [{"pattern": f"{BASE}-*.tar"}]}, loader={"num_workers": 2}
+    )
     keys = [k for b in resampled.train_dataloader() for k in b["keys"]]
     assert len(keys) == 8 and set(keys) <= set(KEYS)
-    val = make_datamodule(tmp_path / "val", val_sources=[{"pattern": f"{BASE}-{{000..002}}.tar"}])
+    val = make_datamodule(tmp_path / "val", sources={"val": [{"pattern": f"{BASE}-{{000..002}}.tar"}]})
     assert [k for b in val.val_dataloader() for k in b["keys"]] == KEYS
 
 
@@ -93,10 +92,8 @@ def test_a_missing_s3_object_is_reported_by_url_and_skipped(bucket, tmp_path: Pa
     missing = f"{BASE}-003.tar"
     dm = make_datamodule(
         tmp_path,
-        train_sources=[{"pattern": f"{BASE}-{{001..003}}.tar"}],
-        val_sources=[{"pattern": f"{BASE}-{{001..003}}.tar"}],
-        sampling="single_pass",
-        batches_per_epoch=None,
+        sources={"train": [{"pattern": f"{BASE}-{{001..003}}.tar"}], "val": [{"pattern": f"{BASE}-{{001..003}}.tar"}]},
+        sampling={"mode": "single_pass", "batches_per_epoch": None},
     )
     assert [k for b in dm.val_dataloader() for k in b["keys"]] == KEYS[4:]
     assert sorted(k for b in dm.train_dataloader() for k in b["keys"]) == sorted(KEYS[4:])

@@ -46,10 +46,12 @@ def test_local_tar_keys_are_listed_from_the_headers(served) -> None:
 def test_http_shards_stream_for_validation_and_a_single_pass(served, tmp_path: Path) -> None:
     _, url = served
     assert expand_pattern(url) == [url.replace("{000..001}", "000"), url.replace("{000..001}", "001")]
-    val = make_datamodule(tmp_path / "val", val_sources=[{"pattern": url}])
+    val = make_datamodule(tmp_path / "val", sources={"val": [{"pattern": url}]})
     assert [k for b in val.val_dataloader() for k in b["keys"]] == KEYS
     train = make_datamodule(
-        tmp_path / "train", train_sources=[{"pattern": url}], sampling="single_pass", batches_per_epoch=None
+        tmp_path / "train",
+        sources={"train": [{"pattern": url}]},
+        sampling={"mode": "single_pass", "batches_per_epoch": None},
     )
     assert sorted(k for b in train.train_dataloader() for k in b["keys"]) == sorted(KEYS)
 
@@ -57,7 +59,11 @@ def test_http_shards_stream_for_validation_and_a_single_pass(served, tmp_path: P
 def test_pipe_sources_run_a_command_per_shard(served, tmp_path: Path) -> None:
     local, _ = served
     first, second = expand_pattern(local)
-    dm = make_datamodule(tmp_path, val_sources=[{"pattern": f"pipe:cat {first}"}, {"pattern": f"pipe:cat {second}"}])
+    dm = make_datamodule(
+        tmp_path, sources={"val": [{"pattern": f"pipe:cat {first}"}, {"pattern": f"pipe:cat {second}"}]}
+    )
     assert [k for b in dm.val_dataloader() for k in b["keys"]] == KEYS
-    resampled = make_datamodule(tmp_path / "r", train_sources=[{"pattern": f"pipe:cat {first}"}], batches_per_epoch=3)
+    resampled = make_datamodule(
+        tmp_path / "r", sources={"train": [{"pattern": f"pipe:cat {first}"}]}, sampling={"batches_per_epoch": 3}
+    )
     assert {k for b in resampled.train_dataloader() for k in b["keys"]} <= set(KEYS[:4])

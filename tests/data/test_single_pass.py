@@ -46,12 +46,9 @@ def pattern(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_one_epoch_reads_every_sample_once_and_resumes_exactly(pattern, tmp_path: Path) -> None:
     settings = {
-        "train_sources": [{"pattern": pattern, "weight": 3.0}],
-        "sampling": "single_pass",
-        "batches_per_epoch": None,
-        "batch_size": 3,
-        "num_workers": 2,
-        "group_by_modality_length": True,
+        "sources": {"train": [{"pattern": pattern, "weight": 3.0}]},
+        "sampling": {"mode": "single_pass", "batches_per_epoch": None, "group_by_modality_length": True},
+        "loader": {"batch_size": 3, "num_workers": 2},
     }
     dm = make_datamodule(tmp_path / "a", **settings)
     loader = dm.train_dataloader()
@@ -79,4 +76,8 @@ def test_one_epoch_reads_every_sample_once_and_resumes_exactly(pattern, tmp_path
 
 def test_single_pass_refuses_an_epoch_length(pattern, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="epoch length comes from the data|takes the epoch length"):
-        make_datamodule(tmp_path, train_sources=[{"pattern": pattern}], sampling="single_pass", batches_per_epoch=3)
+        make_datamodule(
+            tmp_path,
+            sources={"train": [{"pattern": pattern}]},
+            sampling={"mode": "single_pass", "batches_per_epoch": 3},
+        )

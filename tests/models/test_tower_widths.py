@@ -66,7 +66,7 @@ def test_lvlm_fit_builds_the_model_and_refuses_the_mismatch_there(tmp_path):
     module = instantiate_module(args)
     module.configure_model()
     assert module.model.projector.in_features == 32
-    args["modalities"]["video"]["init_args"]["tower"]["init_args"]["config"]["hidden_size"] = 64
+    args["parts"]["modalities"]["video"]["init_args"]["tower"]["init_args"]["config"]["hidden_size"] = 64
     module = instantiate_module(args)
     with pytest.raises(UserError, match=MISMATCH):
         module.configure_model()

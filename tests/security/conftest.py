@@ -34,7 +34,9 @@ def run_checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp("run")
     tokenizer_dir = write_tokenizer(root / "tokenizer")
     trainer = {"max_steps": 1, "logger": False, "default_root_dir": str(root)}
-    recipe = write_recipe(root / "tiny.yaml", tokenizer_dir, trainer=trainer, lora={"r": 2, "alpha": 4})
+    recipe = write_recipe(
+        root / "tiny.yaml", tokenizer_dir, optimisation={"lora": {"r": 2, "alpha": 4}}, trainer=trainer
+    )
     lightning_main("fit", ["-c", str(recipe)])
     (path,) = (root / "checkpoints").iterdir()
     return path, recipe

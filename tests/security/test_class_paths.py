@@ -27,7 +27,7 @@ def popen(marker) -> dict:
 
 def crafted_checkpoint(source, target, marker):
     checkpoint = torch.load(source, weights_only=True)
-    towers = checkpoint["hyper_parameters"]["modalities"]["image"]["init_args"]
+    towers = checkpoint["hyper_parameters"]["parts"]["modalities"]["image"]["init_args"]
     towers["tower"] = popen(marker)
     checkpoint["hyper_parameters"]["_instantiator"] = "os.system"
     torch.save(checkpoint, target)
@@ -40,7 +40,8 @@ def test_run_checkpoint_hyperparameters(command, run_checkpoint, tmp_path):
     marker = tmp_path / "marker"
     crafted = crafted_checkpoint(path, tmp_path / "crafted.ckpt", marker)
     args = ["--checkpoint", str(crafted), "--out", str(tmp_path / "out")]
-    with pytest.raises(UnsafeInputError, match=r"crafted.ckpt: hyper_parameters.modalities.image.init_args.tower"):
+    where = r"crafted.ckpt: hyper_parameters.parts.modalities.image.init_args.tower"
+    with pytest.raises(UnsafeInputError, match=where):
         run_command(command, args)
     assert not marker.exists()
     assert run_command(command, ["--checkpoint", str(path), "--out", str(tmp_path / "benign")]) == 0
@@ -51,10 +52,10 @@ def test_saved_run_config(run_checkpoint, tmp_path):
     path, recipe = run_checkpoint
     marker = tmp_path / "marker"
     config = yaml.safe_load(recipe.read_text())
-    config["model"]["modalities"]["video"]["init_args"]["tower"] = popen(marker)
+    config["model"]["parts"]["modalities"]["video"]["init_args"]["tower"] = popen(marker)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(config))
     args = ["--checkpoint", str(path), "--run-config", str(tmp_path / "config.yaml"), "--out", str(tmp_path / "out")]
-    with pytest.raises(UnsafeInputError, match=r"config.yaml: model.modalities.video.init_args.tower.class_path"):
+    with pytest.raises(UnsafeInputError, match=r"config.yaml: model.parts.modalities.video.init_args.tower.class_path"):
         run_command("convert", args)
     assert not marker.exists()
     benign = ["--checkpoint", str(path), "--run-config", str(recipe), "--out", str(tmp_path / "benign")]
@@ -70,12 +71,12 @@ def test_fit_resume_never_imports_or_applies_the_checkpoint_settings(run_checkpo
     args = ["-c", str(recipe), "--ckpt_path", str(crafted), "--trainer.max_steps", "2"]
     # its own run folder: resuming in the shared run's would replace that run's checkpoint (save_top_k=1)
     args += ["--trainer.default_root_dir", str(tmp_path / "resumed")]
-    lightning_main("fit", [*args, "--model.export_dir", str(export)])
+    lightning_main("fit", [*args, "--model.export.dir", str(export)])
     assert not marker.exists()
-    assert (export / "lvlm_config.json").is_file()  # the command line's export_dir, not the checkpoint's
+    assert (export / "lvlm_config.json").is_file()  # the command line's export.dir, not the checkpoint's
     err = capsys.readouterr().err
-    assert "the recipe and command line win" in err and "model.export_dir: checkpoint None -> now" in err
-    assert f"model.modalities.image.init_args.tower.class_path: checkpoint '{POPEN}'" in err
+    assert "the recipe and command line win" in err and "model.export.dir: checkpoint None -> now" in err
+    assert f"model.parts.modalities.image.init_args.tower.class_path: checkpoint '{POPEN}'" in err
 
 
 def test_saved_model_config(tmp_path):

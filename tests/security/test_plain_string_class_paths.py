@@ -17,15 +17,15 @@ from tests.apps.cli_runner import lvlm
 
 PAYLOAD = "lvlm_payload_{n}"
 FIELDS = {
-    "projector": ["projector"],
-    "llm": ["llm"],
-    "tower": ["modalities", "image", "init_args", "tower"],
-    "modality": ["modalities", "video"],
-    "lora": ["lora"],
-    "fsdp": ["fsdp"],
-    "mixed_precision": ["fsdp", "mixed_precision"],
-    "chat_template": ["chat_template"],
-    "llm_config_any": ["llm", "init_args", "config", "hidden_act"],
+    "projector": ["parts", "projector"],
+    "llm": ["parts", "llm"],
+    "tower": ["parts", "modalities", "image", "init_args", "tower"],
+    "modality": ["parts", "modalities", "video"],
+    "lora": ["optimisation", "lora"],
+    "fsdp": ["sharding", "fsdp"],
+    "mixed_precision": ["sharding", "fsdp", "mixed_precision"],
+    "chat_template": ["parts", "chat_template"],
+    "llm_config_any": ["parts", "llm", "init_args", "config", "hidden_act"],
 }
 FORMS = {
     "string": "{module}.make",
@@ -104,9 +104,9 @@ def test_lvlm_classes_as_plain_strings_and_plain_strings_in_any_fields_are_accep
     path, _ = run_checkpoint
     checkpoint = torch.load(path, weights_only=True)
     hparams = checkpoint["hyper_parameters"]
-    hparams = _set(hparams, ["projector"], "lvlm.models.projector.MLPGeluProjector")
-    hparams = _set(hparams, ["chat_template"], "lvlm.data.templates.VicunaV1")
-    hparams = _set(hparams, ["llm", "init_args", "config", "hidden_act"], "silu")
+    hparams = _set(hparams, FIELDS["projector"], "lvlm.models.projector.MLPGeluProjector")
+    hparams = _set(hparams, FIELDS["chat_template"], "lvlm.data.templates.VicunaV1")
+    hparams = _set(hparams, FIELDS["llm_config_any"], "silu")
     checkpoint["hyper_parameters"] = hparams
     torch.save(checkpoint, tmp_path / "hand.ckpt")
     code, out = lvlm(capsys, "convert", "--checkpoint", tmp_path / "hand.ckpt", "--out", tmp_path / "out")

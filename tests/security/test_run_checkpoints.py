@@ -37,7 +37,7 @@ def plain(tokenizer_dir):
 
 @pytest.fixture(scope="module")
 def lora(tokenizer_dir):
-    return run_module(tokenizer_dir, lora=LORA)
+    return run_module(tokenizer_dir, optimisation={"lora": LORA})
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_pickled_code_in_a_ckpt_is_refused(command, lora, tmp_path, marker, caps
 def test_a_ckpts_export_paths_never_choose_where_the_command_writes(command, lora, tmp_path, capsys):
     hijack = tmp_path / "hijack"
     checkpoint = run_checkpoint(lora)
-    checkpoint["hyper_parameters"] |= {"export_dir": str(hijack / "model"), "export_projector": str(hijack / "p.st")}
+    checkpoint["hyper_parameters"]["export"] |= {"dir": str(hijack / "model"), "projector": str(hijack / "p.st")}
     torch.save(checkpoint, tmp_path / "run.ckpt")
     assert lvlm(capsys, command, "--checkpoint", tmp_path / "run.ckpt", "--out", tmp_path / "out")[0] == 0
     assert (tmp_path / "out" / "lvlm_config.json").is_file() and not hijack.exists()

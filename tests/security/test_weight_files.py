@@ -75,17 +75,17 @@ def test_index_entries_outside_their_folder_are_refused(escape, saved, tmp_path,
 
 
 def test_an_original_mm_projector_bin_that_runs_code_is_refused(tokenizer_dir, tmp_path, marker, capsys):
-    """Stage 2 starts from the stage-1 projector: `lvlm fit --model.projector_checkpoint mm_projector.bin`."""
+    """Stage 2 starts from the stage-1 projector: `lvlm fit --model.parts.projector_checkpoint mm_projector.bin`."""
     recipe = write_recipe(tmp_path / "r.yaml", tokenizer_dir, trainer={"max_steps": 1, "logger": False})
     args = ["fit", "-c", recipe, f"--trainer.default_root_dir={tmp_path / 'run'}"]
     shapes = {"0.weight": (48, 32), "0.bias": (48,), "2.weight": (48, 48), "2.bias": (48,)}
     state = {f"model.mm_projector.{k}": torch.full(shape, 0.01) for k, shape in shapes.items()}
     (tmp_path / "bad").mkdir()
     torch.save(state | {"x": Payload(marker)}, tmp_path / "bad" / "mm_projector.bin")
-    code, out = lvlm(capsys, *args, f"--model.projector_checkpoint={tmp_path / 'bad' / 'mm_projector.bin'}")
+    code, out = lvlm(capsys, *args, f"--model.parts.projector_checkpoint={tmp_path / 'bad' / 'mm_projector.bin'}")
     assert code == 2 and "mm_projector.bin" in out and "would run code" in out, out
     torch.save(state, tmp_path / "mm_projector.bin")
-    code, out = lvlm(capsys, *args, f"--model.projector_checkpoint={tmp_path / 'mm_projector.bin'}")
+    code, out = lvlm(capsys, *args, f"--model.parts.projector_checkpoint={tmp_path / 'mm_projector.bin'}")
     assert code == 0, out
 
 

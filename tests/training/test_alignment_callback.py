@@ -47,10 +47,10 @@ def test_callback_logs_the_diagnostics_during_validation(tmp_path, monkeypatch):
         [
             "-c",
             str(RECIPES / "stage2.yaml"),
-            "--model.projector_checkpoint=null",
+            "--model.parts.projector_checkpoint=null",
             "--trainer.max_steps=1",
-            "--data.init_args.batches_per_epoch=1",
-            f"--data.init_args.val_sources=[{{pattern: '{world.shards['stage2/val'][0]}'}}]",
+            "--data.init_args.sampling.batches_per_epoch=1",
+            f"--data.init_args.sources.val=[{{pattern: '{world.shards['stage2/val'][0]}'}}]",
             "--trainer.limit_val_batches=1",
             f"--trainer.callbacks={json.dumps([callback])}",
             "--trainer.enable_progress_bar=false",

@@ -82,7 +82,7 @@ def test_documented_command_parses(line):
         world = trainer["num_nodes"] * trainer["devices"]
         assert trainer["strategy"]["class_path"] == "lvlm.training.strategy.FSDP2Strategy"
         assert trainer["strategy"]["init_args"]["data_parallel_size"] == "auto"  # = world
-        assert world * config["data"]["init_args"]["batch_size"] * trainer["accumulate_grad_batches"] == 128
+        assert world * config["data"]["init_args"]["loader"]["batch_size"] * trainer["accumulate_grad_batches"] == 128
     if "--nnodes=" in line:
         assert f"--nnodes={trainer['num_nodes']}" in line
 
@@ -118,6 +118,6 @@ def test_sbatch_lines_give_the_papers_global_batch(line):
     assert int(sbatch["gres"].rsplit(":", 1)[1]) == int(trainer["devices"])  # the variable arrives as a string
     world = int(trainer["num_nodes"]) * int(trainer["devices"])
     expected = 256 if recipe.endswith("pretrain.yaml") else 128
-    assert world * data["batch_size"] * trainer["accumulate_grad_batches"] == expected
-    assert data["sampling"] == "single_pass"
+    assert world * data["loader"]["batch_size"] * trainer["accumulate_grad_batches"] == expected
+    assert data["sampling"]["mode"] == "single_pass"
     assert any(c["class_path"] == "lvlm.training.requeue.RequeueOnSignal" for c in trainer["callbacks"])

@@ -25,8 +25,8 @@ def trained(tmp_path) -> bool:
 def test_an_export_over_an_input_or_the_run_is_refused_before_training(target, tokenizer_dir, tmp_path, capsys):
     export_dir = {"tokenizer": tokenizer_dir, "run": tmp_path / "run"}[target]
     before = sorted(p.name for p in tokenizer_dir.iterdir())
-    code, message = fit(capsys, tmp_path, tokenizer_dir, export_dir=str(export_dir), export_overwrite=True)
-    assert code == 2 and "model.export_dir" in message, message
+    code, message = fit(capsys, tmp_path, tokenizer_dir, export={"dir": str(export_dir), "overwrite": True})
+    assert code == 2 and "model.export.dir" in message, message
     assert not trained(tmp_path) and sorted(p.name for p in tokenizer_dir.iterdir()) == before
 
 
@@ -34,9 +34,9 @@ def test_a_used_export_folder_needs_export_overwrite_and_is_replaced_whole(token
     export_dir = tmp_path / "model"
     export_dir.mkdir()
     (export_dir / "model.safetensors.index.json").write_text('{"weight_map": {}}')  # an older, sharded export
-    code, message = fit(capsys, tmp_path, tokenizer_dir, export_dir=str(export_dir))
+    code, message = fit(capsys, tmp_path, tokenizer_dir, export={"dir": str(export_dir)})
     assert code == 2 and "not empty" in message and not trained(tmp_path)
-    code, message = fit(capsys, tmp_path, tokenizer_dir, export_dir=str(export_dir), export_overwrite=True)
+    code, message = fit(capsys, tmp_path, tokenizer_dir, export={"dir": str(export_dir), "overwrite": True})
     assert code == 0, message
     assert not (export_dir / "model.safetensors.index.json").exists()
     assert VideoLLaVA.from_pretrained(export_dir).towers.keys() == {"image", "video"}
@@ -46,9 +46,9 @@ def test_an_existing_projector_export_needs_export_overwrite(tokenizer_dir, tmp_
     projector = tmp_path / "stage1" / "projector.safetensors"
     projector.parent.mkdir()
     projector.write_bytes(b"older")
-    code, message = fit(capsys, tmp_path, tokenizer_dir, export_projector=str(projector))
-    assert code == 2 and "model.export_projector" in message and projector.read_bytes() == b"older"
-    assert fit(capsys, tmp_path, tokenizer_dir, export_projector=str(projector), export_overwrite=True)[0] == 0
+    code, message = fit(capsys, tmp_path, tokenizer_dir, export={"projector": str(projector)})
+    assert code == 2 and "model.export.projector" in message and projector.read_bytes() == b"older"
+    assert fit(capsys, tmp_path, tokenizer_dir, export={"projector": str(projector), "overwrite": True})[0] == 0
     assert projector.read_bytes() != b"older" and [p.name for p in projector.parent.iterdir()] == [projector.name]
 
 
@@ -57,7 +57,7 @@ def test_an_export_over_the_resumed_checkpoint_is_refused_before_training(tokeni
     (ckpt,) = (tmp_path / "run" / "checkpoints").glob("*.ckpt")
     before = ckpt.read_bytes()
     trainer = {"max_steps": 2, "logger": False, "default_root_dir": str(tmp_path / "again")}
-    recipe = write_recipe(tmp_path / "again.yaml", tokenizer_dir, trainer=trainer, export_dir=str(ckpt.parent))
-    code, message = lvlm(capsys, "fit", "-c", recipe, f"--ckpt_path={ckpt}", "--model.export_overwrite=true")
-    assert code == 2 and "model.export_dir" in message and str(ckpt) in message, message
+    recipe = write_recipe(tmp_path / "again.yaml", tokenizer_dir, export={"dir": str(ckpt.parent)}, trainer=trainer)
+    code, message = lvlm(capsys, "fit", "-c", recipe, f"--ckpt_path={ckpt}", "--model.export.overwrite=true")
+    assert code == 2 and "model.export.dir" in message and str(ckpt) in message, message
     assert ckpt.read_bytes() == before and not (tmp_path / "again").exists()

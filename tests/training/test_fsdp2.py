@@ -29,7 +29,11 @@ def recipe(tmp_path, tokenizer_dir, name: str):
         "callbacks": [checkpoint_callback(run_dir / "checkpoints", every=2)],
     }
     path = write_recipe(
-        tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
+        tmp_path / f"{name}.yaml",
+        tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"dir": str(run_dir / "model")},
+        trainer=trainer,
     )
     return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *CPU_FSDP, MEDIA_BY_RANK], run_dir
 

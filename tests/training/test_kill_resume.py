@@ -29,7 +29,11 @@ def recipe(tmp_path, tokenizer_dir, name: str, block: bool = False):
         )
     trainer = {"max_steps": MAX_STEPS, "logger": False, "default_root_dir": str(run_dir), "callbacks": callbacks}
     path = write_recipe(
-        tmp_path / f"{name}.yaml", tokenizer_dir, trainer=trainer, train_llm=True, export_dir=str(run_dir / "model")
+        tmp_path / f"{name}.yaml",
+        tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"dir": str(run_dir / "model")},
+        trainer=trainer,
     )
     return path, run_dir
 

@@ -22,10 +22,9 @@ def test_fit_fast_dev_run_exports_projector_and_model(tmp_path, tokenizer_dir):
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"projector": str(tmp_path / "stage1" / "projector.safetensors"), "dir": str(tmp_path / "model")},
         trainer={"fast_dev_run": 2, "default_root_dir": str(tmp_path / "run")},
-        train_llm=True,
-        export_projector=str(tmp_path / "stage1" / "projector.safetensors"),
-        export_dir=str(tmp_path / "model"),
     )
     assert cli.lightning_main("fit", ["-c", str(recipe)]) == 0
     projector = load_file(tmp_path / "stage1" / "projector.safetensors")
@@ -41,6 +40,7 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
+        optimisation={"projector_lr": 1e-4, "lora": {"r": 2, "alpha": 4}},
         trainer={
             "max_steps": 3,
             "log_every_n_steps": 1,
@@ -58,8 +58,6 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
                 {"class_path": "lvlm.training.callbacks.ModalityCounter"},
             ],
         },
-        projector_lr=1e-4,
-        lora={"r": 2, "alpha": 4},
     )
     assert cli.main([str(recipe)]) == 0  # `lvlm run RECIPE` is `lvlm fit -c RECIPE`
     (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
@@ -78,13 +76,13 @@ def test_a_filler_batch_runs_with_zero_loss_and_zero_gradients(tmp_path, tokeniz
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
+        optimisation={"train_llm": True},
         trainer={
             "max_steps": 2,
             "log_every_n_steps": 1,
             "default_root_dir": str(tmp_path / "run"),
             "callbacks": [{"class_path": "lvlm.training.callbacks.ModalityCounter"}],
         },
-        train_llm=True,
     )
     assert cli.lightning_main("fit", ["-c", str(recipe), "--data.init_args.filler=true"]) == 0
     (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
@@ -97,17 +95,16 @@ def test_a_filler_batch_runs_with_zero_loss_and_zero_gradients(tmp_path, tokeniz
 def test_stage2_reads_the_stage1_projector(tmp_path, tokenizer_dir):
     stage1 = tmp_path / "stage1.safetensors"
     recipe = write_recipe(
-        tmp_path / "s1.yaml", tokenizer_dir, trainer={"fast_dev_run": 1}, export_projector=str(stage1)
+        tmp_path / "s1.yaml", tokenizer_dir, export={"projector": str(stage1)}, trainer={"fast_dev_run": 1}
     )
     cli.lightning_main("fit", ["-c", str(recipe)])
     recipe = write_recipe(
         tmp_path / "s2.yaml",
         tokenizer_dir,
+        parts={"projector_checkpoint": str(stage1)},
+        optimisation={"train_projector": False, "train_llm": True},
+        export={"dir": str(tmp_path / "model")},
         trainer={"fast_dev_run": 1},
-        projector_checkpoint=str(stage1),
-        train_projector=False,
-        train_llm=True,
-        export_dir=str(tmp_path / "model"),
     )
     cli.lightning_main("fit", ["-c", str(recipe)])
     model = VideoLLaVA.from_pretrained(tmp_path / "model")
@@ -117,7 +114,10 @@ def test_stage2_reads_the_stage1_projector(tmp_path, tokenizer_dir):
 
 def test_missing_projector_checkpoint_names_the_path(tmp_path, tokenizer_dir):
     recipe = write_recipe(
-        tmp_path / "s2.yaml", tokenizer_dir, trainer={"fast_dev_run": 1}, projector_checkpoint="missing/p.safetensors"
+        tmp_path / "s2.yaml",
+        tokenizer_dir,
+        parts={"projector_checkpoint": "missing/p.safetensors"},
+        trainer={"fast_dev_run": 1},
     )
     with pytest.raises(FileNotFoundError, match="missing/p.safetensors"):
         cli.lightning_main("fit", ["-c", str(recipe)])
@@ -127,8 +127,8 @@ def test_saved_settings_rebuild_the_lora_model(tmp_path, tokenizer_dir):
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
+        optimisation={"lora": {"r": 2, "alpha": 4}},
         trainer={"max_steps": 1, "logger": False, "default_root_dir": str(tmp_path)},
-        lora={"r": 2, "alpha": 4},
     )
     cli.lightning_main("fit", ["-c", str(recipe)])
     (path,) = (tmp_path / "checkpoints").iterdir()
@@ -150,8 +150,8 @@ def test_any_torch_optimizer_named_on_the_command_line_trains(tmp_path, tokenize
     recipe = write_recipe(
         tmp_path / "tiny.yaml",
         tokenizer_dir,
+        optimisation={"projector_lr": 0.5},
         trainer={"max_steps": 2, "logger": False, "default_root_dir": str(tmp_path)},
-        projector_lr=0.5,
     )
     args = ["-c", str(recipe), "--optimizer", "torch.optim.SGD", "--optimizer.lr", "0.05"]
     cli.lightning_main("fit", [*args, "--lr_scheduler", "torch.optim.lr_scheduler.ConstantLR"])

@@ -23,23 +23,25 @@ def world_recipe(tmp_path_factory):
     world = write_synthetic_world(root / "world", seed=0, sizes=SIZES)
     tokenizer = train_tokenizer(world.corpus_path.read_text().splitlines(), vocab_size=400)
     tokenizer.save_pretrained(root / "tokenizer")
-    llm = tiny_model_args(root / "tokenizer")["llm"]
+    llm = tiny_model_args(root / "tokenizer")["parts"]["llm"]
     llm["init_args"]["config"] |= {"vocab_size": len(tokenizer), "max_position_embeddings": 1024}
-    model = tiny_model_args(root / "tokenizer", llm=llm, train_llm=True, max_new_tokens=3)
-    model["modalities"]["image"]["init_args"]["image_mode"] = "pad"
+    model = tiny_model_args(root / "tokenizer", parts={"llm": llm}, optimisation={"train_llm": True}, max_new_tokens=3)
+    model["parts"]["modalities"]["image"]["init_args"]["image_mode"] = "pad"
     recipe = {
         "trainer": {"accelerator": "cpu", "devices": 1, "enable_progress_bar": False, "default_root_dir": str(root)},
         "model": model,
         "data": {
             "class_path": "lvlm.data.datamodule.LVLMDataModule",
             "init_args": {
-                "train_sources": [{"pattern": str(root / "world/stage2/train-*.tar"), "weight": 1.0}],
-                "val_sources": [{"pattern": str(root / "world/stage2/val-*.tar")}],
-                "test_sources": [{"pattern": str(root / "world/stage2/test-*.tar")}],
-                "num_frames": 3,
+                "sources": {
+                    "train": [{"pattern": str(root / "world/stage2/train-*.tar"), "weight": 1.0}],
+                    "val": [{"pattern": str(root / "world/stage2/val-*.tar")}],
+                    "test": [{"pattern": str(root / "world/stage2/test-*.tar")}],
+                },
+                "sampling": {"batches_per_epoch": 2},
+                "media": {"num_frames": 3},
+                "loader": {"batch_size": 2},
                 "max_length": 512,
-                "batch_size": 2,
-                "batches_per_epoch": 2,
             },
         },
     }
@@ -65,9 +67,9 @@ def test_fit_validate_predict_with_the_real_data_module(world_recipe, tmp_path):
 
 
 def test_fit_on_packed_batches(world_recipe, tmp_path):
-    """`data.init_args.max_tokens_per_batch`: one-row batches with position ids reach the model through the module."""
+    """`data.init_args.loader.max_tokens_per_batch`: one-row batches with position ids reach the model."""
     args = ["-c", str(world_recipe), "--trainer.max_steps=2", f"--trainer.default_root_dir={tmp_path}"]
-    built = cli.build_cli([*args, "--data.init_args.max_tokens_per_batch=1024"], run=False)
+    built = cli.build_cli([*args, "--data.init_args.loader.max_tokens_per_batch=1024"], run=False)
     batch = next(iter(built.datamodule.train_dataloader()))
     assert batch["input_ids"].shape[0] == 1 and len(batch["keys"]) > 1 and "attention_mask" not in batch
     built.trainer.fit(built.model, datamodule=built.datamodule)
@@ -77,8 +79,9 @@ def test_fit_on_packed_batches(world_recipe, tmp_path):
 def test_fit_one_epoch_of_the_packed_single_pass(world_recipe, tmp_path):
     """`sampling: single_pass` with `max_tokens_per_batch`: one epoch trains every sample once, in packed rows."""
     args = ["-c", str(world_recipe), "--trainer.max_epochs=1", f"--trainer.default_root_dir={tmp_path}"]
-    packed = ["--data.init_args.sampling=single_pass", "--data.init_args.batches_per_epoch=null"]
-    built = cli.build_cli([*args, *packed, "--data.init_args.max_tokens_per_batch=1024"], run=False)
+    # a group as a dict merges into the recipe's; jsonargparse 4.53 reads `--data.init_args.sampling.X=null` as 'None'
+    packed = ["--data.init_args.sampling={mode: single_pass, batches_per_epoch: null}"]
+    built = cli.build_cli([*args, *packed, "--data.init_args.loader.max_tokens_per_batch=1024"], run=False)
     rows = list(built.datamodule.train_dataloader())
     assert sum(len(b["keys"]) for b in rows) == SIZES["stage2_train"] and len(rows) < SIZES["stage2_train"]
     built.trainer.fit(built.model, datamodule=built.datamodule)

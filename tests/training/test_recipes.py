@@ -29,7 +29,7 @@ def resolved(*files: str) -> dict:
 
 
 def tower(model: dict, name: str) -> dict:
-    return model["modalities"][name]["init_args"]["tower"]
+    return model["parts"]["modalities"][name]["init_args"]["tower"]
 
 
 def test_every_recipe_is_covered():
@@ -54,75 +54,106 @@ def test_stage_recipes_parse(stage, trainer):
     assert tower(model, "image")["class_path"] == IMAGE_TOWER
     assert tower(model, "image")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Image"
     assert tower(model, "video")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Video_merge"
-    assert model["llm"]["init_args"]["pretrained"] == "lmsys/vicuna-7b-v1.5"
-    assert model["projector"]["class_path"] == "lvlm.models.projector.MLPGeluProjector"
-    assert model["projector"]["init_args"] == {"depth": 2}  # defaults are printed
-    assert model["chat_template"]["class_path"] == "lvlm.data.templates.VicunaV1"
-    optimizer, schedule = model["optimizer"], model["lr_scheduler"]
+    assert model["parts"]["llm"]["init_args"]["pretrained"] == "lmsys/vicuna-7b-v1.5"
+    assert model["parts"]["projector"]["class_path"] == "lvlm.models.projector.MLPGeluProjector"
+    assert model["parts"]["projector"]["init_args"] == {"depth": 2}  # defaults are printed
+    assert model["parts"]["chat_template"]["class_path"] == "lvlm.data.templates.VicunaV1"
+    optimizer, schedule = model["optimisation"]["optimizer"], model["optimisation"]["lr_scheduler"]
     assert optimizer["class_path"] == "torch.optim.AdamW" and optimizer["init_args"]["weight_decay"] == 0.0
     assert schedule["class_path"] == "lvlm.training.optim.WarmupCosineLR"
     assert schedule["init_args"]["warmup_ratio"] == 0.03
-    assert data["sampling"] == "single_pass" and data["samples_per_epoch"] is None  # the paper's one pass
-    assert model["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
-    global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["batch_size"]
+    assert (
+        data["sampling"]["mode"] == "single_pass" and data["sampling"]["samples_per_epoch"] is None
+    )  # the paper's one pass
+    assert model["sharding"]["activation_checkpointing"] is (trainer != "trainer/fsdp1.yaml")
+    global_batch = trainer_cfg["devices"] * trainer_cfg["num_nodes"] * data["loader"]["batch_size"]
     global_batch *= trainer_cfg["accumulate_grad_batches"]
     if trainer == "trainer/cpu.yaml":  # one CPU process: the global batch is not the paper's there
         global_batch = {"pretrain.yaml": 256}.get(stage, 128)
-    image_mode = model["modalities"]["image"]["init_args"]["image_mode"]
+    image_mode = model["parts"]["modalities"]["image"]["init_args"]["image_mode"]
     if stage == "pretrain.yaml":
         assert (optimizer["init_args"]["lr"], global_batch, image_mode) == (1e-3, 256, "crop")
-        assert model["train_projector"] and not model["train_llm"] and model["projector_checkpoint"] is None
+        assert (
+            model["optimisation"]["train_projector"]
+            and not model["optimisation"]["train_llm"]
+            and model["parts"]["projector_checkpoint"] is None
+        )
     else:
-        assert (global_batch, image_mode, data["group_by_modality_length"]) == (128, "pad", True)
-        assert model["projector_checkpoint"] == "runs/videollava-7b-pretrain/projector.safetensors"
+        assert (global_batch, image_mode, data["sampling"]["group_by_modality_length"]) == (128, "pad", True)
+        assert model["parts"]["projector_checkpoint"] == "runs/videollava-7b-pretrain/projector.safetensors"
     if stage == "finetune.yaml":
-        assert optimizer["init_args"]["lr"] == 2e-5 and model["train_llm"] and model["lora"] is None
+        assert (
+            optimizer["init_args"]["lr"] == 2e-5
+            and model["optimisation"]["train_llm"]
+            and model["optimisation"]["lora"] is None
+        )
     if stage == "finetune_lora.yaml":
-        assert (optimizer["init_args"]["lr"], model["projector_lr"], model["train_llm"]) == (2e-4, 2e-5, False)
-        assert {k: model["lora"][k] for k in ("r", "alpha", "dropout")} == {"r": 128, "alpha": 256, "dropout": 0.05}
+        assert (
+            optimizer["init_args"]["lr"],
+            model["optimisation"]["projector_lr"],
+            model["optimisation"]["train_llm"],
+        ) == (2e-4, 2e-5, False)
+        assert {k: model["optimisation"]["lora"][k] for k in ("r", "alpha", "dropout")} == {
+            "r": 128,
+            "alpha": 256,
+            "dropout": 0.05,
+        }
     if trainer == "trainer/fsdp.yaml":
         strategy = trainer_cfg["strategy"]["init_args"]
         assert (strategy["tensor_parallel_size"], strategy["data_parallel_size"]) == (1, "auto")  # = world size
-        precision = model["fsdp"]["mixed_precision"]
+        precision = model["sharding"]["fsdp"]["mixed_precision"]
         assert (precision["param_dtype"], precision["reduce_dtype"]) == ("bfloat16", "float32")
 
 
 def test_partial_overrides_at_any_depth_from_the_command_line():
     config = print_config(
         "-c", str(RECIPES / "finetune.yaml"),
-        "--model.llm.init_args.pretrained", "/weights/vicuna-7b-v1.5",
-        "--model.modalities.video.init_args.tower.init_args.pretrained", "/weights/video",
+        "--model.parts.llm.init_args.pretrained", "/weights/vicuna-7b-v1.5",
+        "--model.parts.modalities.video.init_args.tower.init_args.pretrained", "/weights/video",
         "--optimizer.lr", "3e-5",
-        "--model.fsdp.mixed_precision.param_dtype", "float16",
+        "--model.sharding.fsdp.mixed_precision.param_dtype", "float16",
     )  # fmt: skip
     model = config["model"]
-    assert model["llm"]["init_args"]["pretrained"] == "/weights/vicuna-7b-v1.5"
-    assert model["llm"]["init_args"]["torch_dtype"] == "float32"  # the rest of the block is kept
+    assert model["parts"]["llm"]["init_args"]["pretrained"] == "/weights/vicuna-7b-v1.5"
+    assert model["parts"]["llm"]["init_args"]["torch_dtype"] == "float32"  # the rest of the block is kept
     assert tower(model, "video")["init_args"]["pretrained"] == "/weights/video"
     assert tower(model, "video")["init_args"]["select_feature"] == "cls_patch"
     assert tower(model, "image")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Image"
-    assert model["optimizer"]["init_args"]["lr"] == 3e-5 and model["optimizer"]["init_args"]["weight_decay"] == 0.0
-    assert model["fsdp"]["mixed_precision"]["param_dtype"] == "float16"
+    assert (
+        model["optimisation"]["optimizer"]["init_args"]["lr"] == 3e-5
+        and model["optimisation"]["optimizer"]["init_args"]["weight_decay"] == 0.0
+    )
+    assert model["sharding"]["fsdp"]["mixed_precision"]["param_dtype"] == "float16"
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model.llm.init_args.pretraned", "x"], "model.llm.init_args.pretraned: unknown key"),
+        (["--model.parts.llm.init_args.pretraned", "x"], "model.parts.llm.init_args.pretraned: unknown key"),
         (
-            ["--model.modalities.video.init_args.tower.init_args.selct_layer", "1"],
-            "model.modalities.video.init_args.tower.init_args.selct_layer: unknown key",
+            ["--model.parts.modalities.video.init_args.tower.init_args.selct_layer", "1"],
+            "model.parts.modalities.video.init_args.tower.init_args.selct_layer: unknown key",
         ),
-        (["--model.fsdp.mixed_precision.param_dtyp", "bfloat16"], "model.fsdp.mixed_precision.param_dtyp: unknown key"),
         (
-            ["--model.fsdp.mixed_precision.param_dtype", "bf16"],
-            "model.fsdp.mixed_precision.param_dtype: expected one of 'float32', 'bfloat16', 'float16', got 'bf16'",
+            ["--model.sharding.fsdp.mixed_precision.param_dtyp", "bfloat16"],
+            "model.sharding.fsdp.mixed_precision.param_dtyp: unknown key",
         ),
-        (["--model.fsdp.reshard_after_forward", "1"], "model.fsdp.reshard_after_forward: expected bool, got '1'"),
-        (["--model.lora.rank", "8"], "model.lora.rank: unknown key"),
-        (["--optimizer", "torch.optim.NoSuchOptimizer"], "model.optimizer: no class 'NoSuchOptimizer' in module"),
-        (["--data.init_args.train_sources", '[{"patern": "x"}]'], "data.init_args.train_sources.0.patern: unknown"),
-        (["--data.init_args.sampling", "shuffled"], "data.init_args.sampling: expected one of 'resampled'"),
+        (
+            ["--model.sharding.fsdp.mixed_precision.param_dtype", "bf16"],
+            "model.sharding.fsdp.mixed_precision.param_dtype: expected one of 'float32', 'bfloat16', 'float16', "
+            "got 'bf16'",
+        ),
+        (
+            ["--model.sharding.fsdp.reshard_after_forward", "1"],
+            "model.sharding.fsdp.reshard_after_forward: expected bool, got '1'",
+        ),
+        (["--model.optimisation.lora.rank", "8"], "model.optimisation.lora.rank: unknown key"),
+        (
+            ["--optimizer", "torch.optim.NoSuchOptimizer"],
+            "model.optimisation.optimizer: no class 'NoSuchOptimizer' in module",
+        ),
+        (["--data.init_args.sources.train", '[{"patern": "x"}]'], "data.init_args.sources.train.0.patern: unknown"),
+        (["--data.init_args.sampling.mode", "shuffled"], "data.init_args.sampling.mode: expected one of 'resampled'"),
     ],
 )
 def test_unknown_keys_and_wrong_types_fail_before_anything_is_built(args, message):
@@ -161,10 +192,10 @@ def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypa
         assert config["trainer"]["logger"]["init_args"]["save_dir"] == run
         assert config["trainer"]["logger"]["init_args"]["name"] == stage
         assert config["trainer"]["strategy"]["class_path"].endswith("FSDP2Strategy")  # the -c given after
-    assert pretrain["model"]["export_projector"] == f"{run}/pretrain/projector.safetensors"
-    assert finetune["model"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
-    assert pretrain["model"]["export_dir"] is None and finetune["model"]["export_dir"] == f"{run}/model"
-    assert finetune["model"]["train_llm"] and not pretrain["model"]["train_llm"]
+    assert pretrain["model"]["export"]["projector"] == f"{run}/pretrain/projector.safetensors"
+    assert finetune["model"]["parts"]["projector_checkpoint"] == f"{run}/pretrain/projector.safetensors"
+    assert pretrain["model"]["export"]["dir"] is None and finetune["model"]["export"]["dir"] == f"{run}/model"
+    assert finetune["model"]["optimisation"]["train_llm"] and not pretrain["model"]["optimisation"]["train_llm"]
     for config in configs.values():
         model = config["model"]
         if name == "separated_mae":
@@ -174,11 +205,11 @@ def test_each_ablation_is_one_command_with_its_own_runs(name, tmp_path, monkeypa
             assert tower(model, "image")["class_path"] == "lvlm.models.vision.clip_tower.CLIPVisionTower"
             assert tower(model, "image")["init_args"]["pretrained"] == "openai/clip-vit-large-patch14"
         elif name != "joint":
-            assert model["modalities"]["video" if name == "image_only" else "image"] is None
+            assert model["parts"]["modalities"]["video" if name == "image_only" else "image"] is None
         if name in ("joint", "separated_mae", "separated_clip"):
             assert tower(model, "video")["init_args"]["pretrained"] == "LanguageBind/LanguageBind_Video_merge"
     if name == "image_only":
-        sources = [s["pattern"].split("/")[-2] for s in pretrain["data"]["init_args"]["train_sources"]]
+        sources = [s["pattern"].split("/")[-2] for s in pretrain["data"]["init_args"]["sources"]["train"]]
         assert sources == ["llava_image"]
 
 
@@ -187,7 +218,7 @@ def test_the_modalities_overlay_leaves_no_file_behind(tmp_path, monkeypatch):
     monkeypatch.setattr("tempfile.tempdir", None)  # TMPDIR is read again
     config = print_config(
         "-c", str(RECIPES / "finetune.yaml"),
-        "--model.modalities.image.init_args.tower.init_args.pretrained", "/weights/image",
+        "--model.parts.modalities.image.init_args.tower.init_args.pretrained", "/weights/image",
     )  # fmt: skip
     assert tower(config["model"], "image")["init_args"]["pretrained"] == "/weights/image"
     assert list(tmp_path.iterdir()) == []

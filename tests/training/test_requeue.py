@@ -76,7 +76,7 @@ def pretrained_llm(tmp_path: Path) -> dict:
     """The tiny recipes' LLM saved as a safetensors checkpoint, so FSDP2 builds it on meta and reads shards."""
     directory = tmp_path / "llm"
     if not directory.exists():
-        llm = tiny_model_args(tmp_path)["llm"]["init_args"]["config"]
+        llm = tiny_model_args(tmp_path)["parts"]["llm"]["init_args"]["config"]
         torch.manual_seed(0)
         LlamaForCausalLM(LlamaConfig(**{k: v for k, v in llm.items() if k != "model_type"})).save_pretrained(directory)
     return {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"pretrained": str(directory)}}
@@ -92,10 +92,10 @@ def recipe(tmp_path: Path, tokenizer_dir: Path, name: str, pause: bool) -> tuple
     path = write_recipe(
         tmp_path / f"{name}.yaml",
         tokenizer_dir,
+        optimisation={"train_llm": True},
+        export={"dir": str(run_dir / "model")},
+        parts={"llm": pretrained_llm(tmp_path)},
         trainer=trainer,
-        train_llm=True,
-        export_dir=str(run_dir / "model"),
-        llm=pretrained_llm(tmp_path),
     )
     cpu = ["--trainer.accelerator=cpu", "--trainer.devices=2"]  # data_parallel_size: auto = 2
     return ["-c", str(path), "-c", str(REPO / "recipes/trainer/fsdp.yaml"), *cpu], run_dir

@@ -26,19 +26,19 @@ def names(module: LVLMModule, prefix: str) -> set[str]:
 
 
 def test_stage1_trains_the_projector_only(tokenizer_dir):
-    module = build(tokenizer_dir, train_projector=True, train_llm=False)
+    module = build(tokenizer_dir, optimisation={"train_projector": True, "train_llm": False})
     assert trainable(module) == names(module, "projector.")
     assert not module.model.towers["image"].training and module.model.towers["video"].frozen
 
 
 def test_stage2_trains_projector_and_whole_llm(tokenizer_dir):
-    module = build(tokenizer_dir, train_projector=True, train_llm=True)
+    module = build(tokenizer_dir, optimisation={"train_projector": True, "train_llm": True})
     assert trainable(module) == names(module, "projector.") | names(module, "llm.")
     assert "llm.causal_lm.model.embed_tokens.weight" in trainable(module)
 
 
 def test_lora_trains_adapters_on_llm_modules_and_projector(tokenizer_dir):
-    module = build(tokenizer_dir, lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    module = build(tokenizer_dir, optimisation={"lora": {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}})
     lora = {n for n, _ in module.model.named_parameters() if ".lora_A." in n or ".lora_B." in n}
     # the towers have q_proj/v_proj too: none of them got an adapter
     assert lora and all(n.startswith("llm.causal_lm.model.layers.") for n in lora)
@@ -47,7 +47,7 @@ def test_lora_trains_adapters_on_llm_modules_and_projector(tokenizer_dir):
 
 
 def test_train_vision_unfreezes_the_towers(tokenizer_dir):
-    module = build(tokenizer_dir, train_vision=True)
+    module = build(tokenizer_dir, optimisation={"train_vision": True})
     assert trainable(module) == names(module, "projector.") | names(module, "towers.")
     module.train()
     assert module.model.towers["image"].training
@@ -55,7 +55,7 @@ def test_train_vision_unfreezes_the_towers(tokenizer_dir):
 
 def test_lora_with_train_llm_is_refused(tokenizer_dir):
     with pytest.raises(ValueError, match="train_llm"):
-        instantiate_module(tiny_model_args(tokenizer_dir, train_llm=True, lora={"r": 4}))
+        instantiate_module(tiny_model_args(tokenizer_dir, optimisation={"train_llm": True, "lora": {"r": 4}}))
 
 
 def test_startup_table_counts_every_parameter(tokenizer_dir):
@@ -78,8 +78,8 @@ def test_tokenizer_and_model_agree_on_placeholders(tokenizer_dir):
 
 def test_a_modality_can_be_dropped_and_another_added(tokenizer_dir):
     args = tiny_model_args(tokenizer_dir)
-    video = args["modalities"].pop("video")
-    args["modalities"]["clip"] = video
+    video = args["parts"]["modalities"].pop("video")
+    args["parts"]["modalities"]["clip"] = video
     module = instantiate_module(args)
     assert list(module.modalities) == ["image", "clip"]
     assert [m.token for m in module.modalities.values()] == ["<image>", "<clip>"]

@@ -18,6 +18,7 @@ import torch
 import yaml
 from torch.utils.data import DataLoader, IterableDataset
 
+from lvlm.data.settings import MediaSettings
 from lvlm.data.tokenizer_training import train_tokenizer
 from tests.models.tiny import text_dict, vision_dict
 
@@ -77,6 +78,7 @@ class TinyDataModule(pl.LightningDataModule):
         self.media_by_rank, self.world = media_by_rank, 1
         self.tokenizer, self.modalities = tokenizer, {m.input_name: m for m in (modalities or {}).values()}
         self.batch_size, self.num_frames, self.text_length = batch_size, num_frames, text_length
+        self.media = MediaSettings(num_frames=num_frames)  # what LVLMModule records of the data side
         self.batches_per_epoch, self.seed = batches_per_epoch, seed
         self.epoch, self.trained = 0, 0  # the stream position: the epoch, and its batches trained on
 
@@ -166,36 +168,47 @@ def write_tokenizer(directory: Path) -> Path:
     return directory
 
 
-def tiny_model_args(tokenizer_dir: Path, **overrides: Any) -> dict[str, Any]:
-    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama."""
+def tiny_model_args(tokenizer_dir: Path, **arguments: Any) -> dict[str, Any]:
+    """``model:`` of a tiny recipe: CLIP image tower, LanguageBind-style video tower, 2-layer Llama.
+
+    Arguments are ``LVLMModule``'s; a group (``parts``, ``optimisation``, ``sharding``, ``export``) is given as a
+    dict of the fields it changes (``optimisation={"train_llm": True}``).
+    """
     vocab = len(tiny_tokenizer())
     llm = text_dict(vocab_size=vocab, pad_token_id=3, bos_token_id=1, eos_token_id=2)
-    return {
-        "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
-        "modalities": {
-            "image": {
-                "class_path": "lvlm.modalities.ImageModality",
-                "init_args": {
-                    "tower": {
-                        "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
-                        "init_args": {"config": vision_dict(), "select_layer": -2},
-                    }
+    args: dict[str, Any] = {
+        "parts": {
+            "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
+            "modalities": {
+                "image": {
+                    "class_path": "lvlm.modalities.ImageModality",
+                    "init_args": {
+                        "tower": {
+                            "class_path": "lvlm.models.vision.clip_tower.CLIPVisionTower",
+                            "init_args": {"config": vision_dict(), "select_layer": -2},
+                        }
+                    },
+                },
+                "video": {
+                    "class_path": "lvlm.modalities.VideoModality",
+                    "init_args": {
+                        "tower": {
+                            "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
+                            "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
+                        }
+                    },
                 },
             },
-            "video": {
-                "class_path": "lvlm.modalities.VideoModality",
-                "init_args": {
-                    "tower": {
-                        "class_path": "lvlm.models.vision.clip_tower.LanguageBindVideoTower",
-                        "init_args": {"config": vision_dict(), "select_layer": -2, "num_frames": 3},
-                    }
-                },
-            },
+            "tokenizer": str(tokenizer_dir),
         },
-        "tokenizer": str(tokenizer_dir),
-        "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
-        "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
-    } | overrides
+        "optimisation": {
+            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-3, "weight_decay": 0.0}},
+            "lr_scheduler": {"class_path": "lvlm.training.optim.WarmupCosineLR", "init_args": {"warmup_ratio": 0.25}},
+        },
+    }
+    for name, value in arguments.items():
+        args[name] = args[name] | value if isinstance(args.get(name), dict) else value
+    return args
 
 
 def instantiate_module(args: dict[str, Any]):

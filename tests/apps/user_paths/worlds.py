@@ -145,21 +145,27 @@ def write_recipe(world: World, run_dir: Path, name: str, callbacks: list[dict[st
             "default_root_dir": str(run_dir), "callbacks": [checkpoints, *callbacks],
         },
         "model": {
-            "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
-            "modalities": _modalities(world.family),
-            "tokenizer": str(world.tokenizer),
-            "train_projector": True,
-            "lora": LORA,
-            "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-2, "weight_decay": 0.0}},
-            "export_dir": str(run_dir / "model"),
+            "parts": {
+                "llm": {"class_path": "lvlm.models.language_model.LanguageModel", "init_args": {"config": llm}},
+                "modalities": _modalities(world.family),
+                "tokenizer": str(world.tokenizer),
+            },
+            "optimisation": {
+                "train_projector": True,
+                "lora": LORA,
+                "optimizer": {"class_path": "torch.optim.AdamW", "init_args": {"lr": 1e-2, "weight_decay": 0.0}},
+            },
+            "export": {"dir": str(run_dir / "model")},
             "max_new_tokens": 3,
         },
         "data": {
             "class_path": "lvlm.data.datamodule.LVLMDataModule",
             "init_args": {
-                "train_sources": [{"pattern": world.train, "weight": 1.0}],
-                "num_frames": FRAMES[world.family], "max_length": 512, "batch_size": 2, "batches_per_epoch": 3,
-                "shuffle_buffer": 4,
+                "sources": {"train": [{"pattern": world.train, "weight": 1.0}]},
+                "sampling": {"batches_per_epoch": 3, "shuffle_buffer": 4},
+                "media": {"num_frames": FRAMES[world.family]},
+                "loader": {"batch_size": 2},
+                "max_length": 512,
             },
         },
     }  # fmt: skip
