@@ -7,6 +7,10 @@
   override names one entry. lvlm merges it itself, at any depth and in argument order, with jsonargparse's own
   rule for a changed ``class_path`` (keep the earlier ``init_args`` the new class accepts, drop the rest), and
   passes the merged mapping as one last overlay. ``null`` removes an entry.
+- ``--data.sampling.batches_per_epoch=null`` (a field of a settings group set to null; with or without
+  ``init_args``) is given as ``--data.init_args.sampling '{batches_per_epoch: null}'``: jsonargparse reads a null
+  inside a dataclass group of a class's ``init_args`` as the string ``'None'``; a group given as a mapping merges
+  into the earlier one and keeps its other fields.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ import yaml
 ALIASES = {"--optimizer": "--model.optimisation.optimizer", "--lr_scheduler": "--model.optimisation.lr_scheduler"}
 MODALITIES_FLAG = "--model.parts.modalities"
 CONFIG_FLAGS = ("-c", "--config")
+# The settings groups of LVLMDataModule and LVLMModule (dataclasses; tests/apps/test_fit_args.py holds them equal).
+GROUPS = {
+    "data": ("sources", "sampling", "media", "loader"),
+    "model": ("parts", "optimisation", "sharding", "export"),
+}
+NULLS = ("null", "none", "~")
 
 
 def _alias(flag: str) -> str:
@@ -80,6 +90,17 @@ def _nested(dotted: str, value: Any) -> dict[str, Any]:
     return tree
 
 
+def _null_in_group(flag: str, value: str | None) -> list[str] | None:
+    """``--data[.init_args].GROUP.FIELD null`` as ``--data.init_args.GROUP '{FIELD: null}'``; None for other flags."""
+    parts = flag.removeprefix("--").split(".")
+    if value is None or value.strip().lower() not in NULLS or len(parts) < 3 or parts[0] not in GROUPS:
+        return None
+    rest = parts[2:] if parts[1] == "init_args" else parts[1:]
+    if len(rest) != 2 or rest[0] not in GROUPS[parts[0]]:
+        return None
+    return [f"--{parts[0]}.init_args.{rest[0]}", f"{{{rest[1]}: null}}"]
+
+
 def rewrite_args(argv: list[str]) -> list[str]:
     """``argv`` with the aliases expanded and ``model.parts.modalities`` merged into one final overlay.
 
@@ -100,6 +121,10 @@ def rewrite_args(argv: list[str]) -> list[str]:
             if isinstance(found, dict):
                 modalities = merge(modalities or {}, found)
             out += [flag, value]
+            i += step
+            continue
+        if (nulled := _null_in_group(flag, value)) is not None:
+            out += nulled
             i += step
             continue
         if flag == MODALITIES_FLAG or flag.startswith(MODALITIES_FLAG + "."):

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lvlm.data.templates import ChatTemplate
-from lvlm.modalities.base import Modality
+from lvlm.modalities import Modality
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.projector import MLPGeluProjector, Projector
 from lvlm.training.lora import LoRASettings
