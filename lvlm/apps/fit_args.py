@@ -26,11 +26,10 @@ import yaml
 ALIASES = {"--optimizer": "--model.optimisation.optimizer", "--lr_scheduler": "--model.optimisation.lr_scheduler"}
 MODALITIES_FLAG = "--model.parts.modalities"
 CONFIG_FLAGS = ("-c", "--config")
-# The settings groups of LVLMDataModule and LVLMModule (dataclasses; tests/apps/test_fit_args.py holds them equal).
-GROUPS = {
-    "data": ("sources", "sampling", "media", "loader"),
-    "model": ("parts", "optimisation", "sharding", "export"),
-}
+# The settings groups of the data module, a class given by class path (its settings sit under ``init_args``);
+# tests/apps/test_fit_args.py holds them equal to LVLMDataModule's dataclass arguments. The model's groups need
+# nothing: LightningCLI takes the module's own arguments directly, where a null stays null.
+GROUPS = {"data": ("sources", "sampling", "media", "loader")}
 NULLS = ("null", "none", "~")
 
 
