@@ -21,6 +21,7 @@ from transformers import PreTrainedTokenizerBase, StaticCache
 
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.decoding_batch import CONTEXT
+from lvlm.models.generation.kv_cache import RowCache
 from lvlm.models.generation.sampler import choose_tokens, row_generator
 from lvlm.models.video_llava import VideoLLaVA
 
@@ -60,14 +61,8 @@ class StaticDecoder:
         ids = input_ids[:, attention_mask[0].bool()].to(device)
         length = ids.shape[1]
         row.start(self.tokenizer, ids[0, -CONTEXT:].tolist(), self.max_length - length)
-        cache = self._cache(length + row.max_tokens)
-        positions = torch.arange(length, device=device)
-        embeds = self.model.embed_inputs(ids, {k: v.to(device) for k, v in media.items()})
-        out = self.model.llm(
-            inputs_embeds=embeds, position_ids=positions[None], cache_position=positions, cache=cache, use_cache=True,
-            logits_to_keep=1,
-        )  # fmt: skip
-        logits, generator = out.logits[:, -1], row_generator(row.settings, device)
+        logits, cache = self._prefill(ids, media, length + row.max_tokens)
+        generator = row_generator(row.settings, device)
         for position in range(length, length + row.max_tokens):
             token = choose_tokens(logits, [row.settings], [generator], self.model.placeholder_ids)
             row.step(int(token[0]), self.tokenizer.eos_token_id)
@@ -75,6 +70,22 @@ class StaticDecoder:
                 return
             here = torch.tensor([position], device=device)
             logits = self.step(self.model.llm.causal_lm, token[None].to(device), here, cache)
+
+    def _prefill(
+        self, ids: torch.Tensor, media: Mapping[str, torch.Tensor], room: int
+    ) -> tuple[torch.Tensor, StaticCache]:
+        """The prompt ``[1, l]`` run through the model: its last logits ``[1, v]`` and a static cache of ``room``
+        positions holding it. The prompt attends over its own positions only (a cache of its length, copied once
+        into the static one), not over the whole bucket."""
+        device = ids.device
+        prompt = RowCache(self.model.llm.config.num_hidden_layers)
+        embeds = self.model.embed_inputs(ids, {k: v.to(device) for k, v in media.items()})
+        out = self.model.llm(inputs_embeds=embeds, cache=prompt, use_cache=True, logits_to_keep=1)
+        cache = self._cache(room)
+        written = {"cache_position": torch.arange(ids.shape[1], device=device)}
+        for index, layer in enumerate(prompt.layers):
+            cache.update(layer.keys, layer.values, index, written)
+        return out.logits[:, -1], cache
 
     def _cache(self, positions: int) -> StaticCache:
         """This bucket's cache, emptied."""
