@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lvlm.inference.batch_generate import collate_for_generation, generate, media_inputs
+from lvlm.inference.batch_generate import collate_for_generation, generate
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.settings import GenerationSettings
 from lvlm.models.generation.static_decoding import StaticDecoder
@@ -19,10 +19,7 @@ def mixed_prompts(session, media_dir):
 
 
 def answer_alone(session, decoder, sample, settings, on_text=None) -> Answer:
-    batch = collate_for_generation(session, [sample])
-    row = Answer(settings, on_text)
-    decoder.answer(batch["input_ids"], batch["attention_mask"], media_inputs(session, batch), row)
-    return row
+    return generate(session, [sample], settings, on_text, decoder=decoder)[0]
 
 
 @pytest.mark.parametrize("compile", [False, True], ids=["static", "compiled"])
