@@ -9,6 +9,7 @@ per second, summed over the batch), and their ratios. Nothing is asserted about 
     python benchmarks/generate.py --llm-width 256 --new-tokens 8 --batch-sizes 1   # a quick look
     python benchmarks/generate.py --profile             # also print where the engine's time goes (torch.profiler)
     python benchmarks/generate.py --batch-sizes 1 --decoder compiled   # batch 1 through a compiled static decoder
+    python benchmarks/generate.py --clock cpu          # thread CPU time instead of wall time (a shared machine)
 
 ``--decoder static`` / ``compiled`` answer batch-1 cases with :class:`~lvlm.models.generation.static_decoding.
 StaticDecoder` (static cache; compiled decoding step); its first call, which compiles, is timed and shown apart.
