@@ -28,7 +28,9 @@ from lvlm.models.video_llava import VideoLLaVA
 BUCKET = 256  # cache positions are rounded up to a multiple of this: one compiled graph per bucket
 
 
-def one_token_logits(causal_lm: torch.nn.Module, token: torch.Tensor, position: torch.Tensor, cache: StaticCache):
+def one_token_logits(
+    causal_lm: torch.nn.Module, token: torch.Tensor, position: torch.Tensor, cache: StaticCache
+) -> torch.Tensor:
     """``[1, 1]`` token at ``[1]`` position → ``[1, v]`` next-token logits; writes its keys and values into
     ``cache``."""
     out = causal_lm(input_ids=token, position_ids=position[None], cache_position=position, cache=cache, use_cache=True)
