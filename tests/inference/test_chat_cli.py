@@ -114,9 +114,9 @@ def test_bad_file_exits_nonzero_naming_it(checkpoint_dir, tmp_path, flag, name, 
 def test_a_chat_turn_streams_its_answer_piece_by_piece(session, monkeypatch, capsys):
     writes: list[str] = []
     monkeypatch.setattr("sys.stdout.write", lambda text: writes.append(text) or len(text))
-    conversation = Conversation(kinds=[])
+    conversation = Conversation(modalities=[])
     answer = chat_turn(session, conversation, [], "describe this clip", GenerationSettings(12))
-    sample = prepare_prompt(session, Conversation(kinds=[]).ask("describe this clip"), [])
+    sample = prepare_prompt(session, Conversation(modalities=[]).ask("describe this clip"), [])
     assert answer == generate_batch(session, [sample], GenerationSettings(12))[0]
     assert "".join(writes) == f"ASSISTANT: {answer}\n"
     assert len([w for w in writes if w.strip()]) >= 3  # word by word, not at the end
