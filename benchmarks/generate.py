@@ -8,6 +8,11 @@ per second, summed over the batch), and their ratios. Nothing is asserted about 
     python benchmarks/generate.py --json generate.json  # mid-size CPU config, about 2-3 minutes on one core
     python benchmarks/generate.py --llm-width 256 --new-tokens 8 --batch-sizes 1   # a quick look
     python benchmarks/generate.py --profile             # also print where the engine's time goes (torch.profiler)
+    python benchmarks/generate.py --batch-sizes 1 --decoder compiled   # batch 1 through a compiled static decoder
+    python benchmarks/generate.py --clock cpu          # thread CPU time instead of wall time (a shared machine)
+
+``--decoder static`` / ``compiled`` answer batch-1 cases with :class:`~lvlm.models.generation.static_decoding.
+StaticDecoder` (static cache; compiled decoding step); its first call, which compiles, is timed and shown apart.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from transformers.generation.streamers import BaseStreamer
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.decoding_batch import DecodingBatch
 from lvlm.models.generation.settings import GenerationSettings
+from lvlm.models.generation.static_decoding import StaticDecoder
 from lvlm.models.language_model import LanguageModel
 from lvlm.models.video_llava import VideoLLaVA
 from lvlm.models.vision.clip_tower import CLIPVisionTower, LanguageBindVideoTower
@@ -47,6 +53,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     p.add_argument("--repeats", type=int, default=3, help="timed runs per case (the median is shown)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1: steady timings on a shared machine)")
+    p.add_argument("--decoder", choices=["batch", "static", "compiled"], default="batch",
+                   help="lvlm's batch-1 path: a DecodingBatch, or a StaticDecoder (compiled or not)")  # fmt: skip
+    p.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                   help="cpu: this thread's CPU time (with --threads 1), steadier on a shared machine")  # fmt: skip
     p.add_argument("--profile", action="store_true", help="profile lvlm on the video case at the last batch size")
     p.add_argument("--json", type=Path, help="write the results here")
     return p.parse_args()
@@ -100,17 +110,23 @@ def prompts(model: VideoLLaVA, kind: str, batch: int, args: argparse.Namespace) 
     return {"input_ids": ids, "attention_mask": torch.ones_like(ids), kind + "s": torch.randn(shape, generator=gen)}
 
 
+# wall time, or this thread's CPU time (with one torch thread every kernel runs on it; other jobs on a shared
+# machine barely move it)
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
 class Clock(BaseStreamer):
     """Timestamps of ``generate``'s streamer calls: the first ``put`` is the prompt, then one per new token."""
 
-    def __init__(self) -> None:
+    def __init__(self, now=time.perf_counter) -> None:
+        self.now = now
         self.times: list[float] = []
 
     def put(self, value: torch.Tensor) -> None:
-        self.times.append(time.perf_counter())
+        self.times.append(self.now())
 
     def end(self) -> None:
-        self.times.append(time.perf_counter())
+        self.times.append(self.now())
 
 
 class Ids:
@@ -122,12 +138,19 @@ class Ids:
         return " ".join(map(str, ids))
 
 
-def run_lvlm(model: VideoLLaVA, inputs: dict, new_tokens: int, clock: Clock | None = None) -> torch.Tensor:
+def run_lvlm(
+    model: VideoLLaVA, inputs: dict, new_tokens: int, clock: Clock | None = None, decoder: StaticDecoder | None = None
+) -> torch.Tensor:
     """The engine: one prefill, then steps until every row has ``new_tokens``; ``clock`` gets the prompt's, the
-    first token's and the end's time."""
+    first token's and the end's time. A batch of one goes through ``decoder`` when given."""
     clock = clock or Clock()
     clock.put(inputs["input_ids"])
     media = {k: v for k, v in inputs.items() if k not in ("input_ids", "attention_mask")}
+    if decoder is not None and len(inputs["input_ids"]) == 1:
+        answer = Answer(GenerationSettings(new_tokens), on_text=lambda text: clock.put(None))
+        decoder.answer(inputs["input_ids"], inputs["attention_mask"], media, answer)
+        clock.end()
+        return torch.tensor([answer.ids])
     batch = DecodingBatch(model, Ids(), 10**9, max_rows=len(inputs["input_ids"]))
     answers = [Answer(GenerationSettings(new_tokens)) for _ in inputs["input_ids"]]
     batch.join(batch.prefill(inputs["input_ids"], inputs["attention_mask"], media), answers)
@@ -161,8 +184,8 @@ def measure(fns: dict, inputs: dict, args: argparse.Namespace) -> dict[str, tupl
     tokens: dict[str, torch.Tensor] = {}
     for _ in range(args.repeats):
         for name, fn in fns.items():
-            clock = Clock()
-            start = time.perf_counter()
+            clock = Clock(CLOCKS[args.clock])
+            start = clock.now()
             with torch.inference_mode():
                 tokens[name] = fn(inputs, args.new_tokens, clock)
             first, last = clock.times[1], clock.times[-1]  # [0] is the prompt, [1] the first token
@@ -194,16 +217,23 @@ def main() -> None:
         f"d={args.llm_width} x{args.llm_layers} | {args.frames} frames | {args.text_tokens} text + {args.new_tokens} "
         f"new tokens | {args.threads} threads | torch {torch.__version__}"
     )
-    with torch.inference_mode():  # warm-up (allocator, kernels)
+    decoder = None
+    if args.decoder != "batch":
+        decoder = StaticDecoder(model, Ids(), 10**9, compile=args.decoder == "compiled")
+    with torch.inference_mode():  # warm-up (allocator, kernels; the decoder's first call per bucket compiles)
         run_lvlm(model, prompts(model, "image", 1, args), 2)
         run_hf(hf, prompts(model, "image", 1, args), 2)
+        for kind in ("image", "video") if decoder is not None else ():
+            start = time.perf_counter()
+            run_lvlm(model, prompts(model, kind, 1, args), args.new_tokens, decoder=decoder)
+            print(f"{args.decoder} decoder, first {kind} call (warm-up): {time.perf_counter() - start:.1f} s")
     rows = []
     header = f"{'case':<10}{'batch':>6}{'prompt':>8} | {'lvlm ttft s':>12}{'hf ttft s':>11}{'ratio':>7} | "
     print(header + f"{'lvlm dec tok/s':>15}{'hf dec tok/s':>14}{'ratio':>7}")
     for kind in ("image", "video"):
         for batch in args.batch_sizes:
             inputs = prompts(model, kind, batch, args)
-            fns = {"lvlm": lambda x, n, c: run_lvlm(model, x, n, c), "hf": lambda x, n, c: run_hf(hf, x, n, c)}
+            fns = {"lvlm": lambda x, n, c: run_lvlm(model, x, n, c, decoder), "hf": lambda x, n, c: run_hf(hf, x, n, c)}
             results = measure(fns, inputs, args)
             (ours, our_tokens), (theirs, their_tokens) = results["lvlm"], results["hf"]
             assert torch.equal(our_tokens, their_tokens), f"{kind} batch {batch}: lvlm and transformers tokens differ"

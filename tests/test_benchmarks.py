@@ -54,10 +54,12 @@ def test_chunked_loss_matches_the_baseline_loss(tmp_path):
     assert set(result["ratios"]) == {"time", "added_memory"} and "lvlm/baseline: time" in out
 
 
-def test_generate_produces_the_same_tokens():
+@pytest.mark.parametrize("decoder", [[], ["--decoder", "compiled", "--clock", "cpu"]], ids=["batch", "compiled"])
+def test_generate_produces_the_same_tokens(decoder):
     args = ["--vision-width", "64", "--vision-layers", "1", "--llm-width", "64", "--llm-layers", "1", "--frames", "2"]
-    out = run("generate.py", *args, "--new-tokens", "2", "--batch-sizes", "1", "--repeats", "1")
+    out = run("generate.py", *args, "--new-tokens", "2", "--batch-sizes", "1", "--repeats", "1", *decoder)
     assert "same tokens: yes" in out
+    assert ("compiled decoder, first video call (warm-up)" in out) == bool(decoder)
 
 
 @pytest.mark.parametrize("extra", [[], ["--reencode", "112"]], ids=["raw", "reencoded"])

@@ -16,6 +16,7 @@ from lvlm.inference.session import InferenceSession
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.generate import generate_answers
 from lvlm.models.generation.settings import GenerationSettings
+from lvlm.models.generation.static_decoding import StaticDecoder
 
 __all__ = ["GenerationSettings", "collate_for_generation", "generate", "generate_batch", "generate_ids"]
 
@@ -41,6 +42,7 @@ def generate(
     samples: Sequence[ProcessedSample],
     settings: GenerationSettings | Sequence[GenerationSettings],
     on_text: Callable[[str], None] | None = None,
+    decoder: StaticDecoder | None = None,
 ) -> list[Answer]:
     """Finished answers (ids, text, finish reason) to prepared prompts, in the same order.
 
@@ -49,11 +51,12 @@ def generate(
         samples: prompts from :func:`lvlm.inference.prompts.prepare_prompt`.
         settings: decoding settings, one for all or one per prompt.
         on_text: streams the answer's text as it grows (one prompt only).
+        decoder: answers a single prompt with its static cache and compiled step (keep one per session).
     """
     batch = collate_for_generation(session, samples)
     return generate_answers(
         session.model, session.tokenizer, batch["input_ids"], batch["attention_mask"], media_inputs(session, batch),
-        settings, session.max_length, on_text,
+        settings, session.max_length, on_text, decoder,
     )  # fmt: skip
 
 

@@ -71,6 +71,15 @@ def create_app(
 
     app = FastAPI(title="lvlm", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.scheduler = scheduler
+    _add_error_handlers(app)
+    _add_key_check(app, api_key)
+    _add_model_routes(app, model_name, created)
+    _add_chat_route(app, session, model_name, limits, parts, preparation)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every failure answers as an OpenAI error body with its status."""
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, err: ApiError) -> JSONResponse:
@@ -84,6 +93,10 @@ def create_app(
     async def server_error(request: Request, err: Exception) -> JSONResponse:
         return JSONResponse(ApiError(500, f"internal error: {type(err).__name__}: {err}").body(), status_code=500)
 
+
+def _add_key_check(app: FastAPI, api_key: str | None) -> None:
+    """With ``api_key``, every ``/v1`` request needs ``Authorization: Bearer <api_key>`` (401 otherwise)."""
+
     @app.middleware("http")
     async def check_key(request: Request, call_next: Any) -> Any:
         if api_key is not None and request.url.path.startswith("/v1"):
@@ -92,6 +105,10 @@ def create_app(
                 err = ApiError(401, "missing or wrong API key (Authorization: Bearer <key>)", "invalid_api_key")
                 return JSONResponse(err.body(), status_code=401)
         return await call_next(request)
+
+
+def _add_model_routes(app: FastAPI, model_name: str, created: int) -> None:
+    """``GET /health``, ``GET /v1/models`` and ``GET /v1/models/{name}``."""
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -106,6 +123,18 @@ def create_app(
         if name != model_name:
             raise _unknown_model(name, model_name)
         return _model_card(model_name, created)
+
+
+def _add_chat_route(
+    app: FastAPI,
+    session: InferenceSession,
+    model_name: str,
+    limits: ServeLimits,
+    parts: PartTypes,
+    preparation: PreparationPool | None,
+) -> None:
+    """``POST /v1/chat/completions``: parse, prepare (worker processes or threads), answer by the scheduler."""
+    scheduler: BatchScheduler = app.state.scheduler
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> Any:
@@ -128,8 +157,6 @@ def create_app(
         message = {"role": "assistant", "content": row.text}
         choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": row.finish_reason}
         return {**header, "object": "chat.completion", "choices": [choice], "usage": _usage(prompt, row)}
-
-    return app
 
 
 async def read_json(request: Request, max_bytes: int) -> Any:

@@ -128,31 +128,10 @@ def load_session(
         TemplateNotRecordedError: the checkpoint records no template and none was given.
         FileNotFoundError: no checkpoint or no tokenizer in ``model_dir``.
     """
-    from lvlm.models.video_llava import VideoLLaVA
-
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"{model_dir}: no such checkpoint directory")
-    model = VideoLLaVA.from_pretrained(model_dir, dtype=torch_dtype).to(device).eval()
-    name = template if template is not None else recorded_template(model_dir, model)
-    if name is None:
-        raise TemplateNotRecordedError(
-            f"{model_dir} does not record its chat template; pass the one it was trained with "
-            f"(--template vicuna_v1, llava_v1 or plain)"
-        )
-    where = f"{model_dir / LVLM_CONFIG}: chat_template"
-    chosen = get_template(name, where)
-    recorded = recorded_template(model_dir, model)
-    if template is not None and recorded is not None and chosen != get_template(recorded, where):
-        log.warning(
-            "template %r overrides %r recorded with the checkpoint", chosen.name, get_template(recorded, where).name
-        )
-    try:
-        tokenizer = load_tokenizer(model_dir)
-    except (OSError, ValueError) as err:
-        raise FileNotFoundError(
-            f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"
-        ) from err
+    model = _load_model(model_dir, torch_dtype, device)
+    chosen = chosen_template(model_dir, model, template)
+    tokenizer = _session_tokenizer(model_dir)
     modalities = saved_modalities(model, str(model_dir / LVLM_CONFIG))
     frames = apply_media_record(
         modalities,
@@ -170,3 +149,45 @@ def load_session(
         num_frames=frames,
         max_length=int(getattr(model.llm.config, "max_position_embeddings", 4096)),
     )
+
+
+def _load_model(model_dir: Path, torch_dtype: str | torch.dtype | None, device: str | torch.device) -> torch.nn.Module:
+    """The checkpoint's model on ``device``, in eval mode."""
+    from lvlm.models.video_llava import VideoLLaVA
+
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"{model_dir}: no such checkpoint directory")
+    return VideoLLaVA.from_pretrained(model_dir, dtype=torch_dtype).to(device).eval()
+
+
+def chosen_template(model_dir: Path, model: torch.nn.Module, template: str | ChatTemplate | None) -> ChatTemplate:
+    """The chat template to use: ``template`` if given (warned about when it differs from the recorded one), else
+    the one the checkpoint records.
+
+    Raises:
+        TemplateNotRecordedError: the checkpoint records no template and none was given.
+    """
+    recorded = recorded_template(model_dir, model)
+    name = template if template is not None else recorded
+    if name is None:
+        raise TemplateNotRecordedError(
+            f"{model_dir} does not record its chat template; pass the one it was trained with "
+            f"(--template vicuna_v1, llava_v1 or plain)"
+        )
+    where = f"{model_dir / LVLM_CONFIG}: chat_template"
+    chosen = get_template(name, where)
+    if template is not None and recorded is not None and chosen != get_template(recorded, where):
+        log.warning(
+            "template %r overrides %r recorded with the checkpoint", chosen.name, get_template(recorded, where).name
+        )
+    return chosen
+
+
+def _session_tokenizer(model_dir: Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved with the checkpoint."""
+    try:
+        return load_tokenizer(model_dir)
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(
+            f"{model_dir}: no tokenizer; save it with model.save_pretrained(dir, tokenizer=tok)"
+        ) from err

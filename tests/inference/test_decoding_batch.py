@@ -87,6 +87,24 @@ def test_prefill_on_another_thread_while_rows_step_and_wider_prompts_join(sessio
     assert sorted(finished) == [0, 1, 2, 3]
 
 
+def test_rows_join_after_the_cache_grew_during_steps(session):
+    """A step that runs out of columns grows the cache under inference mode; a later join writes into it in place
+    (``lvlm serve`` with long answers failed here)."""
+    samples = [prepare_prompt(session, question_conversation(q, []), []) for q in ("answer yes or no", "and why?")]
+    rows = answers([GenerationSettings(90), GenerationSettings(5)])
+    batch = running_batch(session, [], max_rows=2)
+    batch.join(prefill(session, batch, samples[:1]), rows[:1], [0])
+    room = batch.cache.layers[0].buffers[0].shape[2]
+    while len(batch) and batch.cache.layers[0].buffers[0].shape[2] == room:
+        batch.step()
+    assert batch.cache.layers[0].buffers[0].is_inference() and len(batch) == 1
+    batch.join(prefill(session, batch, samples[1:]), rows[1:], [1])
+    while len(batch):
+        batch.step()
+    alone = [generate_ids(session, [sample], row.settings)[0] for sample, row in zip(samples, rows)]
+    assert [row.ids for row in rows] == alone
+
+
 def test_an_abandoned_batch_starts_afresh_with_the_next_rows(session):
     samples = [prepare_prompt(session, question_conversation(q)) for q in ("answer yes or no", "describe this clip")]
     batch = running_batch(session, [])

@@ -92,6 +92,7 @@ class DecodingBatch:
         context = [row[m.bool()][-CONTEXT:].tolist() for row, m in zip(input_ids, mask, strict=True)]
         return Prefill(cache, mask.cpu(), out.logits[:, -1], context)
 
+    @torch.inference_mode()  # the cache's buffers may be inference tensors (grown during a step): written in place
     def join(self, prefill: Prefill, rows: Sequence[Answer], owners: Sequence[Any] | None = None) -> None:
         """Merge prefilled rows into the batch and give each its first token (on the thread that steps)."""
         owners = list(owners) if owners is not None else list(rows)

@@ -10,6 +10,7 @@ from transformers import PreTrainedTokenizerBase
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.decoding_batch import DecodingBatch
 from lvlm.models.generation.settings import GenerationSettings
+from lvlm.models.generation.static_decoding import StaticDecoder
 from lvlm.models.video_llava import VideoLLaVA
 
 
@@ -22,6 +23,7 @@ def generate_answers(
     settings: GenerationSettings | Sequence[GenerationSettings],
     max_length: int,
     on_text: Callable[[str], None] | None = None,
+    decoder: StaticDecoder | None = None,
 ) -> list[Answer]:
     """Finished answers to LEFT-padded prompts ``[b, l]``, in the same order.
 
@@ -33,12 +35,16 @@ def generate_answers(
         settings: one for every row, or one per row.
         max_length: the model's positions (answers stop where they run out).
         on_text: streams the text of a single prompt's answer as it grows.
+        decoder: decodes a single prompt with its static cache (and compiled step) instead of a batch.
     """
     rows = input_ids.shape[0]
     per_row = [settings] * rows if isinstance(settings, GenerationSettings) else list(settings)
     if on_text is not None and rows != 1:
         raise ValueError(f"streaming answers one prompt at a time, got {rows}")
     answers = [Answer(s, on_text) for s in per_row]
+    if decoder is not None and rows == 1:
+        decoder.answer(input_ids, attention_mask, media, answers[0])
+        return answers
     batch = DecodingBatch(model, tokenizer, max_length, max_rows=rows)
     batch.join(batch.prefill(input_ids, attention_mask, media), answers)
     while len(batch):
