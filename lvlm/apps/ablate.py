@@ -31,7 +31,7 @@ from lvlm.apps import command
 from lvlm.apps.ablate_data import DATA_ARMS, write_data_arm
 from lvlm.apps.ablate_table import collect_results, write_table
 from lvlm.apps.ablate_towers import TOWER_ARMS, write_tower_arm
-from lvlm.apps.quickstart import ENV_DIR, FRAMES, IMAGE_SIZE, RECIPES, VIDEO_FRACTION
+from lvlm.apps.synthetic_runs import ENV_DIR, FRAMES, IMAGE_SIZE, RECIPES, VIDEO_FRACTION
 from lvlm.core.errors import UserError
 
 Cell = tuple[str, str]  # (tower arm, data arm)
@@ -199,7 +199,7 @@ def run_grid(plan: GridPlan, out: Path) -> dict[str, Any]:
 
 
 def _shared_inputs(out: Path, sizes) -> None:
-    from lvlm.apps.quickstart import write_tokenizer
+    from lvlm.apps.synthetic_runs import write_tokenizer
     from lvlm.data.synthetic import write_synthetic_world
 
     if not (out / "world" / "world.json").is_file():
@@ -235,7 +235,7 @@ def run_cell(plan: GridPlan, out: Path, cell: Cell, seed: int, run_dir: Path) ->
 
 
 def _fit(run_dir: Path, steps: int, seed: int) -> None:
-    from lvlm.apps.fit import lightning_main
+    from lvlm.apps.recipe_runner import lightning_main
 
     previous = os.environ.get(ENV_DIR)
     os.environ[ENV_DIR] = str(run_dir)  # the quickstart recipe reads every path from it

@@ -21,7 +21,7 @@ def evaluate_run(run_dir: Path, world_dir: Path, videos: int) -> dict[str, Any]:
     Returns:
         ``{"rows": [synthetic table rows as dicts], "alignment": report}``.
     """
-    from lvlm.apps.quickstart import evaluate
+    from lvlm.apps.synthetic_runs import evaluate
     from lvlm.eval.synthetic_qa import synthetic_rows
     from lvlm.inference.session import load_session
     from lvlm.training.alignment_callback import flat_metrics, measure_alignment, read_media

@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lvlm.apps.quickstart import FRAMES, TOWER
 from lvlm.apps.quickstart_towers import (
     WarmupHeads,
     WarmupSettings,
@@ -36,6 +35,7 @@ from lvlm.apps.quickstart_towers import (
     warm_up_towers,
     warmup_loss,
 )
+from lvlm.apps.synthetic_runs import FRAMES, TOWER
 from lvlm.data import synthetic
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 

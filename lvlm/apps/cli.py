@@ -77,7 +77,7 @@ def run_command(command: str, argv: list[str]) -> int:
     """Run one command and return its exit code (``UserError`` propagates to :func:`main`)."""
     if command in TOOLS:
         return importlib.import_module(TOOLS[command][0]).main(argv)
-    from lvlm.apps.fit import has_recipe, lightning_main
+    from lvlm.apps.recipe_runner import has_recipe, lightning_main
 
     if command == "predict" and not has_recipe(argv):  # batched generation, not Lightning's predict loop
         return importlib.import_module("lvlm.apps.predict").main(argv)

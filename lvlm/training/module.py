@@ -7,7 +7,7 @@ Every setting is typed and validated by jsonargparse, in four groups (:mod:`lvlm
 :meth:`LVLMModule.configure_model`, which is idempotent and shards the model under ``ModelParallelStrategy``
 (FSDP2). The tokenizer is loaded at construction (it is small) and grown with the placeholder tokens there,
 so the data module gets the very same tokenizer object, the chat template and the modalities before any
-weight exists (``lvlm.apps.fit`` links them).
+weight exists (``lvlm.apps.recipe_runner`` links them).
 
 Batch legend: ``b`` samples, ``l`` tokens, ``n`` images or videos, ``t`` frames.
 """

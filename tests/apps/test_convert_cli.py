@@ -8,7 +8,7 @@ from safetensors.torch import load_file
 
 from lvlm import VideoLLaVA
 from lvlm.apps.convert import main as convert_main
-from lvlm.apps.fit import lightning_main
+from lvlm.apps.recipe_runner import lightning_main
 from tests.models.tiny import FRAMES, pixels, prompt, tiny_hf_model
 from tests.training.launch import REPO, checkpoint_callback, torchrun_fit
 from tests.training.tiny import TinyDataModule, write_recipe, write_tokenizer

@@ -7,8 +7,8 @@ import torch
 from peft.tuners.lora import LoraLayer
 
 from lvlm import VideoLLaVA
-from lvlm.apps.fit import lightning_main
 from lvlm.apps.merge_lora import main as merge_main
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.core.errors import UserError
 from lvlm.training.run_checkpoint import load_run_module, read_run_checkpoint
 from tests.training.launch import checkpoint_callback

@@ -11,10 +11,10 @@ import pytest
 import torch
 import yaml
 
-from lvlm.apps.fit import lightning_main
 from lvlm.apps.quickstart import FRAMES, PLANS, RECIPES, TOWER, check_recipes, main, world_sizes
 from lvlm.apps.quickstart_eval import test_questions as questions_of
 from lvlm.apps.quickstart_towers import WarmupSettings, save_languagebind_tower, warm_up_towers
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.data.synthetic import write_synthetic_world
 from lvlm.data.synthetic_render import render_image
 from lvlm.models.checkpoints.languagebind import load_languagebind_tower

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lvlm.apps.fit import lightning_main
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.core.errors import UserError
 from tests.training.tiny import write_recipe, write_tokenizer
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lvlm.apps.fit import lightning_main
+from lvlm.apps.recipe_runner import lightning_main
 from tests.training.tiny import write_recipe, write_tokenizer
 
 

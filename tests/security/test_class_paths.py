@@ -13,7 +13,7 @@ import yaml
 
 from lvlm import VideoLLaVA
 from lvlm.apps.cli import run_command
-from lvlm.apps.fit import lightning_main
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.core.errors import UnsafeInputError
 from tests.inference.tiny_checkpoint import save_tiny_checkpoint
 

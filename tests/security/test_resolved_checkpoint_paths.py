@@ -26,7 +26,7 @@ def trained(tmp_path_factory, tokenizer_dir):
                    "init_args": {"dirpath": str(root / "checkpoints"), "save_last": True}}  # fmt: skip
     trainer = {"max_steps": 1, "logger": False, "default_root_dir": str(root), "callbacks": [checkpoints]}
     recipe = write_recipe(root / "r.yaml", tokenizer_dir, trainer=trainer)
-    from lvlm.apps.fit import lightning_main
+    from lvlm.apps.recipe_runner import lightning_main
 
     assert lightning_main("fit", ["-c", str(recipe)]) == 0
     return root, recipe

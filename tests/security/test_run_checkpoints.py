@@ -14,7 +14,7 @@ import sys
 import pytest
 import torch
 
-from lvlm.apps.fit import lightning_main
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.models.checkpoints.dcp import METADATA_FILE
 from tests.apps.cli_runner import lvlm
 from tests.security.payloads import LORA, Payload, run_checkpoint, run_module, write_dcp

@@ -46,7 +46,7 @@ def torchrun_fit(nproc: int, *args: str) -> subprocess.CompletedProcess:
 @functools.cache
 def print_config(*args: str) -> dict:
     """The resolved config of `lvlm fit ARGS --print_config` (parsed only; cached per argument list)."""
-    from lvlm.apps.fit import lightning_main
+    from lvlm.apps.recipe_runner import lightning_main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from lvlm.apps.ablate_towers import write_tower_arm
-from lvlm.apps.fit import lightning_main
 from lvlm.apps.quickstart import RECIPES, write_tokenizer
+from lvlm.apps.recipe_runner import lightning_main
 from lvlm.data.synthetic import WorldSizes, write_synthetic_world
 from lvlm.training.alignment_callback import measure_alignment
 from tests.inference.conftest import checkpoint_dir, media_dir, session  # noqa: F401

@@ -8,7 +8,8 @@ from safetensors.torch import load_file
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lvlm import VideoLLaVA
-from lvlm.apps import fit as cli
+from lvlm.apps import fit
+from lvlm.apps import recipe_runner as cli
 from lvlm.training.rebuild import rebuild_module
 from tests.training.tiny import write_recipe, write_tokenizer
 
@@ -59,7 +60,7 @@ def test_fit_logs_loss_lr_grad_norm_and_throughput(tmp_path, tokenizer_dir):
             ],
         },
     )
-    assert cli.main([str(recipe)]) == 0  # `lvlm run RECIPE` is `lvlm fit -c RECIPE`
+    assert fit.main([str(recipe)]) == 0  # `lvlm run RECIPE` is `lvlm fit -c RECIPE`
     (log_dir,) = (tmp_path / "run" / "lightning_logs").iterdir()
     events = EventAccumulator(str(log_dir)).Reload()
     tags = set(events.Tags()["scalars"])
@@ -142,7 +143,7 @@ def test_saved_settings_rebuild_the_lora_model(tmp_path, tokenizer_dir):
 
 
 def test_run_without_recipe_prints_usage(capsys):
-    assert cli.main([]) == 2
+    assert fit.main([]) == 2
     assert "lvlm fit -c RECIPE.yaml" in capsys.readouterr().out
 
 

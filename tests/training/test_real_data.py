@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from lvlm.apps import fit as cli
+from lvlm.apps import recipe_runner as cli
 from lvlm.data.synthetic import write_synthetic_world
 from lvlm.data.tokenizer_training import train_tokenizer
 from tests.training.tiny import tiny_model_args

@@ -157,7 +157,7 @@ def test_partial_overrides_at_any_depth_from_the_command_line():
     ],
 )
 def test_unknown_keys_and_wrong_types_fail_before_anything_is_built(args, message):
-    from lvlm.apps.fit import lightning_main
+    from lvlm.apps.recipe_runner import lightning_main
 
     recipe = ["-c", str(RECIPES / "finetune_lora.yaml"), "-c", str(RECIPES / "trainer/fsdp.yaml")]
     with pytest.raises(UserError) as refused:
