@@ -33,6 +33,7 @@ from lvlm.apps.ablate_table import collect_results, write_table
 from lvlm.apps.ablate_towers import TOWER_ARMS, write_tower_arm
 from lvlm.apps.synthetic_runs import ENV_DIR, FRAMES, IMAGE_SIZE, RECIPES, VIDEO_FRACTION
 from lvlm.core.errors import UserError
+from lvlm.core.work_folder import WorkFolder, write_atomic
 
 Cell = tuple[str, str]  # (tower arm, data arm)
 # Every tower arm on joint data and on the transfer split; the single-modality data arms on unified towers.
@@ -143,16 +144,17 @@ def ablate(args: Ablate) -> int:
     return 0
 
 
+FIXED = ("stage2_train", "stage2_test", "warmup_steps", "stage2_steps", "diagnostic_videos")
+
+
 def _check_same_plan(out: Path, plan: GridPlan) -> None:
-    """Resuming is only sound with the same sizes and steps: refuse a different plan in the same folder."""
-    path, wanted = out / "plan.json", json.loads(json.dumps(asdict(plan)))
-    if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        fixed = ("stage2_train", "stage2_test", "warmup_steps", "stage2_steps", "diagnostic_videos")
-        changed = [k for k in fixed if saved.get(k) != wanted[k]]
-        if changed:
-            raise UserError(f"{path}: this folder holds a grid with other {changed}; use another --out")
-    path.write_text(json.dumps(wanted, indent=2) + "\n", encoding="utf-8")
+    """Resuming is only sound with the same sizes and steps: refuse a different plan in the same folder (its
+    ``plan.json``, a :class:`~lvlm.core.work_folder.WorkFolder`'s settings; cells and seeds may change)."""
+    folder, wanted = WorkFolder(out, "plan.json"), asdict(plan)
+    changed = folder.changed(wanted, ignore=set(wanted) - set(FIXED))
+    if changed:
+        raise UserError(f"{out / 'plan.json'}: this folder holds a grid with other {changed}; use another --out")
+    folder.record(wanted)
 
 
 def world_sizes(plan: GridPlan):
@@ -230,7 +232,7 @@ def run_cell(plan: GridPlan, out: Path, cell: Cell, seed: int, run_dir: Path) ->
     result = evaluate_run(run_dir, out / "world", plan.diagnostic_videos)
     result |= {"cell": list(cell), "seed": seed, "train_seconds": train_seconds, "steps": plan.stage2_steps}
     result["seconds"] = time.perf_counter() - t0
-    (run_dir / "result.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    write_atomic(run_dir / "result.json", json.dumps(result, indent=2) + "\n")  # the run's marker: whole or absent
     return result
 
 

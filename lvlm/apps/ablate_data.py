@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lvlm.core.work_folder import write_atomic
 from lvlm.data.shards import ShardWriter, encode_json
 
 DATA_ARMS = ("joint", "image_only", "video_only", "transfer")
@@ -82,5 +83,5 @@ def write_data_arm(arm: str, train_shards: list[Path], out_dir: Path) -> dict[st
             writer.write({"__key__": sample["__key__"], "json": encode_json(record), **members})
             modality = record["meta"]["modality"]
             counts[modality] = counts.get(modality, 0) + 1
-    (out_dir / "arm.json").write_text(json.dumps({"arm": arm, "counts": counts}) + "\n", encoding="utf-8")
+    write_atomic(out_dir / "arm.json", json.dumps({"arm": arm, "counts": counts}) + "\n")  # the marker, whole or absent
     return counts

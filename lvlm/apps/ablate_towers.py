@@ -36,6 +36,7 @@ from lvlm.apps.quickstart_towers import (
     warmup_loss,
 )
 from lvlm.apps.synthetic_runs import FRAMES, TOWER
+from lvlm.core.work_folder import write_atomic
 from lvlm.data import synthetic
 from lvlm.models.vision.clip_tower import LanguageBindImageTower, LanguageBindVideoTower
 
@@ -142,5 +143,5 @@ def write_tower_arm(arm: str, directory: Path, sizes: synthetic.WorldSizes, step
     save_languagebind_tower(image, directory / "image")
     save_languagebind_tower(video, directory / "video")
     record = {"arm": arm, "seed": seed, "steps": 0 if arm == "random" else steps, "stats": stats}
-    (directory / "arm.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_atomic(directory / "arm.json", json.dumps(record, indent=2) + "\n")  # the arm's marker: whole or absent
     return record
