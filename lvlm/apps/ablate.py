@@ -31,7 +31,7 @@ from lvlm.apps import command
 from lvlm.apps.ablate_data import DATA_ARMS, write_data_arm
 from lvlm.apps.ablate_table import collect_results, write_table
 from lvlm.apps.ablate_towers import TOWER_ARMS, write_tower_arm
-from lvlm.apps.synthetic_runs import ENV_DIR, FRAMES, IMAGE_SIZE, RECIPES, VIDEO_FRACTION
+from lvlm.apps.synthetic_runs import ENV_DIR, RECIPES, synthetic_world_sizes
 from lvlm.core.errors import UserError
 from lvlm.core.work_folder import WorkFolder, write_atomic
 
@@ -158,17 +158,7 @@ def _check_same_plan(out: Path, plan: GridPlan) -> None:
 
 
 def world_sizes(plan: GridPlan):
-    from lvlm.data.synthetic import WorldSizes
-
-    return WorldSizes(
-        stage1_train=0,
-        stage2_train=plan.stage2_train,
-        stage2_val=0,
-        stage2_test=plan.stage2_test,
-        image_size=IMAGE_SIZE,
-        video_frames=FRAMES,
-        video_fraction=VIDEO_FRACTION,
-    )
+    return synthetic_world_sizes(0, plan.stage2_train, 0, plan.stage2_test)
 
 
 def run_grid(plan: GridPlan, out: Path) -> dict[str, Any]:

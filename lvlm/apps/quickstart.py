@@ -26,12 +26,11 @@ from lvlm.apps import command
 from lvlm.apps.synthetic_runs import (
     ENV_DIR,
     FRAMES,
-    IMAGE_SIZE,
     RECIPES,
     TOWER,
-    VIDEO_FRACTION,
     evaluate,
     run_stage,
+    synthetic_world_sizes,
     write_tokenizer,
 )
 from lvlm.core.errors import UserError
@@ -164,17 +163,7 @@ def run(args: Quickstart, plan: Plan, out: Path) -> None:
 
 
 def world_sizes(plan: Plan):
-    from lvlm.data.synthetic import WorldSizes
-
-    return WorldSizes(
-        stage1_train=plan.stage1_train,
-        stage2_train=plan.stage2_train,
-        stage2_val=50,
-        stage2_test=plan.stage2_test,
-        image_size=IMAGE_SIZE,
-        video_frames=FRAMES,
-        video_fraction=VIDEO_FRACTION,
-    )
+    return synthetic_world_sizes(plan.stage1_train, plan.stage2_train, 50, plan.stage2_test)
 
 
 def write_world(out: Path, sizes, seed: int) -> None:

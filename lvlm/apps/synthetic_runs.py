@@ -27,6 +27,21 @@ TOWER = {
 }
 
 
+def synthetic_world_sizes(stage1_train: int, stage2_train: int, stage2_val: int, stage2_test: int) -> Any:
+    """The ``WorldSizes`` of a run: these sample counts, the shared media sizes and video share."""
+    from lvlm.data.synthetic import WorldSizes
+
+    return WorldSizes(
+        stage1_train=stage1_train,
+        stage2_train=stage2_train,
+        stage2_val=stage2_val,
+        stage2_test=stage2_test,
+        image_size=IMAGE_SIZE,
+        video_frames=FRAMES,
+        video_fraction=VIDEO_FRACTION,
+    )
+
+
 def write_tokenizer(out: Path) -> None:
     from lvlm.data.tokenizer_training import train_tokenizer
 
