@@ -2,7 +2,7 @@
 
 Every record is built from its own :class:`~lvlm.inference.questions.Question`, so a prediction can never be
 paired with another question's reference (the original's multi-GPU evaluation indexed the answers of each
-chunk from zero, spec §8.1). A question that cannot be asked (missing or undecodable media, markers that do
+chunk from zero). A question that cannot be asked (missing or undecodable media, markers that do
 not match the media, a prompt too long) is skipped and reported with its key and reason; nothing replaces it.
 """
 

@@ -1,7 +1,7 @@
 """Questions (with media and history) → tokenized prompts, through the data side's templates and tokenization.
 
 A question about media gets the markers first, then ``"\\n"`` and the text (``<video><image>\\nWhat ...``), as the
-original's CLI, demo and evaluation scripts write it (spec §3.2): videos first, then images, no separators.
+original's CLI, demo and evaluation scripts write it: videos first, then images, no separators.
 Placeholder expansion (one id per visual token) is :func:`lvlm.data.tokenization.tokenize_prompt`'s.
 """
 

@@ -1,7 +1,7 @@
 """A loaded checkpoint ready to answer: model, tokenizer, chat template, its modalities and their transforms.
 
 The chat template comes from the checkpoint. The original CLI guessed it from the model's *name* and fell to
-``llava_v0`` for "Video-LLaVA-7B" (spec §7); a wrong template gives fluent but degraded answers and no error.
+``llava_v0`` for "Video-LLaVA-7B"; a wrong template gives fluent but degraded answers and no error.
 So lvlm never guesses: a checkpoint that records no template is an error until ``template=`` says which.
 """
 

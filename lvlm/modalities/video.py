@@ -34,7 +34,7 @@ class VideoModality(Modality):
     extensions = VIDEO_EXTENSIONS
     file_extensions = VIDEO_EXTENSIONS
     uses_frames = True
-    marker_rank = 0  # the original writes video markers first (spec §3.2)
+    marker_rank = 0  # the original writes video markers first
 
     def member_index(self, member: str) -> tuple[int | None, int | None] | None:
         match = _FRAME.match(member.lower())
