@@ -22,23 +22,24 @@ def test_every_layer_contract_is_kept():
     assert "Contracts: 4 kept, 0 broken." in result.stdout
 
 
-def test_an_import_hidden_in_a_function_breaks_the_layers(tmp_path):
+def lint_with_hidden_import(tmp_path, module: str, statement: str):
+    """import-linter over a copy of lvlm where ``module`` (a path under lvlm/) gains ``statement`` in a function."""
     shutil.copytree(REPO / "lvlm", tmp_path / "lvlm", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    fusion = tmp_path / "lvlm" / "models" / "fusion.py"
-    fusion.write_text(fusion.read_text() + "\n\ndef _sneaky():\n    from lvlm.apps import cli  # noqa: F401\n")
-    result = lint_imports(tmp_path)
+    path = tmp_path / "lvlm" / module
+    path.write_text(path.read_text() + f"\n\ndef _hidden():\n    {statement}  # noqa: F401\n")
+    return lint_imports(tmp_path)
+
+
+def test_an_import_hidden_in_a_function_breaks_the_layers(tmp_path):
+    result = lint_with_hidden_import(tmp_path, "models/fusion.py", "from lvlm.apps import cli")
     assert result.returncode != 0
     assert "BROKEN" in result.stdout and "lvlm.models.fusion -> lvlm.apps.cli" in result.stdout
 
 
 def test_a_command_importing_another_breaks_their_independence(tmp_path):
     """``lvlm eval --model`` once ran ``lvlm predict``'s app object; commands share library functions instead."""
-    shutil.copytree(REPO / "lvlm", tmp_path / "lvlm", ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
-    evaluate = tmp_path / "lvlm" / "apps" / "eval.py"
-    evaluate.write_text(evaluate.read_text() + "\n\ndef _predict():\n    from lvlm.apps import predict  # noqa: F401\n")
-    result = lint_imports(tmp_path)
+    result = lint_with_hidden_import(tmp_path, "apps/eval.py", "from lvlm.apps import predict")
     assert result.returncode != 0
     assert "lvlm commands do not import each other" in result.stdout and "BROKEN" in result.stdout
     assert "lvlm.apps.eval -> lvlm.apps.predict" in result.stdout
