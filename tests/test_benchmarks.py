@@ -132,3 +132,15 @@ def test_serve_load_checks_answers_and_writes_speedups(tmp_path):
     assert set(result["speedup_at_2"]) == {"image", "mix"} and result["identical_answers"] is True
     runs = result["results"]["mix"]
     assert [r["clients"] for r in runs] == [1, 2] and all(r["output_tokens"] >= 2 * 3 for r in runs)
+
+
+def test_quickstart_time_runs_both_checkouts_and_compares_their_tables(tmp_path):
+    """This checkout against itself: two runs of one seed print the same table (the quickstart is deterministic)."""
+    tiny = ["--fast", "--steps-scale", "0.01", "--json", str(tmp_path / "q.json")]
+    out = run("quickstart_time.py", "--baseline", str(BENCHMARKS.parent), *tiny)
+    result = json.loads((tmp_path / "q.json").read_text())
+    assert set(result["runs"]) == {"baseline", "lvlm"} and result["tables_equal"] is True
+    for (run_,) in result["runs"].values():
+        assert run_["table"][0].startswith("question_type") and run_["table"][-1].startswith("all")
+        assert {"towers", "stage 1", "stage 2", "evaluation"} <= set(run_["parts_s"])
+    assert "lvlm/baseline wall time (fastest runs):" in out and "tables equal: True" in out
