@@ -11,6 +11,7 @@ naming the file.
 
 from __future__ import annotations
 
+import enum
 import io
 import os
 import pickle
@@ -80,9 +81,26 @@ class MetadataUnpickler(pickle.Unpickler):
             return getattr(torch, name)  # dtypes pickle as the global `torch.<name>`
         if (module, name) in _ALLOWED_CLASSES:
             return super().find_class(module, name)
+        if name == "getattr" and module in ("builtins", "__builtin__"):  # "__builtin__": protocols 0-2
+            return self.enum_member
         raise UnsafeInputError(
             f"{self.source}: refused to load `{module}.{name}`: a distributed-checkpoint .metadata file holds only "
             "torch's checkpoint metadata; this one asks to run other code"
+        )
+
+    def enum_member(self, owner: Any, name: Any) -> enum.Enum:
+        """What ``getattr`` may do in a ``.metadata`` file: look up a member of an allowed enum by name.
+
+        Some Pythons (3.11.0 to 3.11.4, Debian 12's 3.11.2 among them) pickle an enum member as
+        ``getattr(EnumClass, "NAME")``; torch's ``TensorProperties.memory_format`` is one. The class itself came
+        through :meth:`find_class`, so it is an allowed one; anything but one of its members is refused.
+        """
+        is_enum = isinstance(owner, type) and issubclass(owner, enum.Enum)
+        if is_enum and isinstance(name, str) and name in owner.__members__:
+            return owner[name]
+        raise UnsafeInputError(
+            f"{self.source}: refused `getattr({getattr(owner, '__name__', type(owner).__name__)}, {name!r})`: in a "
+            "distributed-checkpoint .metadata file getattr only names a member of torch's metadata enums"
         )
 
     def persistent_load(self, pid: Any) -> Any:
