@@ -1,9 +1,10 @@
 """A sharded checkpoint's ``.metadata`` written by a Python that pickles enum members by name.
 
-Python 3.11.0-3.11.4 (Debian 12's 3.11.2 among them) pickle an enum member as ``getattr(EnumClass, "NAME")``, so the
-metadata torch writes there calls ``builtins.getattr``. lvlm's metadata unpickler reads such a file as any other
-(its ``getattr`` only looks up members of the allowed enums) and still refuses every other use of ``getattr``. The
-files here are written on any Python by a pickler that does what those Pythons do.
+Early Python 3.11 releases (Debian 12's 3.11.2 among them; not 3.10, 3.11.7, 3.12 or 3.13) pickle an enum member
+as ``getattr(EnumClass, "NAME")``, so the metadata torch writes there calls ``builtins.getattr``. lvlm's metadata
+unpickler reads such a file as any other (its ``getattr`` only looks up members of the allowed enums) and still
+refuses every other use of ``getattr``. The files here are written on any Python by a pickler that does what
+those Pythons do.
 """
 
 from __future__ import annotations

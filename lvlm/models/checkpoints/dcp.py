@@ -91,9 +91,9 @@ class MetadataUnpickler(pickle.Unpickler):
     def enum_member(self, owner: Any, name: Any) -> enum.Enum:
         """What ``getattr`` may do in a ``.metadata`` file: look up a member of an allowed enum by name.
 
-        Some Pythons (3.11.0 to 3.11.4, Debian 12's 3.11.2 among them) pickle an enum member as
-        ``getattr(EnumClass, "NAME")``; torch's ``TensorProperties.memory_format`` is one. The class itself came
-        through :meth:`find_class`, so it is an allowed one; anything but one of its members is refused.
+        Early Python 3.11 releases (Debian 12's 3.11.2 among them; 3.10, 3.11.7, 3.12 and 3.13 do not) pickle an
+        enum member as ``getattr(EnumClass, "NAME")``; torch's ``TensorProperties.memory_format`` is one. The class
+        itself came through :meth:`find_class`, so it is an allowed one; anything but one of its members is refused.
         """
         is_enum = isinstance(owner, type) and issubclass(owner, enum.Enum)
         if is_enum and isinstance(name, str) and name in owner.__members__:
