@@ -3,6 +3,7 @@ wrote: checkpoints, exports and logs."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -42,7 +43,7 @@ def stall_callback(marker: Path, step: int) -> dict[str, Any]:
 
 
 def start(args: list[str], log: Path) -> subprocess.Popen:
-    """Start a command in a session of its own (torchrun's workers die with it on SIGKILL of the group)."""
+    """Start a command in a session of its own, so that :func:`kill_when` can kill it and what it started."""
     with open(log, "w") as out:
         return subprocess.Popen(args, env=env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
@@ -54,8 +55,38 @@ def kill_when(marker: Path, process: subprocess.Popen, log: Path, timeout: float
         assert process.poll() is None, f"the run ended before the kill point:\n{log.read_text()[-4000:]}"
         assert time.monotonic() < deadline, f"no {marker} after {timeout} s"
         time.sleep(0.2)
+    # torchrun starts every rank in a session of its own: killing the launcher's group would leave the ranks asleep
+    # in the stall and, once awake, training on in the run folder. A scheduler's kill -9 takes the whole job.
+    job = descendants(process.pid)
     os.killpg(process.pid, signal.SIGKILL)
+    for pid in job:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
     process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while (alive := [pid for pid in job if is_running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive, f"processes of the killed run still running: {alive}"
+
+
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux: ``/proc/PID/task/TID/children``)."""
+    found, todo = [], [pid]
+    while todo:
+        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
+            with contextlib.suppress(OSError):
+                for child in map(int, children.read_text().split()):
+                    found.append(child)
+                    todo.append(child)
+    return found
 
 
 def exported_weights(model_dir: Path) -> dict[str, torch.Tensor]:
