@@ -23,6 +23,7 @@ from lvlm.data.conversion_log import work_folder
 from lvlm.data.decoding import decode_video
 from lvlm.modalities.catalog import installed_modality_names
 from tests.data.media_fixtures import image_bytes, make_media_dir
+from tests.processes import alive, children
 from tests.waiting import wait_until
 
 
@@ -248,25 +249,6 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(media, tmp_path):
     assert main([*args, "--resume", "--no-progress"]) == 0
     assert output_files(out) == output_files(reference)
     assert not work_folder(out).exists()
-
-
-def children(pid: int) -> list[int]:
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 def test_resume_without_an_interrupted_run_is_refused(media, tmp_path):

@@ -17,6 +17,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file
 
+from tests.processes import alive, descendants
+from tests.waiting import wait_until
+
 REPO = Path(__file__).resolve().parents[3]
 STALL = "tests.apps.user_paths.stall.StallAfterStep"
 
@@ -63,30 +66,7 @@ def kill_when(marker: Path, process: subprocess.Popen, log: Path, timeout: float
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     process.wait(timeout=60)
-    deadline = time.monotonic() + 30
-    while (alive := [pid for pid in job if is_running(pid)]) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not alive, f"processes of the killed run still running: {alive}"
-
-
-def is_running(pid: int) -> bool:
-    """Whether ``pid`` is a process that has not exited (a zombie has)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (Linux: ``/proc/PID/task/TID/children``)."""
-    found, todo = [], [pid]
-    while todo:
-        for children in Path(f"/proc/{todo.pop()}/task").glob("*/children"):
-            with contextlib.suppress(OSError):
-                for child in map(int, children.read_text().split()):
-                    found.append(child)
-                    todo.append(child)
-    return found
+    wait_until(lambda: not any(alive(pid) for pid in job), "every process of the killed run to exit", 30, 0.1)
 
 
 def exported_weights(model_dir: Path) -> dict[str, torch.Tensor]:
