@@ -23,6 +23,7 @@ from transformers import PreTrainedTokenizerBase
 
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.kv_cache import RowCache, leaving_order
+from lvlm.models.generation.prompt_pass import prompt_pass
 from lvlm.models.generation.sampler import choose_tokens, row_generator
 from lvlm.models.video_llava import VideoLLaVA
 
@@ -85,10 +86,9 @@ class DecodingBatch:
         embeds = self.model.embed_inputs(input_ids, {k: v.to(self.device) for k, v in media.items()})
         positions = (mask.cumsum(-1) - 1).masked_fill(mask == 0, 1)
         cache = RowCache(self.model.llm.config.num_hidden_layers)
-        out = self.model.llm(
-            inputs_embeds=embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
-            logits_to_keep=1,
-        )  # fmt: skip
+        out = prompt_pass(
+            self.model.llm, embeds, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True
+        )
         context = [row[m.bool()][-CONTEXT:].tolist() for row, m in zip(input_ids, mask, strict=True)]
         return Prefill(cache, mask.cpu(), out.logits[:, -1], context)
 

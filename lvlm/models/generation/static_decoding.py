@@ -22,6 +22,7 @@ from transformers import PreTrainedTokenizerBase, StaticCache
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.decoding_batch import CONTEXT
 from lvlm.models.generation.kv_cache import RowCache
+from lvlm.models.generation.prompt_pass import prompt_pass
 from lvlm.models.generation.sampler import choose_tokens, row_generator
 from lvlm.models.video_llava import VideoLLaVA
 
@@ -82,7 +83,7 @@ class StaticDecoder:
         device = ids.device
         prompt = RowCache(self.model.llm.config.num_hidden_layers)
         embeds = self.model.embed_inputs(ids, {k: v.to(device) for k, v in media.items()})
-        out = self.model.llm(inputs_embeds=embeds, cache=prompt, use_cache=True, logits_to_keep=1)
+        out = prompt_pass(self.model.llm, embeds, cache=prompt, use_cache=True)
         cache = self._cache(room)
         written = {"cache_position": torch.arange(ids.shape[1], device=device)}
         for index, layer in enumerate(prompt.layers):
