@@ -8,7 +8,7 @@ import pytest
 from lvlm.inference.batch_generate import collate_for_generation, generate
 from lvlm.models.generation.answer import Answer
 from lvlm.models.generation.settings import GenerationSettings
-from lvlm.models.generation.static_decoding import StaticDecoder
+from lvlm.models.generation.static_decoding import StaticDecoder, bucket_size
 from tests.inference import seeded_run
 from tests.inference.test_batch_generate import reference_ids
 
@@ -48,3 +48,10 @@ def test_a_prompt_near_the_models_end_stops_at_its_positions(session, mixed_prom
     decoder = StaticDecoder(session.model, session.tokenizer, max_length=length + 3)
     row = answer_alone(session, decoder, mixed_prompts[0], GenerationSettings(max_new_tokens=50))
     assert len(row.ids) <= 3 and list(decoder.caches) == [length + 3]
+
+
+def test_buckets_are_half_octaves_more_than_two_thirds_full():
+    sizes = [bucket_size(n, 4096) for n in range(1, 4097)]
+    assert sorted(set(sizes)) == [128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096]
+    assert all(n <= size and (n <= 128 or n > size * 2 / 3) for n, size in enumerate(sizes, start=1))
+    assert bucket_size(300, max_length=290) == 290 and bucket_size(5000, max_length=4096) == 4096
