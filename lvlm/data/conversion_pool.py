@@ -8,18 +8,15 @@ worker again is run one record per process, and a record that still kills its pr
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 import multiprocessing
 import os
-import signal
-import sys
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from lvlm.core.worker_lifetime import end_with_parent
 from lvlm.data.records import Record
 from lvlm.data.shards import SkippedSample, convert_safely
 
@@ -113,22 +110,9 @@ _OPTIONS: dict[str, Any] = {}
 
 
 def _init(options: dict[str, Any], parent: int) -> None:
-    _die_with_parent(parent)
+    end_with_parent(parent)  # a kill -9 of the converting process ends its workers too
     _OPTIONS.clear()
     _OPTIONS.update(options)
-
-
-def _die_with_parent(parent: int) -> None:
-    """On Linux, have the kernel kill this worker when the converting process dies (even by ``kill -9``)."""
-    if not sys.platform.startswith("linux"):
-        return
-    with contextlib.suppress(OSError, AttributeError):  # no prctl: orphans stay until their batch ends
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the request took effect
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1
 
 
 def _convert_batch(items: list[Item]) -> list[Outcome]:

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 
 import torch
 
+from lvlm.core.worker_lifetime import end_with_parent
 from lvlm.inference.serve_prepare import PreparedPrompt, prepare_job
 from lvlm.inference.serve_requests import ChatJob, ServeLimits
 from lvlm.inference.session import InferenceSession
@@ -36,7 +38,8 @@ class PreparationPool:
     def __init__(self, session: InferenceSession, limits: ServeLimits, processes: int = 1) -> None:
         light = dataclasses.replace(session, model=None, _transforms={})
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
-        self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start, initargs=(light, limits))
+        setup = (light, limits, os.getpid())
+        self._pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_start, initargs=setup)
         for ready in [self._pool.submit(_ready) for _ in range(processes)]:
             ready.result()  # started now, so the first request does not wait for a worker to import torch
 
@@ -48,7 +51,8 @@ class PreparationPool:
         self._pool.shutdown(cancel_futures=True)
 
 
-def _start(session: InferenceSession, limits: ServeLimits) -> None:
+def _start(session: InferenceSession, limits: ServeLimits, server: int) -> None:
+    end_with_parent(server)  # a kill -9 of the server ends its workers too
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the server stops us
     torch.set_num_threads(1)
     _worker.update(session=session, limits=limits, lock=threading.Lock())
