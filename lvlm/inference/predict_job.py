@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from lvlm.core.worker_lifetime import end_with_parent
 from lvlm.inference.batch_generate import GenerationSettings
 from lvlm.inference.predict import PredictionResult, predict
 from lvlm.inference.predict_output import PartialRun, PartWriter, partial_path, skipped_path
@@ -126,7 +127,8 @@ class PredictJob:
             bar.close()
 
 
-def _spawned_worker(rank: int, world: int, job: PredictJob, todo: list[int], threads: int) -> None:
+def _spawned_worker(rank: int, world: int, job: PredictJob, todo: list[int], threads: int, parent: int) -> None:
+    end_with_parent(parent)  # killed with the command: a resumed run must be the only writer of the partial folder
     torch.set_num_threads(threads)
     job.run(todo, rank, world)
 
@@ -136,7 +138,8 @@ def run_spawned(job: PredictJob, todo: list[int], num_processes: int) -> None:
     import torch.multiprocessing as mp
 
     threads = max(1, (os.cpu_count() or 1) // num_processes)
-    mp.spawn(_spawned_worker, args=(num_processes, job, todo, threads), nprocs=num_processes, join=True)
+    setup = (num_processes, job, todo, threads, os.getpid())
+    mp.spawn(_spawned_worker, args=setup, nprocs=num_processes, join=True)
 
 
 def run_distributed(job: PredictJob, prepare: Callable[[], list[int]]) -> PredictionResult | None:

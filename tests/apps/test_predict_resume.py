@@ -1,17 +1,22 @@
-"""``lvlm predict`` killed with SIGKILL mid-run, then ``--resume``d: the output equals an uninterrupted run's."""
+"""``lvlm predict`` killed with SIGKILL mid-run, then ``--resume``d: the output equals an uninterrupted run's; its
+worker processes (``--num-processes``) end with it instead of writing on beside the resumed run."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from tests.apps.predict_helpers import lvlm_predict, read_jsonl
+from tests.processes import alive, children
 from tests.training.launch import REPO, env
+from tests.waiting import wait_until
 
 BATCH, KILL_AFTER = 2, 2  # 8 questions in batches of 2: killed once batches 1 and 2 are on disk
 
@@ -58,3 +63,33 @@ def test_sigkill_then_resume_equals_uninterrupted_run(checkpoint_dir, questions_
     assert out.read_text() == (tmp_path / "full.jsonl").read_text()
     assert (tmp_path / "killed.skipped.jsonl").read_text() == (tmp_path / "full.skipped.jsonl").read_text()
     assert not partial.exists()
+
+
+@pytest.mark.slow
+def test_the_workers_of_a_killed_run_end_with_it(checkpoint_dir, tmp_path):
+    """A ``kill -9`` of the command alone (the out-of-memory killer, ``kill PID``): its spawned workers stop at
+    once, so a ``--resume`` started after it is the only process writing the partial folder."""
+    total = 1000  # text-only questions: each worker has far more than a few seconds of work
+    questions = [{"question_id": f"t{i}", "question": f"answer yes or no {i}", "answer": "yes"} for i in range(total)]
+    (tmp_path / "q.json").write_text(json.dumps(questions))
+    argv = [sys.executable, "-m", "lvlm", "predict", "--model", str(checkpoint_dir), "--questions",
+            str(tmp_path / "q.json"), "--out", str(tmp_path / "p.jsonl"), "--num-processes", "2", "--batch-size", "1",
+            "--max-new-tokens", "8", "--no-progress"]  # fmt: skip
+    command = subprocess.Popen(argv, cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = Path(f"{tmp_path / 'p.jsonl'}.partial")
+    answered = lambda: sum(len(p.read_text().splitlines()) for p in parts.glob("rank*.jsonl"))  # noqa: E731
+    workers: list[int] = []
+    try:
+        wait_until(lambda: answered() >= 4 or command.poll() is not None, "both workers answering", timeout=180)
+        workers = [pid for pid in children(command.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert command.poll() is None and len(workers) == 2
+        command.kill()
+        at_kill = answered()
+        command.wait(timeout=30)
+        wait_until(lambda: not any(alive(pid) for pid in workers), "the workers to end with the command", timeout=20)
+        # they stopped within a few answers (about 70 a second each), not at the end of their shares
+        assert answered() <= at_kill + 10 < total, (at_kill, answered())
+    finally:
+        for pid in [command.pid, *workers]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
