@@ -4,11 +4,11 @@ A ``ProcessPoolExecutor`` worker waits for its next task on a queue whose write 
 travels to a worker whole), so it never reads end-of-file when its parent dies: a ``kill -9`` of ``lvlm serve``
 or ``lvlm shards`` would leave its workers waiting for ever, each holding its memory (a serve worker holds a
 tokenizer and transforms: about 0.8 GB), and the workers ``lvlm predict --num-processes`` spawns would go on
-answering and appending to the partial folder beside a ``--resume``d run. :func:`end_with_parent`, called first
-in a worker's initializer, starts a daemon thread that waits on multiprocessing's parent sentinel (a pipe only the parent holds open, closed
-by the kernel when the parent exits) and ends the worker at once. It does not depend on which thread of the
-parent started the worker, unlike Linux's ``PR_SET_PDEATHSIG``, which fires when that *thread* ends (a server
-starts workers from whichever thread submits first), and it works on any platform multiprocessing runs on.
+answering and appending to the partial folder beside a ``--resume``d run. :func:`end_with_parent`, called first in a
+worker's initializer, starts a daemon thread that waits on multiprocessing's parent sentinel (a pipe only the parent
+holds open, closed by the kernel when the parent exits) and ends the worker at once. It does not depend on which
+thread of the parent started the worker, unlike Linux's ``PR_SET_PDEATHSIG``, which fires when that *thread* ends (a
+server starts workers from whichever thread submits first), and it works on any platform multiprocessing runs on.
 """
 
 from __future__ import annotations
