@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> None:
 
 def run_command(command: str, argv: list[str]) -> int:
     """Run one command and return its exit code (``UserError`` propagates to :func:`main`)."""
+    from lvlm.core.worker_lifetime import end_with_launcher
+
+    end_with_launcher()  # a rank of a killed torchrun stops instead of writing on beside a resumed run
     if command in TOOLS:
         return importlib.import_module(TOOLS[command][0]).main(argv)
     from lvlm.apps.recipe_runner import has_recipe, lightning_main

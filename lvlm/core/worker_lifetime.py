@@ -1,4 +1,5 @@
-"""Worker processes that end with the process that started them, however it ends (``kill -9`` included).
+"""Worker processes (and ``torchrun`` ranks) that end with the process that started them, however it ends
+(``kill -9`` included).
 
 A ``ProcessPoolExecutor`` worker waits for its next task on a queue whose write end it holds itself (a queue
 travels to a worker whole), so it never reads end-of-file when its parent dies: a ``kill -9`` of ``lvlm serve``
@@ -15,10 +16,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 import threading
+import time
+from collections.abc import Mapping
 from multiprocessing.connection import wait
 
 EXIT_STATUS = 1  # a worker whose parent is gone did not finish its work
+LAUNCHER_POLL_S = 0.5
 
 
 def end_with_parent(parent: int) -> None:
@@ -33,4 +38,25 @@ def end_with_parent(parent: int) -> None:
 
 def _exit_after(sentinel: int) -> None:
     wait([sentinel])
+    os._exit(EXIT_STATUS)
+
+
+def end_with_launcher(environ: Mapping[str, str] = os.environ) -> None:
+    """Under ``torchrun`` (``TORCHELASTIC_RUN_ID`` set), end this rank soon after its launcher process is gone.
+
+    torchrun starts every rank in a session of its own, so a ``kill -9`` of the launcher alone (``kill PID``, the
+    out-of-memory killer) reaches no rank: they would train on (or answer on) and write checkpoints into the run
+    folder beside the run a user resumes there. A rank started another way (a shell, ``nohup``, Slurm's ``srun``)
+    is left alone: its parent may end while it rightly runs on."""
+    if "TORCHELASTIC_RUN_ID" not in environ:
+        return
+    launcher = os.getppid()
+    threading.Thread(target=_exit_when_adopted, args=(launcher,), name="lvlm-end-with-launcher", daemon=True).start()
+
+
+def _exit_when_adopted(launcher: int) -> None:
+    while os.getppid() == launcher:
+        time.sleep(LAUNCHER_POLL_S)
+    rank = os.environ.get("RANK", "?")
+    print(f"lvlm: rank {rank}: torchrun (pid {launcher}) is gone; stopping here", file=sys.stderr, flush=True)
     os._exit(EXIT_STATUS)

@@ -37,6 +37,8 @@ from tests.apps.user_paths.runs import (
     start,
 )
 from tests.apps.user_paths.worlds import FRAMES, MAX_STEPS, depth_world, lvlm_command, synthetic_world, write_recipe
+from tests.processes import alive, descendants
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 KILL_AT = 2  # killed at the start of step 3 (mid-epoch: 3 batches per epoch), resumed from step 2's checkpoint
@@ -209,6 +211,30 @@ def test_convert_and_merge_lora_of_a_sharded_checkpoint_give_the_exported_model(
     run([lvlm_command(), "predict", "--model", str(merged), "--questions", str(sharded_runs["full"].parent / "q.json"),
          "--out", str(tmp_path / "p.jsonl"), "--max-new-tokens", "2", "--no-progress"])  # fmt: skip
     assert len((tmp_path / "p.jsonl").read_text().splitlines()) == 2
+
+
+def test_the_ranks_of_a_killed_torchrun_stop(tmp_path):
+    """``kill -9`` of the torchrun launcher alone (``kill PID``, the out-of-memory killer): its ranks run in sessions
+    of their own, so no signal reaches them; each stops by itself once the launcher is gone, instead of training on
+    into the run folder beside the run a user resumes there."""
+    world = synthetic_world(tmp_path, "languagebind")
+    marker, log = world.root / "stalled", world.root / "orphaned.log"
+    recipe = write_recipe(world, world.root / "orphaned", "orphaned", [stall_callback(marker, KILL_AT)])
+    launcher = start(torchrun(recipe), log)
+    ranks: list[int] = []
+    try:
+        wait_until(lambda: marker.exists() or launcher.poll() is not None, "a rank to stall", timeout=300, poll_s=0.1)
+        assert launcher.poll() is None, log.read_text()[-3000:]
+        ranks = [pid for pid in descendants(launcher.pid) if "lvlm" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(ranks) == 2, ranks
+        launcher.kill()  # the launcher only (its process, not its group, not the ranks)
+        launcher.wait(timeout=30)
+        wait_until(lambda: not any(alive(pid) for pid in ranks), "the ranks to stop without their launcher", 30, 0.1)
+    finally:
+        for pid in [launcher.pid, *ranks]:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)  # never leave one behind, even when the test fails
+    assert "is gone; stopping here" in log.read_text()
 
 
 def convert_and_merge_last_checkpoint(run_dir: Path, out: Path) -> list[Path]:
