@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -34,3 +38,19 @@ def alive(pid: int) -> bool:
         return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, its arguments separated by NUL ("" once it has exited)."""
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_text()
+    except OSError:
+        return ""
+
+
+def kill_alive(pids: Iterable[int]) -> None:
+    """SIGKILL whichever of ``pids`` still run: a test never leaves a process behind, whether it passes or fails."""
+    for pid in pids:
+        if alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps.predict_helpers import lvlm_predict, read_jsonl
-from tests.processes import alive, children
+from tests.processes import alive, children, command_line, kill_alive
 from tests.training.launch import REPO, env
 from tests.waiting import wait_until
 
@@ -81,7 +81,7 @@ def test_the_workers_of_a_killed_run_end_with_it(checkpoint_dir, tmp_path):
     workers: list[int] = []
     try:
         wait_until(lambda: answered() >= 4 or command.poll() is not None, "both workers answering", timeout=180)
-        workers = [pid for pid in children(command.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        workers = [pid for pid in children(command.pid) if "spawn_main" in command_line(pid)]
         assert command.poll() is None and len(workers) == 2
         command.kill()
         at_kill = answered()
@@ -90,6 +90,4 @@ def test_the_workers_of_a_killed_run_end_with_it(checkpoint_dir, tmp_path):
         # they stopped within a few answers (about 70 a second each), not at the end of their shares
         assert answered() <= at_kill + 10 < total, (at_kill, answered())
     finally:
-        for pid in [command.pid, *workers]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_alive([command.pid, *workers])

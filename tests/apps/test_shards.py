@@ -23,7 +23,7 @@ from lvlm.data.conversion_log import work_folder
 from lvlm.data.decoding import decode_video
 from lvlm.modalities.catalog import installed_modality_names
 from tests.data.media_fixtures import image_bytes, make_media_dir
-from tests.processes import alive, children
+from tests.processes import alive, children, kill_alive
 from tests.waiting import wait_until
 
 
@@ -238,8 +238,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(media, tmp_path):
     while time.monotonic() < deadline and any(alive(pid) for pid in workers):
         time.sleep(0.01)
     orphans = [pid for pid in workers if alive(pid)]
-    for pid in orphans:  # never leave them behind, even when the check below fails
-        os.kill(pid, signal.SIGKILL)
+    kill_alive(orphans)  # never leave them behind, even when the check below fails
     assert not orphans
     assert not out.exists() and len(list(work_folder(out).glob("*.tar"))) >= 2
     with pytest.raises(UserError, match="pass --resume to continue it"):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from lvlm.inference.serve_media import MediaPolicy
 from lvlm.inference.serve_prepare import prepare_job
 from lvlm.inference.serve_requests import ServeLimits, parse_request
 from lvlm.inference.serve_workers import PreparationPool
-from tests.processes import alive, children
+from tests.processes import alive, children, command_line, kill_alive
 from tests.waiting import wait_until
 
 LVLM = str(Path(sys.executable).with_name("lvlm"))
@@ -60,12 +59,10 @@ def test_a_killed_server_leaves_no_worker_behind(checkpoint_dir):
     try:
         assert "http://" in server.stdout.readline(), "lvlm serve did not start"
         helpers = children(server.pid)
-        workers = [pid for pid in helpers if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        workers = [pid for pid in helpers if "spawn_main" in command_line(pid)]
         assert len(workers) == 2, helpers
         server.kill()  # the server only, not its process group
         server.wait(timeout=30)
         wait_until(lambda: not any(alive(pid) for pid in helpers), "the workers to end with the server", timeout=30)
     finally:
-        for pid in [server.pid, *helpers]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)  # never leave one behind, even when the test fails
+        kill_alive([server.pid, *helpers])

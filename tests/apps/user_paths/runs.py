@@ -58,8 +58,8 @@ def kill_when(marker: Path, process: subprocess.Popen, log: Path, timeout: float
         assert process.poll() is None, f"the run ended before the kill point:\n{log.read_text()[-4000:]}"
         assert time.monotonic() < deadline, f"no {marker} after {timeout} s"
         time.sleep(0.2)
-    # torchrun starts every rank in a session of its own: killing the launcher's group would leave the ranks asleep
-    # in the stall and, once awake, training on in the run folder. A scheduler's kill -9 takes the whole job.
+    # A scheduler's kill -9 takes the whole job: the launcher's group and every rank (torchrun starts each in a
+    # session of its own; a rank whose launcher alone is killed stops by itself, test_user_paths checks that).
     job = descendants(process.pid)
     os.killpg(process.pid, signal.SIGKILL)
     for pid in job:

@@ -37,7 +37,7 @@ from tests.apps.user_paths.runs import (
     start,
 )
 from tests.apps.user_paths.worlds import FRAMES, MAX_STEPS, depth_world, lvlm_command, synthetic_world, write_recipe
-from tests.processes import alive, descendants
+from tests.processes import alive, command_line, descendants, kill_alive
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -225,15 +225,13 @@ def test_the_ranks_of_a_killed_torchrun_stop(tmp_path):
     try:
         wait_until(lambda: marker.exists() or launcher.poll() is not None, "a rank to stall", timeout=300, poll_s=0.1)
         assert launcher.poll() is None, log.read_text()[-3000:]
-        ranks = [pid for pid in descendants(launcher.pid) if "lvlm" in Path(f"/proc/{pid}/cmdline").read_text()]
+        ranks = [pid for pid in descendants(launcher.pid) if "lvlm" in command_line(pid)]
         assert len(ranks) == 2, ranks
         launcher.kill()  # the launcher only (its process, not its group, not the ranks)
         launcher.wait(timeout=30)
         wait_until(lambda: not any(alive(pid) for pid in ranks), "the ranks to stop without their launcher", 30, 0.1)
     finally:
-        for pid in [launcher.pid, *ranks]:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)  # never leave one behind, even when the test fails
+        kill_alive([launcher.pid, *ranks])
     assert "is gone; stopping here" in log.read_text()
 
 
