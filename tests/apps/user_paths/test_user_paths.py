@@ -142,7 +142,7 @@ def test_chat_predict_serve_and_eval_answer_alike_on_the_export(world, runs, tmp
     kind = next(k for k in world.media if k in first)
     chat = run([lvlm, "chat", "--model", model, "--media", f"{kind}={first[kind]}", "--temperature", "0",
                 "--max-new-tokens", "3"], stdin=f"{first['question']}\n/exit\n")  # fmt: skip
-    assert chat.stdout.split("ASSISTANT: ")[1].split("\n")[0].strip() == predicted[first["question_id"]].strip()
+    assert chat.stdout.split("ASSISTANT: ")[1].split("\nUSER:")[0].strip() == predicted[first["question_id"]].strip()
 
     port = free_port()
     serve = [lvlm, "serve", "--model", model, "--port", str(port), "--served-model-name", "m"]
